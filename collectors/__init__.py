@@ -1,0 +1,81 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The collector registry: the ``profkit.collectors`` entry-point group, and nothing else.
+
+Built-in collectors are registered through profkit's own ``pyproject.toml`` exactly as
+third-party ones are. Entry points are loaded lazily, by id; a plugin that fails to load
+produces a warning naming it, not a crash.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Dict, List, Optional
+
+from profkit.errors import UsageError
+
+from collectors.base import Collector, Sniff
+
+__all__ = ["Collector", "Sniff", "available_ids", "get", "load_all", "sniff_format"]
+
+GROUP = "profkit.collectors"
+_cache: Dict[str, Collector] = {}
+
+
+def _entry_points():
+    from importlib.metadata import entry_points
+
+    if sys.version_info >= (3, 10):
+        eps = entry_points(group=GROUP)
+    else:  # pragma: no cover - Python 3.9
+        eps = entry_points().get(GROUP, [])
+    # A distribution installed twice (e.g. editable + site) lists its entry points twice.
+    seen = {}
+    for ep in eps:
+        seen.setdefault(ep.name, ep)
+    return seen
+
+
+def available_ids() -> List[str]:
+    """Every registered id, sorted, without importing any collector."""
+    return sorted(_entry_points())
+
+
+def get(cid: str) -> Collector:
+    """The collector registered as ``cid`` (loaded on first use)."""
+    if cid in _cache:
+        return _cache[cid]
+    eps = _entry_points()
+    ep = eps.get(cid)
+    if ep is None:
+        known = ", ".join(sorted(eps)) or "none (is profkit installed? pip install -e .)"
+        raise UsageError(f"unknown collector or format {cid!r}; known: {known}")
+    try:
+        cls = ep.load()
+        inst = cls()
+    except Exception as e:  # a broken plugin must not take profkit down
+        raise UsageError(f"collector {cid!r} ({ep.value}) failed to load: {type(e).__name__}: {e}") from None
+    _cache[cid] = inst
+    return inst
+
+
+def load_all() -> Dict[str, Collector]:
+    """Every collector that loads; the ones that do not are skipped with a warning."""
+    out = {}
+    for cid in available_ids():
+        try:
+            out[cid] = get(cid)
+        except UsageError as e:
+            warnings.warn(e.message, RuntimeWarning, stacklevel=2)
+    return out
+
+
+def sniff_format(head: bytes) -> Optional[str]:
+    """The id of the format ``head`` most likely is: a YES wins over a MAYBE; ``folded`` last."""
+    maybe = None
+    for cid, c in load_all().items():
+        answer = c.sniff(head)
+        if answer is Sniff.YES:
+            return cid
+        if answer is Sniff.MAYBE and (maybe is None or maybe == "folded"):
+            maybe = cid
+    return maybe

@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``folded``: FlameGraph's collapsed-stack text itself (see :mod:`profkit.folded`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from profkit.errors import Diagnostics
+from profkit.folded import parse_line, read_folded
+from profkit.inputs import Source
+from profkit.model import Profile, UNITS
+
+from collectors.base import Collector, Sniff, option
+
+__all__ = ["FoldedCollector", "FoldedOptions", "parse"]
+
+
+@dataclass(frozen=True)
+class FoldedOptions:
+    """Options for reading folded text."""
+
+    unit: str = option("samples", "unit of the counts (a bare folded file carries none)", choices=UNITS)
+
+
+def parse(source: Source, options: FoldedOptions = FoldedOptions(), diag: Diagnostics = None) -> Profile:
+    """Read folded text into a Profile."""
+    return read_folded(source.text_lines(), diag if diag is not None else source.diag, unit=options.unit)
+
+
+class FoldedCollector(Collector):
+    """Folded stacks (``a;b;c 12``), as written by stackcollapse-*.pl, py-spy raw, async-profiler collapsed."""
+
+    id = "folded"
+    summary = "folded stacks: 'root;…;leaf COUNT' per line"
+    Options = FoldedOptions
+
+    def sniff(self, head: bytes) -> Sniff:
+        lines = [l for l in head.decode("utf-8", "replace").splitlines()[:50] if l.strip()]
+        if head and len(head) == 65536:
+            lines = lines[:-1]  # the last line may be cut
+        if not lines:
+            return Sniff.NO
+        good = sum(1 for l in lines if parse_line(l) is not None)
+        return Sniff.MAYBE if good >= max(1, int(len(lines) * 0.9)) else Sniff.NO
+
+    def parse(self, source: Source, options: FoldedOptions, diag: Diagnostics) -> Profile:
+        return parse(source, options, diag)

@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Folded ("collapsed") stacks, read and written as FlameGraph's flamegraph.pl does.
+
+One line per stack: frames root → leaf joined by ``;``, whitespace, a count. The count is
+the *last* number on the line, so frame names may contain spaces. Counts are integers or
+decimals (``12``, ``12.5``, ``3.``), never negative or in exponent form. A line with two
+trailing numbers is differential input (``stack before after``). Blank lines are ignored;
+any other line that does not parse is counted as malformed. Frame kinds travel as the
+``_[k]`` ``_[j]`` ``_[i]`` ``_[w]`` (and async-profiler's ``_[0]`` ``_[1]``) annotations.
+
+Reading and writing stream line by line. This module imports only the standard library
+and profkit's leaf modules.
+"""
+from __future__ import annotations
+
+import re
+from typing import IO, Iterable, Iterator, List, Optional, Tuple
+
+from profkit.errors import Diagnostics
+from profkit.model import Number, Profile, ProfileMeta
+
+__all__ = ["format_weight", "parse_count", "parse_line", "read_folded", "read_folded_pairs", "write_folded"]
+
+_DECIMAL = re.compile(r"\d+\.\d*\Z")
+
+
+def parse_count(text: str) -> Optional[Number]:
+    """``"12"`` → 12, ``"12.5"`` → 12.5, ``"3."`` → 3.0; anything else → None."""
+    if text.isdigit() and text.isascii():
+        return int(text)
+    if _DECIMAL.match(text) and text.isascii():
+        return float(text)
+    return None
+
+
+def parse_line(line: str) -> Optional[Tuple[str, Number, Optional[Number]]]:
+    """Split one folded line into ``(stack, count, after)``; ``after`` is None unless the
+    line has two counts (then ``count`` is *before*). None if the line does not parse."""
+    parts = line.rsplit(None, 1)
+    if len(parts) != 2:
+        return None
+    stack, count = parts
+    n = parse_count(count)
+    if n is None:
+        return None
+    parts = stack.rsplit(None, 1)
+    if len(parts) == 2:
+        m = parse_count(parts[1])
+        if m is not None and parts[0]:
+            return parts[0], m, n
+    return stack, n, None
+
+
+def read_folded_pairs(lines: Iterable[str], diag: Optional[Diagnostics] = None
+                      ) -> Iterator[Tuple[List[str], Number, Optional[Number]]]:
+    """Yield ``(frame tokens, count, after-or-None)`` for each folded line."""
+    for lineno, line in enumerate(lines, 1):
+        parsed = parse_line(line)
+        if parsed is None:
+            if line.strip() and diag is not None:
+                diag.malformed(lineno, line)
+            continue
+        stack, n, after = parsed
+        yield stack.split(";"), n, after
+
+
+def read_folded(lines: Iterable[str], diag: Optional[Diagnostics] = None, *,
+                unit: str = "samples", meta: Optional[ProfileMeta] = None) -> Profile:
+    """Read folded text into a :class:`Profile`. Differential lines count their *after* column,
+    as flamegraph.pl sizes them."""
+    profile = Profile(unit, meta)
+    add = profile.add
+    for lineno, line in enumerate(lines, 1):
+        # The common case (one integer count) stays on a short path.
+        stack, _, count = line.rstrip().rpartition(" ")
+        if stack and count.isdigit() and count.isascii() and not stack[-1:].isdigit():
+            add(stack.split(";"), int(count))
+            continue
+        parsed = parse_line(line)
+        if parsed is None:
+            if line.strip() and diag is not None:
+                diag.malformed(lineno, line)
+            continue
+        stack, n, after = parsed
+        add(stack.split(";"), n if after is None else after)
+    return profile
+
+
+def format_weight(w: Number) -> str:
+    """A weight as folded text: integers as such, floats without exponent or needless zeros."""
+    if isinstance(w, int):
+        return str(w)
+    if w == int(w) and abs(w) < 1e15:
+        return str(int(w))
+    text = repr(w)
+    if "e" in text or "E" in text:
+        text = f"{w:.12f}".rstrip("0").rstrip(".")
+    return text
+
+
+def write_folded(profile: Profile, out: IO[str], *, sort: bool = True) -> int:
+    """Write a profile as folded text (sorted by frame names unless ``sort=False``).
+
+    Returns the number of lines written. Stacks whose weight is zero are left out.
+    """
+    tokens = [f.token for f in profile.frames]
+    items = profile.sorted_items() if sort else profile.items()
+    n = 0
+    write = out.write
+    for key, w in items:
+        if not w:
+            continue
+        write(";".join([tokens[i] for i in key]) + " " + format_weight(w) + "\n")
+        n += 1
+    return n

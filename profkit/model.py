@@ -1,0 +1,320 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The profile model: interned frames, stacks of frame ids, numeric weights, a unit, metadata.
+
+A :class:`Profile` maps stacks (root → leaf tuples of frame ids) to weights. Weights are
+numbers in the profile's unit; integers stay integers, fractional inputs stay floats.
+Frames are interned ``(name, kind)`` pairs. Parsers may hand frames over either as
+:class:`Frame` objects or as *tokens*, the text of one frame in folded form (``name``
+plus an optional kind annotation such as ``_[k]``), which is the fast path: a token is
+decoded once per distinct text.
+
+This module imports only the standard library.
+"""
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field, asdict
+from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+__all__ = [
+    "Frame",
+    "FrameKind",
+    "FunctionStat",
+    "IDLE_PATTERN",
+    "Number",
+    "Profile",
+    "ProfileMeta",
+    "UNITS",
+    "function_key",
+]
+
+Number = Union[int, float]
+
+#: Units a profile's weights may be in.
+UNITS = ("samples", "nanoseconds", "bytes", "objects")
+
+
+class FrameKind(str, enum.Enum):
+    """What kind of code a frame is; drives colours and folded annotations."""
+
+    UNKNOWN = "unknown"          #: a plain folded frame with no annotation
+    PYTHON = "python"            #: ``func (file.py:line)`` as py-spy writes it
+    NATIVE = "native"            #: user-space native code
+    KERNEL = "kernel"            #: ``_[k]``
+    JIT = "jit"                  #: ``_[j]`` JIT-compiled (JVM C2, V8, …)
+    INLINED = "inlined"          #: ``_[i]``
+    INTERPRETED = "interpreted"  #: ``_[0]`` (async-profiler ``--ann``)
+    C1 = "c1"                    #: ``_[1]`` C1-compiled (async-profiler ``--ann``)
+    WAKER = "waker"              #: ``_[w]`` waker stack in chain graphs
+    ALLOC_INSIDE_TLAB = "alloc-inside-tlab"    #: allocated class, in TLAB (async-profiler ``_[i]`` on a leaf)
+    ALLOC_OUTSIDE_TLAB = "alloc-outside-tlab"  #: allocated class, outside TLAB (``_[k]`` on a leaf)
+    PROCESS = "process"          #: a synthetic per-process root frame
+    THREAD = "thread"            #: a synthetic per-thread frame
+    SYNTHETIC = "synthetic"      #: bracketed constants: ``[self]``, ``[truncated]``, ``[collector error: …]``
+
+
+# Folded annotations. ALLOC_* share async-profiler's own suffixes, so an allocation profile
+# written out and read back decodes them as kernel/inlined unless the reader knows the mode.
+_SUFFIX_OF = {
+    FrameKind.KERNEL: "_[k]",
+    FrameKind.JIT: "_[j]",
+    FrameKind.INLINED: "_[i]",
+    FrameKind.WAKER: "_[w]",
+    FrameKind.INTERPRETED: "_[0]",
+    FrameKind.C1: "_[1]",
+    FrameKind.ALLOC_INSIDE_TLAB: "_[i]",
+    FrameKind.ALLOC_OUTSIDE_TLAB: "_[k]",
+}
+_KIND_OF_SUFFIX = {
+    "k": FrameKind.KERNEL,
+    "j": FrameKind.JIT,
+    "i": FrameKind.INLINED,
+    "w": FrameKind.WAKER,
+    "0": FrameKind.INTERPRETED,
+    "1": FrameKind.C1,
+}
+_PYTHON_FRAME = re.compile(r".+ \((?:.+\.pyx?|<[^>]*>)(?::\d+)?\)\Z", re.S)
+_LINE_NUMBER = re.compile(r"\A(.*) \((.+?):\d+\)\Z", re.S)
+
+
+class Frame(NamedTuple):
+    """One frame: its display name and its kind."""
+
+    name: str
+    kind: FrameKind = FrameKind.UNKNOWN
+
+    @property
+    def token(self) -> str:
+        """The folded text of this frame: the name plus the kind's annotation, if it has one."""
+        suffix = _SUFFIX_OF.get(self.kind)
+        return self.name + suffix if suffix else self.name
+
+    @classmethod
+    def from_token(cls, token: str) -> "Frame":
+        """Decode one folded frame: strip an ``_[x]`` annotation into a kind, or infer the kind."""
+        if len(token) > 4 and token[-1] == "]" and token[-4:-2] == "_[":
+            kind = _KIND_OF_SUFFIX.get(token[-2])
+            if kind is not None:
+                return cls(token[:-4], kind)
+        if token[:1] == "[" and token[-1:] == "]":
+            return cls(token, FrameKind.SYNTHETIC)
+        if token.endswith(")") and _PYTHON_FRAME.match(token):
+            return cls(token, FrameKind.PYTHON)
+        return cls(token, FrameKind.UNKNOWN)
+
+
+def function_key(name: str) -> str:
+    """The key that identifies a function across profiles: the name and file without the line.
+
+    ``handle (app/views.py:42)`` → ``handle (app/views.py)`` (``shared/CONTRACT.md``).
+    """
+    m = _LINE_NUMBER.match(name)
+    return f"{m.group(1)} ({m.group(2)})" if m else name
+
+
+#: Leaf functions that mean "waiting, not working": kernel idle loops, blocking syscalls,
+#: and the blocking calls of the Python and Java standard libraries.
+IDLE_PATTERN = (
+    r"^(?:cpu_idle|default_idle|native_safe_halt|arch_cpu_idle|do_idle|cpu_startup_entry"
+    r"|cpuidle_enter_state|cpuidle_enter|intel_idle|acpi_idle_do_entry|mwait_idle|poll_idle"
+    r"|schedule|__schedule|schedule_timeout|schedule_hrtimeout_range|futex_wait(?:_queue)?"
+    r"|do_nanosleep|ep_poll|do_epoll_wait|__x64_sys_epoll_wait|epoll_wait|poll_schedule_timeout"
+    r"|pthread_cond_wait|pthread_cond_timedwait|__futex_abstimed_wait_common|nanosleep|__GI___nanosleep"
+    r"|select|poll|wait|accept|_accept|sleep|_wait_for_tstate_lock|recv_into|readinto|serve_forever"
+    r"|java/lang/Object\.wait0?|java\.lang\.Object\.wait0?|jdk/internal/misc/Unsafe\.park"
+    r"|jdk\.internal\.misc\.Unsafe\.park|java/lang/Thread\.sleep0?|java\.lang\.Thread\.sleep0?"
+    r"|sun/nio/ch/EPoll\.wait|sun\.nio\.ch\.EPoll\.wait|sun/nio/ch/Net\.accept|sun\.nio\.ch\.Net\.accept"
+    r")(?: \(.*\))?$"
+)
+
+
+@dataclass
+class ProfileMeta:
+    """Where a profile came from. Every field is optional; ``extra`` holds anything else."""
+
+    collector: Optional[str] = None
+    pid: Optional[int] = None
+    command: Optional[str] = None
+    start: Optional[str] = None         #: ISO-8601 start time
+    duration: Optional[float] = None    #: seconds
+    sample_rate: Optional[float] = None  #: Hz
+    extra: Dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, object]:
+        """A JSON-ready dict with the unset fields left out."""
+        return {k: v for k, v in asdict(self).items() if v not in (None, {})}
+
+
+class FunctionStat(NamedTuple):
+    """A function's weight: ``self`` where it is the leaf, ``total`` in every stack it is in."""
+
+    key: str
+    self: Number
+    total: Number
+
+
+class _FrameIds(dict):
+    """token-or-Frame → frame id; a miss interns the frame (``dict.__missing__`` keeps hits in C)."""
+
+    __slots__ = ("frames", "by_frame")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: List[Frame] = []
+        self.by_frame: Dict[Frame, int] = {}
+
+    def __missing__(self, key: Union[str, Frame]) -> int:
+        frame = key if isinstance(key, Frame) else Frame.from_token(key)
+        fid = self.by_frame.get(frame)
+        if fid is None:
+            fid = self.by_frame[frame] = len(self.frames)
+            self.frames.append(frame)
+        self[key] = fid
+        return fid
+
+
+StackIds = Tuple[int, ...]
+
+
+class Profile:
+    """Stacks (root → leaf) mapped to weights, in one unit, with metadata.
+
+    >>> p = Profile()
+    >>> p.add(["main", "work"], 3)
+    >>> p.add([Frame("main"), Frame("work")], 2)
+    >>> p.total
+    5
+    """
+
+    def __init__(self, unit: str = "samples", meta: Optional[ProfileMeta] = None):
+        if unit not in UNITS:
+            raise ValueError(f"unknown unit {unit!r}; expected one of {', '.join(UNITS)}")
+        self.unit = unit
+        self.meta = meta if meta is not None else ProfileMeta()
+        self._ids = _FrameIds()
+        self._stacks: Dict[StackIds, Number] = {}
+
+    # -- building -------------------------------------------------------------------------
+    def add(self, stack: Sequence[Union[str, Frame]], weight: Number = 1) -> None:
+        """Add ``weight`` to a stack given root → leaf as tokens or :class:`Frame` objects."""
+        key = tuple(map(self._ids.__getitem__, stack))
+        stacks = self._stacks
+        stacks[key] = stacks.get(key, 0) + weight
+
+    def add_ids(self, key: StackIds, weight: Number) -> None:
+        """Add ``weight`` to a stack of this profile's own frame ids."""
+        stacks = self._stacks
+        stacks[key] = stacks.get(key, 0) + weight
+
+    def intern(self, frame: Union[str, Frame]) -> int:
+        """The id of a frame (given as a token or a Frame), interning it if new."""
+        return self._ids[frame]
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def frames(self) -> Sequence[Frame]:
+        """The frame table: ``frames[id]``."""
+        return self._ids.frames
+
+    def frame(self, fid: int) -> Frame:
+        """The frame with this id."""
+        return self._ids.frames[fid]
+
+    def items(self) -> Iterator[Tuple[StackIds, Number]]:
+        """(stack of frame ids, weight) pairs, in insertion order."""
+        return iter(self._stacks.items())
+
+    def stacks(self) -> Iterator[Tuple[Tuple[Frame, ...], Number]]:
+        """(stack of Frames, weight) pairs, in insertion order."""
+        frames = self._ids.frames
+        for key, w in self._stacks.items():
+            yield tuple(frames[i] for i in key), w
+
+    def __len__(self) -> int:
+        return len(self._stacks)
+
+    def __bool__(self) -> bool:
+        return bool(self._stacks)
+
+    @property
+    def total(self) -> Number:
+        """The sum of all weights."""
+        return sum(self._stacks.values())
+
+    def sorted_items(self) -> List[Tuple[StackIds, Number]]:
+        """Stacks sorted by frame names, root first (the x-order of a flame graph)."""
+        frames = self._ids.frames
+        order = sorted(range(len(frames)), key=lambda i: (frames[i].name, frames[i].kind.value))
+        rank = [0] * len(frames)
+        for r, i in enumerate(order):
+            rank[i] = r
+        getrank = rank.__getitem__
+        return sorted(self._stacks.items(), key=lambda kv: tuple(map(getrank, kv[0])))
+
+    # -- transforming (each returns a new profile) ---------------------------------------
+    def _derive(self, unit: Optional[str] = None) -> "Profile":
+        return Profile(unit or self.unit, ProfileMeta(**{**asdict(self.meta), "extra": dict(self.meta.extra)}))
+
+    def _map(self, fn) -> "Profile":
+        out = self._derive()
+        frames = self._ids.frames
+        for key, w in self._stacks.items():
+            r = fn(key, w)
+            if r is not None:
+                out.add([frames[i] for i in r[0]], r[1])
+        return out
+
+    def merge(self, *others: "Profile") -> "Profile":
+        """This profile plus others of the same unit, as a new profile."""
+        out = self._derive()
+        for p in (self,) + others:
+            if p.unit != self.unit:
+                raise ValueError(f"cannot merge a profile in {p.unit} into one in {self.unit}")
+            frames = p._ids.frames
+            for key, w in p._stacks.items():
+                out.add([frames[i] for i in key], w)
+        return out
+
+    def scale(self, factor: Number) -> "Profile":
+        """Every weight multiplied by ``factor`` (integers stay integers for integer factors)."""
+        return self._map(lambda k, w: (k, w * factor))
+
+    def filter(self, pattern: str, *, exclude: bool = False) -> "Profile":
+        """Keep the stacks with a frame whose name matches the regex (or drop them, with ``exclude``)."""
+        rx = re.compile(pattern)
+        hit = [bool(rx.search(f.name)) for f in self._ids.frames]
+        return self._map(lambda k, w: (k, w) if any(hit[i] for i in k) != exclude else None)
+
+    def drop_idle(self, pattern: str = IDLE_PATTERN) -> "Profile":
+        """Drop the stacks whose leaf is an idle or blocking function (see :data:`IDLE_PATTERN`)."""
+        rx = re.compile(pattern)
+        idle = [bool(rx.match(f.name)) for f in self._ids.frames]
+        return self._map(lambda k, w: None if (k and idle[k[-1]]) else (k, w))
+
+    # -- summarising ----------------------------------------------------------------------
+    def function_stats(self) -> Dict[str, FunctionStat]:
+        """Self and total weight per function (keyed by :func:`function_key`).
+
+        A function that appears several times in one stack (recursion) counts once in it.
+        """
+        frames = self._ids.frames
+        keys = [function_key(f.name) for f in frames]
+        self_w: Dict[str, Number] = {}
+        total_w: Dict[str, Number] = {}
+        for key, w in self._stacks.items():
+            if not key:
+                continue
+            leaf = keys[key[-1]]
+            self_w[leaf] = self_w.get(leaf, 0) + w
+            for k in {keys[i] for i in key}:
+                total_w[k] = total_w.get(k, 0) + w
+        return {k: FunctionStat(k, self_w.get(k, 0), t) for k, t in total_w.items()}
+
+    def top_functions(self, n: int = 10, by: str = "self") -> List[FunctionStat]:
+        """The ``n`` heaviest functions by ``self`` or ``total`` weight (ties broken by name)."""
+        if by not in ("self", "total"):
+            raise ValueError("by must be 'self' or 'total'")
+        stats = self.function_stats().values()
+        idx = 1 if by == "self" else 2
+        return sorted(stats, key=lambda s: (-s[idx], s.key))[:n]
