@@ -18,7 +18,7 @@ from typing import BinaryIO, Iterator, Optional
 
 from profkit.errors import Diagnostics, InputError
 
-__all__ = ["MAX_LINE", "Source"]
+__all__ = ["MAX_LINE", "Source", "looks_binary"]
 
 #: The longest line kept, in bytes (a 200-frame stack of long C++ names is well under this).
 MAX_LINE = 16 * 1024 * 1024
@@ -47,7 +47,7 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def _looks_binary(head: bytes) -> bool:
+def looks_binary(head: bytes) -> bool:
     if b"\x00" in head:
         return True
     if not head:
@@ -106,7 +106,7 @@ class Source:
             raise self._corrupt(e) from None
         if not head:
             raise InputError(f"{self.name}: empty input", hint="was the capture written? check the collector's output")
-        if not self.binary_ok and _looks_binary(head):
+        if not self.binary_ok and looks_binary(head):
             raise InputError(f"{self.name}: binary data, not a text capture",
                              hint="profkit collapse reads text captures (perf script output, folded stacks, …); "
                                   "a .jfr file needs --format jfr")

@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The Profile model: interning, kinds, weights, transforms and summaries."""
+import pytest
+
+from profkit.model import Frame, FrameKind, Profile, function_key
+
+
+def make(*lines):
+    p = Profile()
+    for stack, w in lines:
+        p.add(stack.split(";"), w)
+    return p
+
+
+def test_tokens_and_frames_intern_to_the_same_id():
+    p = Profile()
+    p.add(["main", "read_[k]"], 2)
+    p.add([Frame("main"), Frame("read", FrameKind.KERNEL)], 3)
+    assert len(p) == 1 and p.total == 5
+    (stack, w), = p.stacks()
+    assert stack == (Frame("main", FrameKind.UNKNOWN), Frame("read", FrameKind.KERNEL))
+
+
+@pytest.mark.parametrize("token,name,kind", [
+    ("do_sys_open_[k]", "do_sys_open", FrameKind.KERNEL),
+    ("Interp.run_[j]", "Interp.run", FrameKind.JIT),
+    ("inl_[i]", "inl", FrameKind.INLINED),
+    ("wake_[w]", "wake", FrameKind.WAKER),
+    ("java/lang/Thread.run_[0]", "java/lang/Thread.run", FrameKind.INTERPRETED),
+    ("Foo.bar_[1]", "Foo.bar", FrameKind.C1),
+    ("handle (app/views.py:42)", "handle (app/views.py:42)", FrameKind.PYTHON),
+    ("<module> (<string>:1)", "<module> (<string>:1)", FrameKind.PYTHON),
+    ("[self]", "[self]", FrameKind.SYNTHETIC),
+    ("plain name with spaces", "plain name with spaces", FrameKind.UNKNOWN),
+    ("_[k]", "_[k]", FrameKind.UNKNOWN),       # nothing before the suffix: a name, not an annotation
+    ("odd_[x]", "odd_[x]", FrameKind.UNKNOWN),  # unknown annotation letters stay in the name
+])
+def test_frame_token_round_trip(token, name, kind):
+    f = Frame.from_token(token)
+    assert (f.name, f.kind) == (name, kind)
+    assert f.token == token
+
+
+def test_integers_stay_integers_and_fractions_are_kept():
+    p = make(("a;b", 2), ("a;b", 3))
+    assert p.total == 5 and isinstance(p.total, int)
+    q = make(("a;b", 2), ("a;c", 0.25))
+    assert q.total == 2.25
+    assert isinstance(p.scale(2).total, int) and p.scale(0.5).total == 2.5
+
+
+def test_function_key_drops_line_numbers_only():
+    assert function_key("handle (app/views.py:42)") == "handle (app/views.py)"
+    assert function_key("handle (app/views.py)") == "handle (app/views.py)"
+    assert function_key("java/lang/String.format") == "java/lang/String.format"
+
+
+def test_top_functions_self_and_total_count_recursion_once():
+    p = make(("main;f;f;g", 4), ("main;f", 1), ("main;h", 5))
+    self_top = p.top_functions(2, by="self")
+    assert [s.key for s in self_top] == ["h", "g"] and self_top[0].self == 5
+    total = {s.key: s.total for s in p.top_functions(10, by="total")}
+    assert total == {"main": 10, "f": 5, "g": 4, "h": 5}
+
+
+def test_top_functions_merges_lines_of_one_function():
+    p = make(("main;handle (v.py:1)", 2), ("main;handle (v.py:9)", 3))
+    assert p.top_functions(1)[0] == ("handle (v.py)", 5, 5)
+
+
+def test_merge_filter_drop_idle():
+    a = make(("main;work", 3), ("swapper;cpu_idle", 7))
+    b = make(("main;work", 1))
+    merged = a.merge(b)
+    assert merged.total == 11
+    assert merged.filter(r"^work$").total == 4
+    assert merged.filter(r"^work$", exclude=True).total == 7
+    assert merged.drop_idle().total == 4
+    with pytest.raises(ValueError):
+        a.merge(Profile("bytes"))
+
+
+def test_drop_idle_knows_python_and_java_waits():
+    p = make(("main;select (selectors.py:468)", 5), ("main;work (a.py:3)", 1),
+             ("Thread.run;jdk/internal/misc/Unsafe.park", 4))
+    assert p.drop_idle().total == 1
+
+
+def test_sorted_items_orders_by_frame_names_root_first():
+    p = make(("b;a", 1), ("a;z", 1), ("a;b", 1))
+    names = [tuple(p.frame(i).name for i in k) for k, _ in p.sorted_items()]
+    assert names == [("a", "b"), ("a", "z"), ("b", "a")]
+
+
+def test_unknown_unit_is_rejected():
+    with pytest.raises(ValueError):
+        Profile("furlongs")
