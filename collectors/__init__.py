@@ -11,7 +11,7 @@ import sys
 import warnings
 from typing import Dict, List, Optional
 
-from profkit.errors import UsageError
+from profkit.errors import EnvironmentProblem, ProfkitError, UsageError
 
 from collectors.base import Collector, Sniff
 
@@ -53,7 +53,7 @@ def get(cid: str) -> Collector:
         cls = ep.load()
         inst = cls()
     except Exception as e:  # a broken plugin must not take profkit down
-        raise UsageError(f"collector {cid!r} ({ep.value}) failed to load: {type(e).__name__}: {e}") from None
+        raise EnvironmentProblem(f"collector {cid!r} ({ep.value}) failed to load: {type(e).__name__}: {e}") from None
     _cache[cid] = inst
     return inst
 
@@ -64,7 +64,7 @@ def load_all() -> Dict[str, Collector]:
     for cid in available_ids():
         try:
             out[cid] = get(cid)
-        except UsageError as e:
+        except ProfkitError as e:
             warnings.warn(e.message, RuntimeWarning, stacklevel=2)
     return out
 
