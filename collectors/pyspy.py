@@ -1,0 +1,279 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``py-spy``: the two capture formats of ``py-spy record`` that profkit reads.
+
+* ``--format raw`` is folded text (``frame;frame;… count``, root first). Frames are
+  ``name (file:line)``, ``name (file)`` with ``--nolineno`` or a bare ``name``. With
+  ``--threads`` the root frame is ``thread (TID)`` or ``thread (TID): NAME`` (py-spy 0.4 writes
+  the tid in decimal, older versions in hex); with ``--subprocesses`` one ``process PID:"CMD"``
+  frame per process comes first. Those root frames become :attr:`FrameKind.THREAD` and
+  :attr:`FrameKind.PROCESS`; the others keep the kind their text implies (``PYTHON``).
+  Read line by line.
+* ``--format speedscope`` is JSON (``shared/FORMATS.md`` §8): one ``sampled`` profile per
+  thread, stacks root → leaf as indices into ``shared.frames``, weights in seconds, each sample
+  weighing ``1/rate``. By default the weights become sample counts (``round(weight / period)``,
+  the period being ``1/--rate`` or, if not given, the smallest weight in the file); with
+  ``--unit nanoseconds`` they become nanoseconds of sampled time. The file is read whole
+  (JSON has no line structure to stream), up to :data:`MAX_JSON_BYTES`. py-spy writes its
+  ``--threads``/``--subprocesses`` frames into these stacks itself, as file-less frames with
+  the same text as in raw output; they get the same kinds.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Union
+
+from profkit.errors import CaptureFormatError, Diagnostics
+from profkit.folded import parse_line
+from profkit.inputs import Source
+from profkit.model import Frame, FrameKind, Profile, ProfileMeta
+
+from collectors.base import Collector, Sniff, option
+
+__all__ = ["MAX_JSON_BYTES", "PySpyCollector", "PySpyOptions", "parse", "parse_raw", "parse_speedscope"]
+
+#: The largest speedscope file read (it is parsed whole).
+MAX_JSON_BYTES = 512 << 20
+
+_THREAD = re.compile(r"thread \((?:0x[0-9a-fA-F]+|\d+)\)(?:: .*)?\Z", re.S)
+_PROCESS = re.compile(r'process \d+:".*"\Z', re.S)
+# A py-spy frame's location: "(file.py:12)", "(file.py)", "(<frozen abc>:3)", "(<string>:1)".
+_PY_LOCATION = re.compile(rb"\((?:[^();\n]*\.pyx?|<[^<>;\n]*>)(?::\d+)?\)(?:;| \d+\r?$)", re.M)
+_PY_FILE = re.compile(r"(?:.*\.pyx?|<[^<>]*>)\Z", re.S)
+# speedscope time units → nanoseconds
+_NS_PER = {"nanoseconds": 1, "microseconds": 1_000, "milliseconds": 1_000_000, "seconds": 1_000_000_000}
+
+
+@dataclass(frozen=True)
+class PySpyOptions:
+    """Options for reading py-spy captures."""
+
+    format: str = option("auto", "capture format: raw (folded) or speedscope (JSON); auto looks at the first bytes",
+                         choices=("auto", "raw", "speedscope"))
+    unit: str = option("samples", "speedscope: count samples, or keep the sampled time in nanoseconds",
+                       choices=("samples", "nanoseconds"))
+    rate: float = option(0.0, "speedscope: the sampling rate in Hz (py-spy --rate); 0 infers it from the weights")
+
+
+def _root_frame(token: str) -> Union[str, Frame]:
+    """A leading raw frame as the Frame it stands for (process/thread), else the token itself."""
+    if token.startswith("process ") and _PROCESS.match(token):
+        return Frame(token, FrameKind.PROCESS)
+    if token.startswith("thread ") and _THREAD.match(token):
+        return Frame(token, FrameKind.THREAD)
+    return token
+
+
+def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMeta] = None) -> Profile:
+    """Read py-spy ``--format raw`` lines into a profile in samples.
+
+    Lines that are not ``stack count`` (or carry two counts, which py-spy never writes) are
+    counted as malformed.
+    """
+    profile = Profile("samples", meta)
+    add = profile.add
+    roots: Dict[str, Union[str, Frame]] = {}
+    for lineno, line in enumerate(lines, 1):
+        stack, _, count = line.rstrip().rpartition(" ")
+        if stack and count.isdigit() and count.isascii() and not stack[-1:].isdigit():
+            n = int(count)
+        else:
+            parsed = parse_line(line)
+            if parsed is None or parsed[2] is not None:
+                if line.strip():
+                    diag.malformed(lineno, line)
+                continue
+            stack, n, _ = parsed
+        frames: List[Union[str, Frame]] = stack.split(";")  # type: ignore[assignment]
+        # process frames (parents first), then at most one thread frame, are always at the root
+        i = 0
+        while i < len(frames) and frames[i][:1] in ("p", "t"):
+            tok = frames[i]
+            frame = roots.get(tok)  # type: ignore[arg-type]
+            if frame is None:
+                frame = roots[tok] = _root_frame(tok)  # type: ignore[index]
+            if isinstance(frame, str):
+                break
+            frames[i] = frame
+            i += 1
+            if frame.kind is FrameKind.THREAD:  # type: ignore[union-attr]
+                break
+        add(frames, n)
+    return profile
+
+
+# -- speedscope ---------------------------------------------------------------------------
+
+def _load_json(source: Source) -> object:
+    data = source.read_bytes(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise CaptureFormatError(f"speedscope file larger than {MAX_JSON_BYTES >> 20} MiB, which profkit "
+                                 "reads whole", location=source.name,
+                                 hint="record py-spy with --format raw, which profkit streams")
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as e:
+        raise CaptureFormatError(f"truncated or invalid speedscope JSON: {e.msg} (column {e.colno})",
+                                 location=f"{source.name}:{e.lineno}") from None
+    except UnicodeDecodeError as e:
+        raise CaptureFormatError(f"speedscope JSON is not valid UTF-8 (byte {e.start})", location=source.name) from None
+
+
+def _frame_of(entry: object, pyspy: bool) -> Frame:
+    """A speedscope frame object as a profkit Frame, in py-spy's raw text form."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        raise ValueError("frame without a name")
+    name = entry["name"]
+    file = entry.get("file")
+    line = entry.get("line")
+    if isinstance(file, str) and file:
+        text = f"{name} ({file}:{line})" if isinstance(line, int) else f"{name} ({file})"
+        if _PY_FILE.match(file):
+            kind = FrameKind.PYTHON
+        else:
+            kind = FrameKind.NATIVE if pyspy else FrameKind.UNKNOWN
+    else:
+        # py-spy puts its --threads/--subprocesses frames into the stacks as file-less frames
+        root = _root_frame(name)
+        text, kind = (root.name, root.kind) if isinstance(root, Frame) else (name, FrameKind.UNKNOWN)
+    # ';' separates frames in folded output; async-profiler's replacement is '|'
+    return Frame(text.replace(";", "|").replace("\n", " "), kind)
+
+
+def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
+                     meta: Optional[ProfileMeta] = None) -> Profile:
+    """Read a speedscope JSON file (as ``py-spy --format speedscope`` writes it) into a profile.
+
+    Sampled profiles in time units become samples (or nanoseconds with ``unit="nanoseconds"``);
+    ``none`` counts as samples and ``bytes`` as bytes. Evented profiles are skipped with a
+    warning. Samples whose frame indices are out of range are counted as malformed.
+    """
+    name = source.name
+    data = _load_json(source)
+    if not isinstance(data, dict) or not isinstance(data.get("profiles"), list):
+        raise CaptureFormatError("not a speedscope file (no \"profiles\" list)", location=name)
+    shared = data.get("shared")
+    table = shared.get("frames") if isinstance(shared, dict) else None
+    if not isinstance(table, list):
+        raise CaptureFormatError("not a speedscope file (no \"shared.frames\" list)", location=name)
+    exporter = data.get("exporter") if isinstance(data.get("exporter"), str) else None
+    pyspy = bool(exporter and exporter.startswith("py-spy"))
+    try:
+        frames = [_frame_of(f, pyspy) for f in table]
+    except ValueError:
+        raise CaptureFormatError("speedscope frame without a name in shared.frames", location=name) from None
+
+    sampled = []
+    for i, p in enumerate(data["profiles"]):
+        if not isinstance(p, dict):
+            raise CaptureFormatError(f"profile {i} is not an object", location=name)
+        if p.get("type") != "sampled":
+            diag.warn(f"{name}: skipped {p.get('type')!r} profile {p.get('name', i)!r}: only sampled profiles are read")
+            continue
+        samples, weights = p.get("samples"), p.get("weights")
+        if not isinstance(samples, list) or not isinstance(weights, list) or len(samples) != len(weights):
+            raise CaptureFormatError(f"profile {i}: samples and weights are not lists of the same length",
+                                     location=name)
+        sampled.append((i, p, samples, weights))
+
+    units = {p.get("unit", "none") for _, p, _, _ in sampled}
+    timed = units & set(_NS_PER)
+    if units - set(_NS_PER) - {"none", "bytes"}:
+        raise CaptureFormatError(f"unknown speedscope unit(s): {', '.join(sorted(map(str, units - set(_NS_PER))))}",
+                                 location=name)
+    if timed and units - set(_NS_PER):
+        raise CaptureFormatError(f"profiles mix units ({', '.join(sorted(units))}); profkit keeps one unit",
+                                 location=name)
+    if "bytes" in units and "none" in units:
+        raise CaptureFormatError("profiles mix bytes and unitless weights", location=name)
+
+    out_unit = "bytes" if "bytes" in units else ("nanoseconds" if timed and options.unit == "nanoseconds" else "samples")
+    period_ns = 0.0
+    if timed and out_unit == "samples":
+        if options.rate > 0:
+            period_ns = 1e9 / options.rate
+        else:
+            positive = [w * _NS_PER[p["unit"]] for _, p, _, ws in sampled for w in ws
+                        if isinstance(w, (int, float)) and w > 0]
+            period_ns = min(positive) if positive else 1e9 / 100
+    meta = meta if meta is not None else ProfileMeta()
+    if period_ns:
+        meta.sample_rate = round(1e9 / period_ns, 6)
+    if exporter:
+        meta.extra["exporter"] = exporter
+    profile = Profile(out_unit, meta)
+
+    ids = [profile.intern(f) for f in frames]
+    inexact = False
+    for i, p, samples, weights in sampled:
+        factor = _NS_PER.get(p.get("unit", "none"), 1)
+        for j, (stack, w) in enumerate(zip(samples, weights)):
+            try:
+                if not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0 or min(stack, default=0) < 0:
+                    raise TypeError
+                key = tuple(ids[k] for k in stack)
+            except (TypeError, IndexError):
+                diag.malformed(j, json.dumps([stack, w])[:200], source=f"{name} profile {i} sample")
+                continue
+            if not stack or not w:
+                continue
+            if out_unit == "samples" and period_ns:
+                exact = w * factor / period_ns
+                weight: Union[int, float] = max(1, round(exact))
+                inexact = inexact or abs(exact - weight) > 0.01 * weight
+            elif out_unit == "nanoseconds":
+                weight = round(w * factor)
+            else:
+                weight = int(w) if float(w).is_integer() else w
+            profile.add_ids(key, weight)
+    if inexact:
+        diag.warn(f"{name}: speedscope weights are not whole multiples of the sampling period "
+                  f"({period_ns / 1e6:g} ms); sample counts are rounded")
+    return profile
+
+
+# -- the collector ---------------------------------------------------------------------------
+
+def _looks_like_speedscope(head: bytes) -> bool:
+    text = head.lstrip()
+    return text[:1] == b"{" and (b"speedscope.app" in text and b"file-format-schema" in text
+                                 or re.search(rb'"exporter"\s*:\s*"py-spy@', text) is not None)
+
+
+def parse(source: Source, options: PySpyOptions = PySpyOptions(), diag: Optional[Diagnostics] = None) -> Profile:
+    """Read a py-spy capture (raw folded text or speedscope JSON) into a Profile."""
+    diag = diag if diag is not None else source.diag
+    fmt = options.format
+    if fmt == "auto":
+        fmt = "speedscope" if source.head().lstrip()[:1] == b"{" else "raw"
+    meta = ProfileMeta(collector="py-spy", extra={"format": fmt})
+    if fmt == "speedscope":
+        return parse_speedscope(source, options, diag, meta)
+    return parse_raw(source.text_lines(), diag, meta)
+
+
+class PySpyCollector(Collector):
+    """py-spy captures: ``--format raw`` (folded, streamed) and ``--format speedscope`` (JSON)."""
+
+    id = "py-spy"
+    summary = "py-spy record output: --format raw (folded) or --format speedscope (JSON)"
+    Options = PySpyOptions
+
+    def sniff(self, head: bytes) -> Sniff:
+        """YES for speedscope JSON; MAYBE for folded text whose frames carry py-spy's ``(file.py:N)``."""
+        if _looks_like_speedscope(head):
+            return Sniff.YES
+        lines = [l for l in head.splitlines()[:50] if l.strip()]
+        if len(head) >= 65536:
+            lines = lines[:-1]  # the last line may be cut
+        if not lines:
+            return Sniff.NO
+        good = sum(1 for l in lines if parse_line(l.decode("utf-8", "replace")) is not None)
+        if good < max(1, int(len(lines) * 0.9)):
+            return Sniff.NO
+        return Sniff.MAYBE if any(_PY_LOCATION.search(l) for l in lines) else Sniff.NO
+
+    def parse(self, source: Source, options: PySpyOptions, diag: Diagnostics) -> Profile:
+        """Read a py-spy capture; see :func:`parse`."""
+        return parse(source, options, diag)
