@@ -1,0 +1,385 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``perf``: the text of ``perf script``, collapsed exactly as FlameGraph's ``stackcollapse-perf.pl``.
+
+A capture is a run of samples, each an event header followed by one frame line per stack
+entry (leaf first) and a blank line::
+
+    java 12688/12764 [002] 6544038.708352:   10101010 cpu-clock:
+            7f722d142778 Ljava/io/PrintStream;::print (/tmp/perf-19982.map)
+            ffffffff8103ce3b native_safe_halt+0x1b ([kernel.kallsyms])
+
+Each sample adds its period (the number before the event name, else 1) to the stack
+``comm;root;…;leaf``. The naming rules are the Perl script's, as of FlameGraph commit 41fee1f
+(the version that produced ``shared/conformance/flamegraph-perf/results``):
+
+* the root frame is the comm with spaces turned into ``_``; ``pid`` makes it ``comm-PID`` and
+  ``tid`` ``comm-PID/TID``, with ``?`` for a PID the capture does not show;
+* only samples of one event type are kept: ``event_filter``, else the first one seen;
+* a symbol loses its ``+0x…`` offset and, unless it looks like a Go method, everything from
+  its first ``(`` (C++ argument lists); ``;`` becomes ``:`` and quote characters go;
+* ``[unknown]`` symbols are named after their module (``[libc.so.6]``), with the address
+  too under ``addrs``; in ``java`` processes ``Lpkg/Class;`` loses its ``L``;
+* ``a->b->c`` (perf-map-agent's inlined Java frames) becomes ``a;b_[i];c_[i]``; ``kernel``
+  adds ``_[k]`` to kernel frames and ``jit`` adds ``_[j]`` to ``/tmp/perf-PID.map`` frames.
+
+The parser works on bytes and caches the folded result of each distinct frame line (perf
+repeats them heavily), so most lines cost one dict lookup. Nothing is held per sample but the
+current stack; memory is bounded by the number of distinct stacks.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from itertools import islice
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+from profkit.errors import CollectorNotInstalled, Diagnostics
+from profkit.inputs import MAX_LINE, Source
+from profkit.model import Profile, ProfileMeta
+
+from collectors.base import Collector, Sniff, option
+
+__all__ = ["PerfCollector", "PerfOptions", "collapse", "parse"]
+
+
+@dataclass(frozen=True)
+class PerfOptions:
+    """Options of the ``perf script`` parser, named after ``stackcollapse-perf.pl``'s flags."""
+
+    pid: bool = option(False, "include the PID with the process name (comm-PID)")
+    tid: bool = option(False, "include the PID and TID with the process name (comm-PID/TID)")
+    kernel: bool = option(False, "annotate kernel frames with _[k]")
+    jit: bool = option(False, "annotate JIT frames (/tmp/perf-PID.map) with _[j]")
+    all: bool = option(False, "all annotations (kernel and jit)")
+    addrs: bool = option(False, "include raw addresses where symbols cannot be found")
+    event_filter: str = option("", "keep only samples of this event type (default: the first one seen)")
+    inline: bool = option(False, "un-inline user-space frames with addr2line (slow; needs binutils)")
+    context: bool = option(False, "with inline, add file:line source context to each frame")
+
+
+# -- the line grammar (Perl regex semantics; bytes patterns keep \s \d \w ASCII, as Perl's are) --
+#: An event header: comm (which may contain spaces), then PID or PID/TID, then whitespace.
+_EVENT = re.compile(rb"(\S.+?)\s+(\d+)/*(\d+)*\s+")
+#: The period and event name at the end of a header (``…: 10101010 cpu-clock:``).
+_PERIOD_EVENT = re.compile(rb":\s*(\d+)*\s+(\S+):\s*$")
+#: A frame line: address, symbol, ``(module)`` — the *last* parenthesised word on the line.
+_FRAME = re.compile(rb"\s*(\w+)\s*(.+) \((\S*)\)")
+_OFFSET = re.compile(rb"\+0x[\da-f]+$")
+_GO_METHOD = re.compile(rb"\.\(.*\)\.")                     # net/http.(*Client).Do keeps its parens
+_ARGUMENTS = re.compile(rb"\((?!anonymous namespace\)).*")  # C++ "(anonymous namespace)" is a name
+_JIT_MODULE = re.compile(rb"/tmp/perf-\d+\.map")
+_NOT_INLINABLE = re.compile(rb"(perf-\d+.map|kernel\.|\[[^\]]+\])")
+_DISCRIMINATOR = re.compile(r" \(discriminator \S+\)")
+
+#: Frame lines whose folded form is cached; past this many the cache starts afresh.
+CACHE_LIMIT = 200_000
+#: Lines handed to the collapser at a time when it is given a plain iterable.
+_BATCH = 4096
+_BLOCK = 1 << 22
+
+
+def _decode(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")
+
+
+class _Naming:
+    """The pure per-line rules: how one frame line becomes folded frames (with caching helpers)."""
+
+    def __init__(self, options: PerfOptions, diag: Diagnostics):
+        self.kernel = options.kernel or options.all
+        self.jit = options.jit or options.all
+        self.addrs = options.addrs
+        self.inline = options.inline
+        self.context = options.context
+        self.diag = diag
+        self._a2l: Dict[Tuple[bytes, bytes], str] = {}
+        self._nm: Dict[bytes, str] = {}
+
+    def frames(self, m: "re.Match[bytes]", java: bool) -> List[str]:
+        """The folded frames of a matched frame line, root first (none for a line perf names
+        only by its process)."""
+        pc, rawfunc, mod = m.groups()
+        if self.inline and not _NOT_INLINABLE.search(mod):
+            res = self._addr2line(pc, rawfunc, mod)
+            # An empty or "??" answer (missing or stripped binary) falls back to the symbol.
+            if res not in ("", "??", "??:??:0"):
+                return res.split(";")
+        rawfunc = _OFFSET.sub(b"", rawfunc, 1)
+        if rawfunc[:1] == b"(":
+            return []
+        parts = rawfunc.split(b"->")
+        while parts and not parts[-1]:
+            parts.pop()  # Perl's split drops trailing empty fields
+        kernel = self.kernel and (mod[:1] == b"[" or mod.endswith(b"vmlinux")) and b"unknown" not in mod
+        jit = self.jit and _JIT_MODULE.search(mod) is not None
+        out: List[str] = []
+        for func in parts:
+            if func == b"[unknown]":
+                name = mod.rpartition(b"/")[2] if mod != b"[unknown]" else b"unknown"
+                func = b"[" + name + b" <" + pc + b">]" if self.addrs else b"[" + name + b"]"
+            func = func.replace(b";", b":")
+            if not _GO_METHOD.search(func):
+                func = _ARGUMENTS.sub(b"", func, 1)
+            func = func.replace(b'"', b"").replace(b"'", b"")
+            if java and func[:1] == b"L" and b"/" in func:
+                func = func[1:]
+            if out:
+                func += b"_[i]"
+            elif kernel:
+                func += b"_[k]"
+            elif jit:
+                func += b"_[j]"
+            out.append(_decode(func))
+        return out
+
+    # -- --inline ---------------------------------------------------------------------------
+    def _addr2line(self, pc: bytes, rawfunc: bytes, mod: bytes) -> str:
+        key = (pc, mod)
+        res = self._a2l.get(key)
+        if res is None:
+            res = self._a2l[key] = self._resolve(_decode(pc), _decode(rawfunc), _decode(mod))
+        return res
+
+    def _resolve(self, pc: str, rawfunc: str, mod: str) -> str:
+        out = self._run(["addr2line", "-a", pc, "-e", mod, "-i", "-f", "-s", "-C"])
+        out = out.split("\n", 1)[1] if "\n" in out else ""  # the first line echoes the address
+        if "??\n??:0" in out:
+            # addr2line knows nothing of this address; if perf gave symbol+offset, ask again at
+            # the symbol's own address from nm.
+            m = re.match(r"(.+)\+0x([0-9a-f]+)\Z", rawfunc)
+            if m:
+                if mod not in self._nm:
+                    self._nm[mod] = self._run(["nm", mod])
+                sym = re.search(r"^([0-9a-f]+) . " + re.escape(m.group(1)) + r"$", self._nm[mod], re.M)
+                if sym:
+                    return self._resolve("0x%x" % (int(sym.group(1), 16) + int(m.group(2), 16)), "", mod)
+        frames: List[str] = []
+        lines = [_DISCRIMINATOR.sub("", l, 1) for l in out.split("\n")[:-1]]
+        for func, where in zip(lines[0::2], lines[1::2]):
+            frames.append(f"{func}:{where}" if self.context else func)
+        return ";".join(reversed(frames))  # addr2line lists the innermost function first
+
+    def _run(self, argv: List[str]) -> str:
+        try:
+            done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        except OSError as e:
+            self.diag.warn(f"{argv[0]} failed: {e}")
+            return ""
+        if done.returncode and done.stderr:
+            self.diag.warn(f"{argv[0]} failed for {argv[-1] if argv[0] == 'nm' else argv[5]}: "
+                           + _decode(done.stderr).strip().splitlines()[0])
+        return _decode(done.stdout)
+
+
+def _collapse(chunks: Iterable[Sequence[bytes]], options: PerfOptions, diag: Diagnostics
+              ) -> Dict[Tuple[str, ...], int]:
+    """Collapse chunks of lines (bytes, without newlines) into ``{stack: weight}``.
+
+    A stack is a tuple of frame tokens *leaf first*, ending with the process name.
+    """
+    naming = _Naming(options, diag)
+    with_tid, with_pid = options.tid, options.pid
+    event_filter = options.event_filter.encode()
+    defaulted = not event_filter
+    warned = False
+    # Frame line -> its folded frame, for the lines that fold to exactly one (nearly all), and
+    # frame line -> its frames leaf first, for those that fold to none or several. Java
+    # processes get tables of their own, as their names are tidied differently.
+    tables = {False: ({}, {}), True: ({}, {})}
+    is_java = False
+    cache, other = tables[False]
+    get, other_get = cache.get, other.get
+    counts: Dict[Tuple[str, ...], int] = {}
+    counts_get = counts.get
+    stack: List[str] = []
+    append, extend = stack.append, stack.extend
+    pname: Optional[Tuple[str, ...]] = None  # the open sample's process name (as frames, leaf first)
+    period = 1
+    base = 0  # lines before the current chunk
+
+    for chunk in chunks:
+        bad = None
+        for line in chunk:
+            g = get(line)
+            if g is not None:
+                # The common case, a frame line seen before. Frames that arrive while no
+                # sample is open are dropped with the stack when the next one opens.
+                append(g)
+                continue
+            t = other_get(line)
+            if t is not None:
+                extend(t)
+                continue
+            if not line:
+                # End of a sample. As in the Perl script, frames without a (kept) header count
+                # for nothing, and a header without frames counts as just its process name.
+                if pname is not None:
+                    extend(pname)
+                    key = tuple(stack)
+                    counts[key] = counts_get(key, 0) + period
+                    pname = None
+                stack.clear()
+                continue
+            if line[:1] == b"#":
+                continue
+            m = _EVENT.match(line)
+            if m is not None:
+                comm, pid, tid = m.groups()
+                # perf prints "comm TID" unless asked for the PID too; the Perl script's truth
+                # test treats a TID of 0 the same way.
+                if not tid or tid == b"0":
+                    pid, tid = b"?", pid
+                period = 1
+                ev = _PERIOD_EVENT.search(line)
+                if ev is not None:
+                    p, event = ev.groups()
+                    if not event_filter:
+                        event_filter = event
+                    elif event != event_filter:
+                        if defaulted and not warned:
+                            diag.warn(f"several event types: only {_decode(event_filter)} samples were kept "
+                                      f"(choose one with --event-filter)")
+                            warned = True
+                        continue
+                    if p and p != b"0":
+                        period = int(p)
+                if with_tid:
+                    name = comm + b"-" + pid + b"/" + tid
+                elif with_pid:
+                    name = comm + b"-" + pid
+                else:
+                    name = comm
+                if pname is None:
+                    stack.clear()
+                pname = tuple(reversed(_decode(name.replace(b" ", b"_")).split(";")))
+                # Java frames are tidied by comm, however the process is named.
+                is_java = comm == b"java"
+                cache, other = tables[is_java]
+                get, other_get = cache.get, other.get
+                continue
+            m = _FRAME.match(line)
+            if m is not None:
+                frames = naming.frames(m, is_java)
+                if len(frames) == 1:
+                    if len(cache) >= CACHE_LIMIT:
+                        cache.clear()
+                    g = cache[line] = frames[0]
+                    append(g)
+                else:
+                    if len(other) >= CACHE_LIMIT:
+                        other.clear()
+                    t = other[line] = tuple(reversed(frames))
+                    extend(t)
+                continue
+            if bad is None:
+                bad = set()
+            bad.add(line)
+        if bad:
+            # Unrecognised lines are rare; number them afterwards instead of counting every
+            # line in the loop above.
+            for i, line in enumerate(chunk, base + 1):
+                if line in bad:
+                    diag.malformed(i, line)
+        base += len(chunk)
+    if pname is not None:
+        diag.warn("the capture ends inside a sample (no blank line after it); that sample was dropped")
+    return counts
+
+
+def _batches(lines: Iterable[bytes]) -> Iterator[List[bytes]]:
+    it = iter(lines)
+    while True:
+        batch = [l[:-1] if l[-1:] == b"\n" else l for l in islice(it, _BATCH)]
+        if not batch:
+            return
+        yield batch
+
+
+def collapse(lines: Iterable[bytes], options: PerfOptions = PerfOptions(),
+             diag: Optional[Diagnostics] = None) -> Iterator[Tuple[List[str], int]]:
+    """Collapse ``perf script`` lines (bytes, newline optional) into ``(frames root→leaf, weight)``.
+
+    The first frame is the process name. Each distinct stack is yielded once, after the
+    whole input has been read.
+    """
+    counts = _collapse(_batches(lines), options, diag if diag is not None else Diagnostics())
+    for key, weight in counts.items():
+        yield list(reversed(key)), weight
+
+
+def _blocks(source: Source, diag: Diagnostics) -> Iterator[List[bytes]]:
+    """The source's lines, without newlines, a block at a time; overlong lines are skipped."""
+    rest = b""
+    lineno = 0
+    overlong = False
+    while True:
+        block = source.read_bytes(_BLOCK)
+        if not block:
+            break
+        lines = (rest + block).split(b"\n") if rest else block.split(b"\n")
+        rest = lines.pop()
+        if overlong and lines:
+            lines[0] = b""  # the tail of the overlong line, counted when it started
+            overlong = False
+        if len(rest) >= MAX_LINE:
+            where = lineno + len(lines) + 1
+            diag.malformed(where, rest[:80])
+            diag.warn(f"{source.name}:{where}: line longer than {MAX_LINE >> 20} MiB skipped")
+            rest, overlong = b"", True
+        lineno += len(lines)
+        yield lines
+    if rest and not overlong:
+        yield [rest]
+
+
+def parse(source: Source, options: PerfOptions = PerfOptions(), diag: Optional[Diagnostics] = None) -> Profile:
+    """Read a ``perf script`` capture into a Profile in ``samples`` (weights are event periods)."""
+    diag = diag if diag is not None else source.diag
+    if options.inline and shutil.which("addr2line") is None:
+        raise CollectorNotInstalled("addr2line not found", hint="apt-get install binutils")
+    counts = _collapse(_blocks(source, diag), options, diag)
+    profile = Profile("samples", ProfileMeta(collector="perf"))
+    add = profile.add
+    for key, weight in counts.items():
+        add(key[::-1], weight)
+    return profile
+
+
+class PerfCollector(Collector):
+    """Linux ``perf``: samples with call graphs, read from the text of ``perf script``."""
+
+    id = "perf"
+    summary = "Linux perf: 'perf script' text, collapsed as stackcollapse-perf.pl does"
+    Options = PerfOptions
+
+    def sniff(self, head: bytes) -> Sniff:
+        """YES for an event header followed by a frame line; NO for anything else."""
+        lines = head.split(b"\n")
+        if len(head) >= 65536:
+            lines.pop()  # may be cut short
+        header = None
+        for line in lines:
+            if not line.strip() or line[:1] == b"#":
+                if header is not None:
+                    return Sniff.MAYBE if _looks_like_header(header) else Sniff.NO
+                continue
+            if header is None:
+                if not _looks_like_header(line):
+                    return Sniff.NO
+                header = line
+                continue
+            return Sniff.YES if _SNIFF_FRAME.match(line) else Sniff.NO
+        return Sniff.NO
+
+    def parse(self, source: Source, options: PerfOptions, diag: Diagnostics) -> Profile:
+        return parse(source, options, diag)
+
+
+_SNIFF_FRAME = re.compile(rb"\s*[0-9a-fA-F]+\s+\S.* \(\S*\)")
+
+
+def _looks_like_header(line: bytes) -> bool:
+    m = _EVENT.match(line)
+    return m is not None and b":" in line[m.end(2):]
