@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Dict, Type
+from typing import Any, ClassVar, Dict, List, Tuple, Type
 
 from profkit.errors import Diagnostics, UsageError
 from profkit.inputs import Source
 from profkit.model import Profile
 from profkit.options import option
 
-__all__ = ["Collector", "NoOptions", "Sniff", "option", "options_from_mapping"]
+__all__ = ["Availability", "Collector", "NoOptions", "RecordRequest", "Recording", "Sniff", "option",
+           "options_from_mapping"]
 
 
 class Sniff(enum.Enum):
@@ -61,4 +62,65 @@ class Collector:
 
     def parse(self, source: Source, options: Any, diag: Diagnostics) -> Profile:  # pragma: no cover
         """Read a capture into a Profile; malformed lines go to ``diag``."""
+        raise NotImplementedError
+
+    # Live recording: collectors that can record override these three.
+    #: the frozen dataclass of record options (None: this collector only parses)
+    RecordOptions: ClassVar[Any] = None
+    #: the modes it records, per runtime: {"python": ("cpu", "wall"), …}
+    modes: ClassVar[Dict[str, Tuple[str, ...]]] = {}
+
+    def check(self, runtime: str = "", mode: str = "cpu") -> "Availability":
+        """Whether this collector can record here (installed, permitted), with a hint if not."""
+        return Availability(False, reason=f"{self.id} only reads captures; it does not record")
+
+    def record(self, request: "RecordRequest") -> "Recording":  # pragma: no cover - protocol
+        """Start recording; the returned Recording is stopped and finished by the session."""
+        raise NotImplementedError(f"{self.id} does not record")
+
+
+# -- live recording (profkit attach / run) ------------------------------------------------------
+@dataclass(frozen=True)
+class Availability:
+    """Whether a collector can run here (and for a target), and if not, why and how to fix it."""
+
+    ok: bool
+    version: str = ""
+    reason: str = ""
+    hint: str = ""
+
+
+@dataclass
+class RecordRequest:
+    """What a session asks a collector to record."""
+
+    pids: Tuple[int, ...]
+    runtime: str                      #: ``python``, ``jvm`` or ``native``
+    mode: str = "cpu"                 #: ``cpu``, ``wall``, ``alloc`` or ``lock``
+    rate: int = 100                   #: sampling rate, Hz
+    duration: float = 30.0            #: seconds; the tool is told this too, so it ends by itself
+    raw_dir: str = "."                #: where raw captures are written as they arrive
+    options: Any = None               #: the collector's own ``RecordOptions``
+
+
+class Recording:
+    """One running capture. ``stop()`` ends it early; ``finish()`` waits and returns the raw files.
+
+    Implementations write raw captures into ``request.raw_dir`` as the tool produces them, and
+    only ever signal their own child processes.
+    """
+
+    #: the exact commands run, for the manifest
+    commands: List[List[str]]
+
+    def poll(self) -> bool:  # pragma: no cover - protocol
+        """True while the capture is still running."""
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - protocol
+        """Ask the tool to end now, keeping what it has."""
+        raise NotImplementedError
+
+    def finish(self, timeout: float = 30.0) -> List[str]:  # pragma: no cover - protocol
+        """Wait for the tool to end and return the raw capture paths (may raise CollectorFailed)."""
         raise NotImplementedError

@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``psutil``: process metrics once an interval — the USE view of a run.
+
+For the target and (optionally) its children: CPU user/system (as % of one core over the
+interval), RSS, USS where cheap, threads, open file descriptors, context switches and I/O
+bytes. One JSON object per interval, appended to ``metrics.jsonl`` and flushed as it goes.
+It runs as a thread inside profkit (no child process) and only reads ``/proc``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Dict, Iterator, List, Optional
+
+from profkit.errors import Diagnostics, UsageError
+from profkit.inputs import Source
+from profkit.model import Profile
+from profkit.options import option
+
+from collectors.base import Availability, Collector, RecordRequest, Recording
+
+__all__ = ["MetricsRecording", "PsutilCollector", "PsutilOptions", "read_metrics", "summarise"]
+
+
+@dataclass(frozen=True)
+class PsutilOptions:
+    """Options of the metrics sampler."""
+
+    interval: float = option(1.0, "seconds between samples")
+    children: bool = option(True, "include the target's child processes")
+
+
+def _sample(proc, include_children: bool):
+    import psutil
+
+    procs = [proc]
+    if include_children:
+        try:
+            procs += proc.children(recursive=True)
+        except psutil.Error:
+            pass
+    out = {}
+    for p in procs:
+        try:
+            with p.oneshot():
+                cpu = p.cpu_times()
+                mem = p.memory_info()
+                ctx = p.num_ctx_switches()
+                try:
+                    io = p.io_counters()
+                    rb, wb = io.read_bytes, io.write_bytes
+                except (psutil.AccessDenied, AttributeError):
+                    rb = wb = None
+                try:
+                    fds = p.num_fds()
+                except psutil.AccessDenied:
+                    fds = None
+                out[p.pid] = {"user": cpu.user, "system": cpu.system, "rss": mem.rss, "threads": p.num_threads(),
+                              "fds": fds, "ctx_vol": ctx.voluntary, "ctx_invol": ctx.involuntary,
+                              "read_bytes": rb, "write_bytes": wb}
+        except psutil.Error:
+            continue
+    return out
+
+
+class MetricsRecording(Recording):
+    """A sampler thread writing ``metrics.jsonl``; ends at the duration, on stop(), or when the targets exit."""
+
+    def __init__(self, request: RecordRequest, options: PsutilOptions):
+        import psutil
+
+        self.request, self.options = request, options
+        self.path = os.path.join(request.raw_dir, "metrics.jsonl")
+        self.commands = [["psutil", f"interval={options.interval}", f"children={options.children}"]]
+        self._stop = threading.Event()
+        self._procs = {}
+        for pid in request.pids:
+            try:
+                self._procs[pid] = psutil.Process(pid)
+            except psutil.NoSuchProcess:
+                pass
+        self.samples = 0
+        self.targets_alive = bool(self._procs)
+        self._thread = threading.Thread(target=self._run, name="profkit-psutil", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        prev: Dict[int, dict] = {}
+        prev_t = t0
+        with open(self.path, "a", encoding="utf-8") as fh:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                per = {}
+                for pid, proc in list(self._procs.items()):
+                    if not proc.is_running():
+                        del self._procs[pid]
+                        continue
+                    per.update(_sample(proc, self.options.children))
+                if not self._procs:
+                    self.targets_alive = False
+                    break
+                dt = max(now - prev_t, 1e-6)
+                rec = {"t": round(now - t0, 3), "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                       "pids": sorted(per)}
+                tot = {k: 0 for k in ("rss", "threads", "fds", "ctx_vol", "ctx_invol", "read_bytes", "write_bytes")}
+                cpu_u = cpu_s = 0.0
+                for pid, m in per.items():
+                    p = prev.get(pid)
+                    if p:
+                        cpu_u += m["user"] - p["user"]
+                        cpu_s += m["system"] - p["system"]
+                    for k in tot:
+                        tot[k] += m[k] or 0
+                rec.update({"cpu_user_pct": round(100 * cpu_u / dt, 2) if prev else None,
+                            "cpu_system_pct": round(100 * cpu_s / dt, 2) if prev else None, **tot})
+                prev, prev_t = per, now
+                fh.write(json.dumps(rec, sort_keys=True) + "\n")
+                fh.flush()
+                self.samples += 1
+                if now - t0 >= self.request.duration:
+                    break
+                self._stop.wait(self.options.interval)
+
+    def poll(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def finish(self, timeout: float = 30.0) -> List[str]:
+        self._thread.join(timeout)
+        return [self.path]
+
+
+def read_metrics(path: str) -> Iterator[dict]:
+    """The records of a ``metrics.jsonl`` file (a cut last line is ignored)."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+def summarise(path: str) -> Optional[dict]:
+    """CPU and RSS over a run: mean and max CPU %, start/end/peak RSS, max threads; None without data."""
+    recs = list(read_metrics(path)) if os.path.exists(path) else []
+    if not recs:
+        return None
+    cpu = [r["cpu_user_pct"] + r["cpu_system_pct"] for r in recs if r.get("cpu_user_pct") is not None]
+    rss = [r["rss"] for r in recs]
+    return {"samples": len(recs), "cpu_mean_pct": sum(cpu) / len(cpu) if cpu else None,
+            "cpu_max_pct": max(cpu) if cpu else None, "rss_start": rss[0], "rss_end": rss[-1],
+            "rss_peak": max(rss), "threads_max": max(r["threads"] for r in recs)}
+
+
+class PsutilCollector(Collector):
+    """Process metrics (CPU, RSS, threads, fds, context switches, I/O) — always on during a run."""
+
+    id = "psutil"
+    summary = "process metrics once a second (CPU user/system, RSS, threads, fds, I/O): not stacks"
+    RecordOptions = PsutilOptions
+    modes = {"python": ("cpu", "wall", "alloc", "lock", "heap"), "jvm": ("cpu", "wall", "alloc", "lock", "heap"),
+             "native": ("cpu", "wall", "alloc", "lock", "heap")}
+
+    def check(self, runtime: str = "", mode: str = "cpu") -> Availability:
+        try:
+            import psutil
+        except ImportError:
+            return Availability(False, reason="psutil is not installed", hint="pip install psutil")
+        return Availability(True, version=psutil.__version__)
+
+    def record(self, request: RecordRequest) -> MetricsRecording:
+        return MetricsRecording(request, request.options or PsutilOptions())
+
+    def parse(self, source: Source, options, diag: Diagnostics) -> Profile:
+        raise UsageError("psutil metrics (metrics.jsonl) are not stacks; see summary.md of the run")

@@ -1,0 +1,265 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Target processes and child tools: validation, runtime detection, permission probes, a safe runner.
+
+Target safety rules (STYLE.md lesson 13) live here:
+
+- a target is only ever *read* (``/proc``); profkit never signals it;
+- every external tool is profkit's own child, started with a parent-death signal so that it
+  stops by itself if profkit dies (even by SIGKILL), in its own session so that a terminal's
+  Ctrl-C reaches profkit first and profkit stops the tool in order;
+- a child tool is stopped with SIGINT (profilers save what they have on it), then SIGTERM,
+  then SIGKILL after timeouts.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import IO, List, Optional, Sequence
+
+from profkit.errors import PermissionDenied, TargetNotFound, UsageError
+
+__all__ = [
+    "ChildTool",
+    "Target",
+    "find_by_name",
+    "children_of",
+    "inspect",
+    "perf_event_paranoid",
+    "ptrace_scope",
+    "has_cap",
+    "in_container",
+    "process_state",
+]
+
+PF_KTHREAD = 0x00200000
+CAP_SYS_ADMIN = 21
+CAP_SYS_PTRACE = 19
+CAP_PERFMON = 38
+
+
+@dataclass
+class Target:
+    """A process to profile, as read from ``/proc``."""
+
+    pid: int
+    name: str                       #: the kernel's short name (comm)
+    exe: str                        #: resolved executable path ("" if unreadable)
+    cmdline: List[str] = field(default_factory=list)
+    runtime: str = "native"         #: ``python``, ``jvm`` or ``native``
+    uid: int = -1
+
+    @property
+    def command(self) -> str:
+        """The command line as one string (for manifests and titles)."""
+        return " ".join(self.cmdline) if self.cmdline else self.name
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().decode("utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def process_state(pid: int) -> Optional[str]:
+    """The one-letter state of a process (R, S, D, T, t, Z, …), or None if it is gone."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    return stat[stat.rindex(")") + 2:].split(" ", 1)[0]
+
+
+def _detect_runtime(pid: int, exe: str, cmdline: Sequence[str]) -> str:
+    maps = _read(f"/proc/{pid}/maps") or ""
+    if "libjvm.so" in maps:
+        return "jvm"
+    base = os.path.basename(exe)
+    if re.match(r"python[0-9.]*$", base) or "libpython" in maps or re.match(r"pypy[0-9.]*$", base):
+        return "python"
+    if cmdline and re.match(r"python[0-9.]*$", os.path.basename(cmdline[0])) and not maps:
+        return "python"
+    return "native"
+
+
+def inspect(pid: int) -> Target:
+    """Read a target from ``/proc``; raise TargetNotFound for a missing, zombie or kernel process."""
+    if pid <= 0:
+        raise UsageError(f"invalid PID {pid}")
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        raise TargetNotFound(f"no process with PID {pid}", hint="check the PID with `ps -p PID` or use --name PATTERN")
+    name = stat[stat.index("(") + 1: stat.rindex(")")]
+    rest = stat[stat.rindex(")") + 2:].split()
+    state, flags = rest[0], int(rest[6])
+    if flags & PF_KTHREAD:
+        raise TargetNotFound(f"PID {pid} ({name}) is a kernel thread; it has no user stacks to profile",
+                             hint="profile a user process, or use `perf record -a` for the whole system")
+    if state == "Z":
+        raise TargetNotFound(f"PID {pid} ({name}) has exited (zombie)")
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except PermissionError:
+        raise PermissionDenied(f"cannot inspect PID {pid}: permission denied",
+                               hint="run profkit as the target's user or as root") from None
+    except (FileNotFoundError, ProcessLookupError):
+        exe = ""
+    raw = _read(f"/proc/{pid}/cmdline") or ""
+    cmdline = [a for a in raw.split("\0") if a]
+    try:
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except FileNotFoundError:
+        raise TargetNotFound(f"process {pid} exited") from None
+    return Target(pid, name, exe, cmdline, _detect_runtime(pid, exe, cmdline), uid)
+
+
+def find_by_name(pattern: str) -> List[int]:
+    """PIDs (not profkit's own) whose command line matches the regex ``pattern``."""
+    rx = re.compile(pattern)
+    me = os.getpid()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        raw = _read(f"/proc/{entry}/cmdline")
+        if raw and rx.search(raw.replace("\0", " ").strip()):
+            out.append(int(entry))
+    return sorted(out)
+
+
+def children_of(pid: int, recursive: bool = True) -> List[int]:
+    """The PIDs of a process's children (and their children, with ``recursive``)."""
+    found: List[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        kids: List[int] = []
+        for tid in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else []:
+            text = _read(f"/proc/{parent}/task/{tid}/children") or ""
+            kids.extend(int(x) for x in text.split())
+        for k in sorted(set(kids)):
+            if k not in found:
+                found.append(k)
+                if recursive:
+                    todo.append(k)
+    return found
+
+
+def _int_file(path: str) -> Optional[int]:
+    text = _read(path)
+    try:
+        return int(text.strip()) if text is not None else None
+    except ValueError:
+        return None
+
+
+def ptrace_scope() -> Optional[int]:
+    """Yama's ``kernel.yama.ptrace_scope`` (0 classic, 1 restricted, 2 admin-only, 3 none), or None."""
+    return _int_file("/proc/sys/kernel/yama/ptrace_scope")
+
+
+def perf_event_paranoid() -> Optional[int]:
+    """``kernel.perf_event_paranoid`` (-1 … 4), or None if perf events are not available."""
+    return _int_file("/proc/sys/kernel/perf_event_paranoid")
+
+
+def has_cap(cap: int) -> bool:
+    """Whether this process has the effective capability ``cap`` (bit number)."""
+    for line in (_read("/proc/self/status") or "").splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> cap & 1)
+    return False
+
+
+def in_container() -> bool:
+    """A best guess whether profkit runs inside a container (Docker, Podman, Kubernetes)."""
+    if os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv"):
+        return True
+    cg = _read("/proc/1/cgroup") or ""
+    return any(k in cg for k in ("docker", "kubepods", "containerd", "libpod"))
+
+
+# -- the child-tool runner -------------------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except Exception:
+        pass
+    os.setsid()
+
+
+class ChildTool:
+    """An external tool run as profkit's child: it dies with profkit, and is stopped in order.
+
+    ``stdout``/``stderr`` are open files (the raw capture goes straight to the run directory);
+    by default stdout is discarded and stderr kept for error messages. ``inherit_output`` passes
+    both through to profkit's own (for a command launched by ``profkit run``).
+    """
+
+    def __init__(self, argv: Sequence[str], *, stdout: Optional[IO] = None, stderr: Optional[IO] = None,
+                 env: Optional[dict] = None, cwd: Optional[str] = None, inherit_output: bool = False):
+        self.argv = list(argv)
+        self.inherit_output = inherit_output
+        self._stdout, self._stderr, self._env, self._cwd = stdout, stderr, env, cwd
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> "ChildTool":
+        """Start the tool (raises FileNotFoundError if its binary is missing)."""
+        if self.inherit_output:
+            out = err = None
+        else:
+            out = self._stdout if self._stdout is not None else subprocess.DEVNULL
+            err = self._stderr if self._stderr is not None else subprocess.PIPE
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     env=self._env, cwd=self._cwd, preexec_fn=_die_with_parent)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def poll(self) -> Optional[int]:
+        """The exit code if the tool has ended, else None."""
+        return self.proc.poll() if self.proc else None
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        """Wait for the tool to end; None if it is still running after ``timeout``."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace: float = 10.0, term_grace: float = 5.0) -> int:
+        """SIGINT, then SIGTERM after ``grace`` s, then SIGKILL after ``term_grace`` s; returns the exit code."""
+        assert self.proc is not None
+        for sig, wait in ((signal.SIGINT, grace), (signal.SIGTERM, term_grace), (signal.SIGKILL, 5.0)):
+            if self.proc.poll() is not None:
+                break
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                break
+            if self.wait(wait) is not None:
+                break
+        return self.proc.wait()
+
+    def stderr_text(self, limit: int = 4000) -> str:
+        """What the tool wrote on stderr (when it was captured by a pipe), truncated to ``limit``."""
+        if self.proc is None or self.proc.stderr is None:
+            return ""
+        try:
+            data = self.proc.stderr.read() or b""
+        except (OSError, ValueError):
+            return ""
+        return data.decode("utf-8", "replace")[-limit:]

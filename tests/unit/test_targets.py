@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Targets read from /proc, the child-tool runner, the run directory and the metrics sampler."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from collectors.base import RecordRequest
+from collectors.psutil_metrics import PsutilCollector, PsutilOptions, summarise
+from profkit.errors import InputError, TargetNotFound, UsageError
+from profkit.rundir import RunDir
+from profkit.targets import ChildTool, children_of, find_by_name, inspect, process_state
+
+
+@pytest.fixture
+def busy_python():
+    proc = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: sum(range(10**5))", "busy-marker-7731"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_inspect_detects_python(busy_python):
+    t = inspect(busy_python.pid)
+    assert t.runtime == "python" and t.pid == busy_python.pid
+    assert "busy-marker-7731" in t.command
+
+
+def test_inspect_detects_native():
+    proc = subprocess.Popen(["sleep", "5"])
+    try:
+        assert inspect(proc.pid).runtime == "native"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_missing_zombie_and_kernel_thread_are_refused():
+    with pytest.raises(TargetNotFound, match="no process"):
+        inspect(4_000_000)
+    with pytest.raises(TargetNotFound, match="kernel thread"):
+        inspect(2)
+    proc = subprocess.Popen(["true"])
+    time.sleep(0.3)  # exited, not reaped: a zombie
+    try:
+        with pytest.raises(TargetNotFound, match="exited"):
+            inspect(proc.pid)
+    finally:
+        proc.wait()
+    with pytest.raises(UsageError):
+        inspect(0)
+
+
+def test_find_by_name_and_children(busy_python):
+    assert busy_python.pid in find_by_name("busy-marker-7731")
+    parent = subprocess.Popen([sys.executable, "-c",
+                               "import subprocess,sys,time; p=subprocess.Popen(['sleep','30']); time.sleep(30)"])
+    try:
+        for _ in range(50):
+            kids = children_of(parent.pid)
+            if kids:
+                break
+            time.sleep(0.1)
+        assert kids and inspect(kids[0]).name == "sleep"
+    finally:
+        for k in children_of(parent.pid):
+            os.kill(k, signal.SIGKILL)
+        parent.kill()
+        parent.wait()
+
+
+def test_child_tool_dies_with_its_parent(tmp_path):
+    # A middle process starts a ChildTool and is then SIGKILLed: the tool must not outlive it.
+    pidfile = tmp_path / "pid"
+    script = (f"import time; from profkit.targets import ChildTool\n"
+              f"c = ChildTool(['sleep', '60']).start()\nopen({str(pidfile)!r}, 'w').write(str(c.pid))\ntime.sleep(60)")
+    middle = subprocess.Popen([sys.executable, "-c", script])
+    for _ in range(100):
+        if pidfile.exists() and pidfile.read_text():
+            break
+        time.sleep(0.05)
+    tool = int(pidfile.read_text())
+    middle.kill()
+    middle.wait()
+    for _ in range(50):
+        if process_state(tool) in (None, "Z"):
+            break
+        time.sleep(0.1)
+    assert process_state(tool) in (None, "Z")
+
+
+def test_child_tool_stop_escalates():
+    c = ChildTool([sys.executable, "-c", "import signal,time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"]).start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert c.stop(grace=0.5, term_grace=0.5) == -signal.SIGTERM
+    assert time.monotonic() - t0 < 5
+
+
+def test_run_directory_manifest(tmp_path):
+    run = RunDir.create(str(tmp_path / "r"), target={"pids": [1]})
+    m = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert m["schema"] == 1 and m["status"] == "running" and (tmp_path / "r" / "raw").is_dir()
+    run.warn("w1")
+    run.warn("w1")
+    run.finish("interrupted")
+    again = RunDir.open(str(tmp_path / "r"))
+    assert again.manifest["status"] == "interrupted" and again.manifest["warnings"] == ["w1"]
+    with pytest.raises(UsageError, match="already holds a run"):
+        RunDir.create(str(tmp_path / "r"))
+
+
+def test_run_directory_schema_is_checked(tmp_path):
+    (tmp_path / "manifest.json").write_text('{"schema": 99}')
+    with pytest.raises(InputError, match="schema 99"):
+        RunDir.open(str(tmp_path))
+    with pytest.raises(InputError, match="not a run directory"):
+        RunDir.open(str(tmp_path / "nope"))
+
+
+def test_psutil_sampler_writes_as_it_goes(busy_python, tmp_path):
+    rec = PsutilCollector().record(RecordRequest((busy_python.pid,), "python", duration=1.6, raw_dir=str(tmp_path),
+                                                 options=PsutilOptions(interval=0.4)))
+    time.sleep(0.9)
+    assert (tmp_path / "metrics.jsonl").read_text().count("\n") >= 2  # flushed while running
+    rec.finish()
+    s = summarise(str(tmp_path / "metrics.jsonl"))
+    assert s["samples"] >= 4 and s["cpu_mean_pct"] > 50 and s["rss_peak"] > 1_000_000
