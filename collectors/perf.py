@@ -310,7 +310,11 @@ def collapse(lines: Iterable[bytes], options: PerfOptions = PerfOptions(),
 
 
 def _blocks(source: Source, diag: Diagnostics) -> Iterator[List[bytes]]:
-    """The source's lines, without newlines, a block at a time; overlong lines are skipped."""
+    """The source's lines, without newlines, a block at a time.
+
+    A line longer than ``MAX_LINE`` is counted as malformed and stands as ``#`` (skipped like
+    a comment), so that it neither ends a sample nor shifts later line numbers.
+    """
     rest = b""
     lineno = 0
     overlong = False
@@ -318,19 +322,22 @@ def _blocks(source: Source, diag: Diagnostics) -> Iterator[List[bytes]]:
         block = source.read_bytes(_BLOCK)
         if not block:
             break
+        if overlong:
+            nl = block.find(b"\n")
+            if nl < 0:
+                continue
+            block, overlong = block[nl + 1:], False
         lines = (rest + block).split(b"\n") if rest else block.split(b"\n")
         rest = lines.pop()
-        if overlong and lines:
-            lines[0] = b""  # the tail of the overlong line, counted when it started
-            overlong = False
         if len(rest) >= MAX_LINE:
             where = lineno + len(lines) + 1
             diag.malformed(where, rest[:80])
             diag.warn(f"{source.name}:{where}: line longer than {MAX_LINE >> 20} MiB skipped")
+            lines.append(b"#")
             rest, overlong = b"", True
         lineno += len(lines)
         yield lines
-    if rest and not overlong:
+    if rest:
         yield [rest]
 
 
