@@ -177,11 +177,11 @@ def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
                                      location=name)
         sampled.append((i, p, samples, weights))
 
-    units = {p.get("unit", "none") for _, p, _, _ in sampled}
+    units = {str(p.get("unit", "none")) for _, p, _, _ in sampled}
     timed = units & set(_NS_PER)
-    if units - set(_NS_PER) - {"none", "bytes"}:
-        raise CaptureFormatError(f"unknown speedscope unit(s): {', '.join(sorted(map(str, units - set(_NS_PER))))}",
-                                 location=name)
+    unknown = units - set(_NS_PER) - {"none", "bytes"}
+    if unknown:
+        raise CaptureFormatError(f"unknown speedscope unit(s): {', '.join(sorted(unknown))}", location=name)
     if timed and units - set(_NS_PER):
         raise CaptureFormatError(f"profiles mix units ({', '.join(sorted(units))}); profkit keeps one unit",
                                  location=name)
@@ -194,7 +194,7 @@ def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
         if options.rate > 0:
             period_ns = 1e9 / options.rate
         else:
-            positive = [w * _NS_PER[p["unit"]] for _, p, _, ws in sampled for w in ws
+            positive = [w * _NS_PER[str(p["unit"])] for _, p, _, ws in sampled for w in ws
                         if isinstance(w, (int, float)) and w > 0]
             period_ns = min(positive) if positive else 1e9 / 100
     meta = meta if meta is not None else ProfileMeta()
@@ -207,7 +207,7 @@ def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
     ids = [profile.intern(f) for f in frames]
     inexact = False
     for i, p, samples, weights in sampled:
-        factor = _NS_PER.get(p.get("unit", "none"), 1)
+        factor = _NS_PER.get(str(p.get("unit", "none")), 1)
         for j, (stack, w) in enumerate(zip(samples, weights)):
             try:
                 if not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0 or min(stack, default=0) < 0:
