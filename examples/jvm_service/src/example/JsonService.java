@@ -30,7 +30,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * <pre>
  *   POST /process          body: {"batch": .., "records": [{"id", "user", "category", "amount", "tags", "note"}, ..]}
  *   GET  /process?size=N   the same, on a batch of N records generated in the service (for wrk)
- *   GET  /stats            requests served and, with --leak, results retained
+ *   GET  /stats            /process requests seen and, with --leak, results retained
  *   GET  /health
  * </pre>
  *
@@ -95,6 +95,7 @@ public final class JsonService {
     }
 
     static void handleProcess(HttpExchange ex) throws IOException {
+        long request = REQUESTS.incrementAndGet();
         try {
             String payload;
             if ("POST".equals(ex.getRequestMethod())) {
@@ -104,7 +105,6 @@ public final class JsonService {
             } else {
                 throw new HttpError(405, "use GET or POST");
             }
-            long request = REQUESTS.incrementAndGet();
             String result = aggregate(JsonParser.parse(payload), payload.length(), request);
             if (leak) {
                 ResultCache.remember(request, result, payload, leakBytes);
