@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
 
@@ -184,6 +185,30 @@ def test_python_api_without_gunicorn(services):
     assert http(f"http://127.0.0.1:{port}/debug/leak-size")[1]["retained"] == 1
 
 
+def test_python_leak_growth_is_attributed_to_the_leak_line():
+    """What heap analysis relies on: the growing allocations' innermost frame is the cited line."""
+    spec = importlib.util.spec_from_file_location("profkit_example_app", EX / "python_api" / "app.py")
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    app.LEAK = True
+    app.score_items = lambda items, query="": [0.0] * len(items)  # tracemalloc makes the real one slow
+    client = app.app.test_client()
+    client.get("/items")
+    leak_line = next(n for n, line in enumerate((EX / "python_api" / "app.py").read_text().splitlines(), 1)
+                     if "_REMEMBERED.append(" in line)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for _ in range(20):
+            assert client.get("/items?limit=50").status_code == 200
+        growth = tracemalloc.take_snapshot().compare_to(before, "lineno")
+    finally:
+        tracemalloc.stop()
+    top = growth[0]
+    assert (pathlib.Path(top.traceback[0].filename).name, top.traceback[0].lineno) == ("app.py", leak_line)
+    assert top.size_diff > 20 * 50 * 100
+
+
 # Load ---------------------------------------------------------------------------------------------
 
 def last_json_line(text):
@@ -332,7 +357,7 @@ def test_hotloop_builds_and_runs_for_its_duration(tmp_path):
 SITES = [
     ("python_api/app.py", "def score_items("),
     ("python_api/app.py", "def remember_response("),
-    ("python_api/app.py", "_REMEMBERED.append(json.dumps(payload))"),
+    ("python_api/app.py", "_REMEMBERED.append(repr(payload))"),
     ("jvm_service/src/example/JsonParser.java", "Object parseValue()"),
     ("jvm_service/src/example/JsonParser.java", "private String parseString()"),
     ("jvm_service/src/example/ResultCache.java", "static final Map<Long, Entry> ENTRIES = new HashMap<>()"),
