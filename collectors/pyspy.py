@@ -20,18 +20,23 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Union
 
-from profkit.errors import CaptureFormatError, Diagnostics
+from profkit.errors import CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics
 from profkit.folded import parse_line
 from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 
-from collectors.base import Collector, Sniff, option
+from profkit.targets import ChildTool, ptrace_problem
 
-__all__ = ["MAX_JSON_BYTES", "PySpyCollector", "PySpyOptions", "parse", "parse_raw", "parse_speedscope"]
+from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option
+
+__all__ = ["MAX_JSON_BYTES", "PySpyCollector", "PySpyOptions", "PySpyRecordOptions", "PySpyRecording", "find_pyspy",
+           "parse", "parse_raw", "parse_speedscope"]
 
 #: The largest speedscope file read (it is parsed whole).
 MAX_JSON_BYTES = 512 << 20
@@ -277,3 +282,153 @@ class PySpyCollector(Collector):
     def parse(self, source: Source, options: PySpyOptions, diag: Diagnostics) -> Profile:
         """Read a py-spy capture; see :func:`parse`."""
         return parse(source, options, diag)
+
+    # -- live recording ---------------------------------------------------------------------
+    RecordOptions = None  # set below (PySpyRecordOptions)
+    modes = {"python": ("cpu", "wall")}
+
+    def check(self, runtime: str = "", mode: str = "cpu") -> Availability:
+        """py-spy installed, the target a Python process, and ptrace allowed."""
+        exe = find_pyspy()
+        if exe is None:
+            return Availability(False, reason="py-spy is not installed", hint="pip install py-spy")
+        version = _tool_version(exe)
+        if runtime and runtime != "python":
+            return Availability(False, version, reason=f"py-spy profiles Python processes; this one is {runtime}",
+                                hint="use --collector perf for native code, async-profiler or jfr for a JVM")
+        if mode not in ("cpu", "wall"):
+            return Availability(False, version, reason=f"py-spy does not record --mode {mode}",
+                                hint="use --mode cpu or wall (memray covers allocations)")
+        problem = ptrace_problem()
+        if problem:
+            return Availability(False, version, reason=problem[0], hint=problem[1])
+        return Availability(True, version)
+
+    def record(self, request: RecordRequest) -> "PySpyRecording":
+        """Start one ``py-spy record --format raw`` per target process."""
+        return PySpyRecording(request, request.options or PySpyRecordOptions(), find_pyspy() or "py-spy")
+
+    def parse_options_for(self, mode: str) -> PySpyOptions:
+        """What ``record`` writes: raw folded text."""
+        return PySpyOptions(format="raw")
+
+
+@dataclass(frozen=True)
+class PySpyRecordOptions:
+    """py-spy's own switches, surfaced (``profkit attach … --collector py-spy``)."""
+
+    subprocesses: bool = option(False, "also profile the target's subprocesses (py-spy --subprocesses)")
+    native: bool = option(False, "include native C/C++/Cython frames (py-spy --native)")
+    gil: bool = option(False, "only samples holding the GIL (py-spy --gil)")
+    idle: bool = option(False, "include idle threads (py-spy --idle); implied by --mode wall")
+    nonblocking: bool = option(False, "do not pause the target while sampling: lower overhead, less exact (py-spy --nonblocking)")
+    threads: bool = option(False, "a root frame per thread (py-spy --threads)")
+    function: bool = option(False, "aggregate by function, not line (py-spy --function)")
+
+
+PySpyCollector.RecordOptions = PySpyRecordOptions
+
+
+def find_pyspy() -> Optional[str]:
+    """The py-spy binary: on PATH, or beside this Python (a virtualenv's bin/)."""
+    import os
+    import shutil
+    import sys
+
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return beside if os.access(beside, os.X_OK) else None
+
+
+def _tool_version(exe: str) -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.strip().split()[-1] if out.strip() else ""
+
+
+class PySpyRecording(Recording):
+    """``py-spy record -p PID --format raw`` per process, each told the duration so it ends by itself.
+
+    py-spy writes its output when it ends (on its duration or on SIGINT), straight into
+    ``raw/py-spy-PID.folded``. Blocking mode (the default) pauses the target for each sample;
+    py-spy resumes it before it exits, and the parent-death signal ends py-spy with profkit.
+    """
+
+    def __init__(self, request: RecordRequest, options: PySpyRecordOptions, exe: str):
+        import math
+
+        self.request, self.options = request, options
+        self.tools: List[ChildTool] = []
+        self.outputs: List[str] = []
+        self.commands = []
+        for pid in request.pids:
+            out = os.path.join(request.raw_dir, f"py-spy-{pid}.folded")
+            cmd = [exe, "record", "--pid", str(pid), "--rate", str(request.rate),
+                   "--duration", str(max(1, math.ceil(request.duration)) + 1), "--format", "raw", "--output", out]
+            for flag in ("subprocesses", "native", "gil", "nonblocking", "threads", "function"):
+                if getattr(options, flag):
+                    cmd.append("--" + flag)
+            if options.idle or request.mode == "wall":
+                cmd.append("--idle")
+            self.commands.append(cmd)
+            self.outputs.append(out)
+            err = open(out + ".stderr", "wb")
+            try:
+                self.tools.append(ChildTool(cmd, stderr=err).start())
+            except FileNotFoundError:
+                raise CollectorNotInstalled("py-spy is not installed", hint="pip install py-spy") from None
+            finally:
+                err.close()
+
+    def poll(self) -> bool:
+        return any(t.poll() is None for t in self.tools)
+
+    def stop(self) -> None:
+        for t in self.tools:
+            if t.poll() is None:
+                try:
+                    t.proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+                except ProcessLookupError:
+                    pass
+
+    def finish(self, timeout: float = 30.0) -> List[str]:
+        failures = []
+        for tool, out in zip(self.tools, self.outputs):
+            if tool.wait(timeout) is None:
+                tool.stop(grace=1.0)
+            rc = tool.proc.returncode
+            err_path = out + ".stderr"
+            err = _read_small(err_path)
+            if rc != 0 and not (os.path.exists(out) and os.path.getsize(out) > 0):
+                failures.append(CollectorFailed(tool.argv, rc, err, hint=_pyspy_hint(err)))
+            elif not err.strip():
+                os.unlink(err_path)
+        got = [o for o in self.outputs if os.path.exists(o)]
+        if failures and not got:
+            raise failures[0]
+        return got
+
+
+def _read_small(path: str, limit: int = 8192) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _pyspy_hint(stderr: str) -> Optional[str]:
+    text = stderr.lower()
+    if "permission denied" in text or "operation not permitted" in text:
+        return "run as root, or in a container add --cap-add SYS_PTRACE (see profkit doctor)"
+    if "failed to find python version" in text or "not a python" in text:
+        return "the target is not a Python process that py-spy understands; try --collector perf"
+    if "no such process" in text:
+        return "the target exited"
+    return None

@@ -305,8 +305,23 @@ def diff_cmd(before: str, after: str, output: Optional[str], fmt: str, strict: b
 
 @cli.command(name="collectors", context_settings=CONTEXT)
 def collectors_cmd() -> None:
-    """List the registered collectors/formats and their parse options."""
+    """List every registered collector: can it record here (and if not, why and how to fix it),
+    and the options of its input format."""
+    import collectors
+
+    for cid, c in collectors.load_all().items():
+        avail = c.check()
+        state = ("ready" if avail.ok else f"cannot record: {avail.reason}") if c.RecordOptions is not None \
+            else "reads captures only"
+        version = f" {avail.version}" if avail.version else ""
+        click.echo(f"{cid}{version}: {state}" + (f"\n    fix: {avail.hint}" if avail.hint and not avail.ok else ""))
+    click.echo("")
     click.echo(_format_help())
+
+
+from profkit import cli_live  # noqa: E402  (the live commands register on the same group)
+
+cli_live.register(cli)
 
 
 

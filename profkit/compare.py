@@ -64,7 +64,9 @@ def regressions(deltas: Sequence[FunctionDelta], threshold: float) -> List[Funct
     return sorted(hit, key=lambda d: (-d.delta_total, d.key))
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#!(){}+\-.])")
+# Inline Markdown that could act inside a table cell: escapes, code spans, emphasis, links and
+# images (brackets), cell breaks, strikethrough. Line-start syntax (#, -, 1.) cannot occur mid-cell.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 

@@ -22,11 +22,15 @@ def resolve_format(source: Source, fmt: str) -> str:
     if fmt != "auto":
         collectors.get(fmt)  # unknown ids fail here, with the list of known ones
         return fmt
-    found = collectors.sniff_format(source.head())
-    if found is None:
-        raise InputError(f"{source.name}: cannot tell the format of this input",
-                         hint="name it with --format (see: profkit collectors)")
-    return found
+    head = source.head()
+    found = collectors.sniff_format(head)
+    if found is not None:
+        return found
+    if looks_binary(head):
+        raise InputError(f"{source.name}: binary data of no format profkit knows",
+                         hint="name the format with --format (see: profkit collectors)")
+    # Text that no format claims: read it as folded, which counts what does not parse.
+    return "folded"
 
 
 def load_profile(inputs: Sequence[str], fmt: str = "auto", options: Optional[Mapping[str, Any]] = None,

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import IO, List, Optional, Sequence
+from typing import IO, List, Optional, Sequence, Tuple
 
 from profkit.errors import PermissionDenied, TargetNotFound, UsageError
 
@@ -30,6 +30,7 @@ __all__ = [
     "children_of",
     "inspect",
     "perf_event_paranoid",
+    "ptrace_problem",
     "ptrace_scope",
     "has_cap",
     "in_container",
@@ -263,3 +264,20 @@ class ChildTool:
         except (OSError, ValueError):
             return ""
         return data.decode("utf-8", "replace")[-limit:]
+
+
+def ptrace_problem() -> Optional[Tuple[str, str]]:
+    """``(reason, fix)`` when this process may not ptrace others (py-spy, memray attach), else None."""
+    scope = ptrace_scope()
+    root = os.geteuid() == 0
+    if scope is not None and scope >= 3:
+        return ("ptrace is disabled (kernel.yama.ptrace_scope=3)", "it can only be changed by rebooting with another setting")
+    if scope == 2 and not has_cap(CAP_SYS_PTRACE):
+        return ("kernel.yama.ptrace_scope=2 allows ptrace only with CAP_SYS_PTRACE",
+                "run as root" + ("; in a container: docker run --cap-add SYS_PTRACE" if in_container() else ""))
+    if root and not has_cap(CAP_SYS_PTRACE):
+        return ("root without CAP_SYS_PTRACE (a container?)", "docker run --cap-add SYS_PTRACE (or --privileged)")
+    if scope == 1 and not root and not has_cap(CAP_SYS_PTRACE):
+        return ("kernel.yama.ptrace_scope=1 allows attaching only to your own child processes",
+                "run as root, or `sudo sysctl kernel.yama.ptrace_scope=0`")
+    return None

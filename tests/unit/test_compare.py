@@ -41,7 +41,7 @@ def test_units_must_match():
 
 def test_markdown_report_tables_and_verdict():
     text = markdown_report(compare_functions(BEFORE, AFTER), top=5, threshold=10)
-    assert "| query \\(db\\.py\\) | 50.00% | 75.00% | +25.00 |" in text
+    assert "| query (db.py) | 50.00% | 75.00% | +25.00 |" in text
     assert "Regression gate: FAILED" in text
     assert "### Improved (total share shrank)" in text
 

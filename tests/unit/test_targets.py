@@ -129,4 +129,4 @@ def test_psutil_sampler_writes_as_it_goes(busy_python, tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text().count("\n") >= 2  # flushed while running
     rec.finish()
     s = summarise(str(tmp_path / "metrics.jsonl"))
-    assert s["samples"] >= 4 and s["cpu_mean_pct"] > 50 and s["rss_peak"] > 1_000_000
+    assert s["samples"] >= 4 and s["cpu_mean_pct"] > 5 and s["rss_peak"] > 1_000_000

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Run reports: ``summary.md`` (also printed) and ``report.html`` (jinja2, autoescaped, offline).
+
+Templates are package data (``templates/``), rendered with autoescape on; frame names reach
+them only as data. The flame graph SVG is embedded as produced by :mod:`flamegraph`, which
+escapes every name itself.
+"""
+from __future__ import annotations
+
+import os
+from typing import List, Optional
+
+import re
+
+from profkit.compare import markdown_escape as _md_escape
+from profkit.model import Profile
+from profkit.rundir import RunDir
+
+__all__ = ["plain_text", "render_report", "summary_markdown"]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _fmt_bytes(n: Optional[float]) -> str:
+    if n is None:
+        return "n/a"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024.0
+    return f"{n:.1f} GiB"
+
+
+def _metrics(run: RunDir):
+    from collectors.psutil_metrics import read_metrics, summarise
+
+    path = run.file("metrics.jsonl")
+    return summarise(path), (list(read_metrics(path)) if os.path.exists(path) else [])
+
+
+def _top(profile: Optional[Profile], by: str, n: int = 10):
+    if not profile:
+        return []
+    total = profile.total or 1
+    return [(s.key, s.self if by == "self" else s.total, 100.0 * (s.self if by == "self" else s.total) / total)
+            for s in profile.top_functions(n, by=by)]
+
+
+def plain_text(text: str) -> str:
+    """Untrusted text for a terminal: control characters (escape sequences) and lone surrogates replaced."""
+    return _CONTROL.sub("\ufffd", text)
+
+
+def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: bool = False) -> str:
+    """The run's ``summary.md``: what ran, how long, samples, top functions, CPU and RSS.
+
+    ``for_terminal`` gives the same text with names left readable (control characters still
+    neutralised) instead of Markdown-escaped, for printing at the end of a run.
+    """
+    markdown_escape = plain_text if for_terminal else _md_escape
+    m = run.manifest
+    t = m.get("target") or {}
+    unit = profile.unit if profile is not None else m.get("unit", "samples")
+    lines = [f"# profkit run: {markdown_escape(str(t.get('name', '?')))}", ""]
+    lines.append("| | |")
+    lines.append("|---|---|")
+    lines.append(f"| target | pid {', '.join(str(p) for p in t.get('pids', []))} ({markdown_escape(str(t.get('runtime', '?')))}) |")
+    if t.get("cmdline"):
+        lines.append(f"| command | {markdown_escape(' '.join(t['cmdline'])[:200])} |")
+    cols = ", ".join(f"{c['id']} {c.get('version', '')}".strip() for c in m.get("collectors", []))
+    lines.append(f"| collectors | {markdown_escape(cols) or 'none'} |")
+    lines.append(f"| mode | {markdown_escape(str(m.get('mode', 'cpu')))} at {m.get('rate', '?')} Hz |")
+    if m.get("duration") is not None:
+        lines.append(f"| duration | {m['duration']:.1f} s (asked {m.get('duration_requested', '?')} s) |")
+    lines.append(f"| status | {markdown_escape(str(m.get('status', '?')))} |")
+    total = profile.total if profile is not None else 0
+    lines.append(f"| {unit} | {total:g} in {len(profile) if profile is not None else 0} unique stacks |")
+    summ, _ = _metrics(run)
+    if summ:
+        cpu = f"{summ['cpu_mean_pct']:.0f}% mean, {summ['cpu_max_pct']:.0f}% max" if summ["cpu_mean_pct"] is not None else "n/a"
+        lines.append(f"| CPU (of one core) | {cpu} |")
+        lines.append(f"| RSS | {_fmt_bytes(summ['rss_start'])} → {_fmt_bytes(summ['rss_end'])} (peak {_fmt_bytes(summ['rss_peak'])}) |")
+        lines.append(f"| threads (max) | {summ['threads_max']} |")
+    lines.append("")
+    for w in m.get("warnings", []):
+        lines.append(f"> warning: {markdown_escape(str(w))}")
+    if m.get("warnings"):
+        lines.append("")
+    for by, title in (("self", "Top functions by self"), ("total", "Top functions by total")):
+        rows = _top(profile, by)
+        lines.extend([f"## {title}", ""])
+        if not rows:
+            lines.extend(["_no samples_", ""])
+            continue
+        lines.extend([f"| function | {unit} | share |", "|---|---:|---:|"])
+        for key, w, pct in rows:
+            lines.append(f"| {markdown_escape(key)} | {w:g} | {pct:.1f}% |")
+        lines.append("")
+    lines.append("Files: `flamegraph.svg`, `profile.folded`, `metrics.jsonl`, `report.html`, `raw/`.")
+    return "\n".join(lines) + "\n"
+
+
+def _chart(series: List[dict], key: str, width: int = 560, height: int = 140) -> Optional[dict]:
+    pts = [(r["t"], r[key]) for r in series if r.get(key) is not None]
+    if len(pts) < 2:
+        return None
+    t_max = max(p[0] for p in pts) or 1
+    v_max = max(p[1] for p in pts) or 1
+    coords = " ".join(f"{40 + (width - 50) * t / t_max:.1f},{height - 20 - (height - 35) * v / v_max:.1f}" for t, v in pts)
+    return {"points": coords, "max": v_max, "t_max": t_max, "width": width, "height": height}
+
+
+def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[str]) -> str:
+    """The run's self-contained ``report.html``."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+    from markupsafe import Markup
+
+    env = Environment(loader=PackageLoader("profkit.reports", "templates"),
+                      autoescape=select_autoescape(["html", "svg", "xml", "j2"], default=True))
+    summ, series = _metrics(run)
+    cpu_series = [dict(r, cpu=(r["cpu_user_pct"] or 0) + (r["cpu_system_pct"] or 0)) for r in series
+                  if r.get("cpu_user_pct") is not None]
+    tmpl = env.get_template("report.html.j2")
+    return tmpl.render(
+        m=run.manifest, target=run.manifest.get("target") or {}, profile=profile,
+        unit=profile.unit if profile is not None else run.manifest.get("unit", "samples"),
+        top_self=_top(profile, "self"), top_total=_top(profile, "total"), metrics=summ,
+        fmt_bytes=_fmt_bytes,
+        cpu_chart=_chart(cpu_series, "cpu"), rss_chart=_chart(series, "rss"),
+        # The SVG comes from our own renderer, which escapes every frame name.
+        flamegraph=Markup(svg_text.split("?>", 1)[-1]) if svg_text else None,
+    )
