@@ -27,6 +27,7 @@ RGB = Tuple[int, int, int]
 NEUTRAL = "#c8c8c8"
 
 _PY_FILE = re.compile(r"\((.+?\.pyx?)(?::\d+)?\)\Z")
+_FILE_LINE = re.compile(r"\(([^()]+):\d+\)\Z")  # py-spy's "(file:line)", also for scripts without .py
 _JAVA_NAME = re.compile(r"\A[\w$]+(?:[./][\w$<>]+)+\Z")
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) or frozenset(
     "abc argparse ast asyncio base64 collections concurrent contextlib copy csv dataclasses datetime "
@@ -132,8 +133,10 @@ _SCHEME_HUE: Dict[str, Hue] = {"hot": _hot, "mem": _mem, "io": _io, "wakeup": _a
 
 
 def _python_hue(name: str, kind: FrameKind) -> Hue:
-    m = _PY_FILE.search(name) if (kind is FrameKind.PYTHON or name.endswith(")")) else None
+    m = (_PY_FILE.search(name) or _FILE_LINE.search(name)) if name.endswith(")") else None
     if m is None:
+        if kind is FrameKind.PYTHON:
+            return _blue
         return _hot  # native (C) code under Python: warm, as py-spy shows it
     path = m.group(1).replace("\\", "/")
     if "site-packages/" in path or "dist-packages/" in path:
