@@ -22,9 +22,10 @@ Each sample adds its period (the number before the event name, else 1) to the st
 * ``a->b->c`` (perf-map-agent's inlined Java frames) becomes ``a;b_[i];c_[i]``; ``kernel``
   adds ``_[k]`` to kernel frames and ``jit`` adds ``_[j]`` to ``/tmp/perf-PID.map`` frames.
 
-The parser works on bytes and caches the folded result of each distinct frame line (perf
-repeats them heavily), so most lines cost one dict lookup. Nothing is held per sample but the
-current stack; memory is bounded by the number of distinct stacks.
+The parser reads the capture a block at a time, works on bytes and remembers the folded
+frame of each distinct frame line (perf repeats them heavily, so most lines cost one dict
+lookup). Nothing is held per sample but the current stack; memory is bounded by the number of
+distinct stacks and a cap on the remembered lines.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -85,7 +87,7 @@ def _decode(b: bytes) -> str:
 
 
 class _Naming:
-    """The pure per-line rules: how one frame line becomes folded frames (with caching helpers)."""
+    """The per-line rules: how one frame line becomes folded frames."""
 
     def __init__(self, options: PerfOptions, diag: Diagnostics):
         self.kernel = options.kernel or options.all
@@ -143,7 +145,7 @@ class _Naming:
         return res
 
     def _resolve(self, pc: str, rawfunc: str, mod: str) -> str:
-        out = self._run(["addr2line", "-a", pc, "-e", mod, "-i", "-f", "-s", "-C"])
+        out = self._run(["addr2line", "-a", pc, "-e", mod, "-i", "-f", "-s", "-C"], mod)
         out = out.split("\n", 1)[1] if "\n" in out else ""  # the first line echoes the address
         if "??\n??:0" in out:
             # addr2line knows nothing of this address; if perf gave symbol+offset, ask again at
@@ -151,7 +153,7 @@ class _Naming:
             m = re.match(r"(.+)\+0x([0-9a-f]+)\Z", rawfunc)
             if m:
                 if mod not in self._nm:
-                    self._nm[mod] = self._run(["nm", mod])
+                    self._nm[mod] = self._run(["nm", mod], mod)
                 sym = re.search(r"^([0-9a-f]+) . " + re.escape(m.group(1)) + r"$", self._nm[mod], re.M)
                 if sym:
                     return self._resolve("0x%x" % (int(sym.group(1), 16) + int(m.group(2), 16)), "", mod)
@@ -161,51 +163,145 @@ class _Naming:
             frames.append(f"{func}:{where}" if self.context else func)
         return ";".join(reversed(frames))  # addr2line lists the innermost function first
 
-    def _run(self, argv: List[str]) -> str:
+    def _run(self, argv: List[str], mod: str) -> str:
+        # Like the Perl script, a tool that fails only loses the un-inlining of that module
+        # (its frames keep perf's symbol); say so once per module.
         try:
             done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
         except OSError as e:
             self.diag.warn(f"{argv[0]} failed: {e}")
             return ""
-        if done.returncode and done.stderr:
-            self.diag.warn(f"{argv[0]} failed for {argv[-1] if argv[0] == 'nm' else argv[5]}: "
-                           + _decode(done.stderr).strip().splitlines()[0])
+        if done.returncode:
+            err = _decode(done.stderr).strip().splitlines()
+            self.diag.warn(f"{argv[0]} failed on {mod}" + (f": {err[0]}" if err else ""))
         return _decode(done.stdout)
 
 
-def _collapse(chunks: Iterable[Sequence[bytes]], options: PerfOptions, diag: Diagnostics
-              ) -> Dict[Tuple[str, ...], int]:
-    """Collapse chunks of lines (bytes, without newlines) into ``{stack: weight}``.
+def _event_ids(line: bytes) -> Optional[Tuple[bytes, bytes, Optional[bytes]]]:
+    """``(comm, pid, tid)`` of an event header, as ``_EVENT`` reads them; None if not a header.
 
-    A stack is a tuple of frame tokens *leaf first*, ending with the process name.
+    The usual shape, a one-word comm of two characters or more and then ``PID`` or
+    ``PID/TID``, is read without the regex: the lazy comm cannot end inside that word (the
+    pattern wants whitespace next) and must end at it (what follows is a valid PID field).
     """
-    naming = _Naming(options, diag)
-    with_tid, with_pid = options.tid, options.pid
-    event_filter = options.event_filter.encode()
-    defaulted = not event_filter
-    warned = False
-    # Frame line -> its folded frame, for the lines that fold to exactly one (nearly all), and
-    # frame line -> its frames leaf first, for those that fold to none or several. Java
-    # processes get tables of their own, as their names are tidied differently.
-    tables = {False: ({}, {}), True: ({}, {})}
-    is_java = False
-    cache, other = tables[False]
-    get, other_get = cache.get, other.get
-    counts: Dict[Tuple[str, ...], int] = {}
-    counts_get = counts.get
-    stack: List[str] = []
-    append, extend = stack.append, stack.extend
-    pname: Optional[Tuple[str, ...]] = None  # the open sample's process name (as frames, leaf first)
-    period = 1
-    base = 0  # lines before the current chunk
+    parts = line.split(None, 2)
+    if len(parts) == 3 and len(parts[0]) > 1 and not line[:1].isspace():
+        comm, pid, _ = parts
+        if pid.isdigit():
+            return comm, pid, None
+        pid, slash, tid = pid.partition(b"/")
+        tid = tid.lstrip(b"/")
+        if slash and pid.isdigit() and (tid.isdigit() or not tid):
+            return comm, pid, tid or None
+    m = _EVENT.match(line)
+    return m.group(1, 2, 3) if m is not None else None
 
-    for chunk in chunks:
+
+def _period_event(line: bytes) -> Tuple[Optional[bytes], Optional[bytes]]:
+    """The period (None if absent) and event name at the end of a header (None if none).
+
+    Exactly what ``_PERIOD_EVENT`` finds. The two usual endings are read without it:
+    ``…: 1234 cycles:`` and ``…: cycles:``. There, no colon left of the one found can start a
+    match, since between that colon and the event name the pattern allows only spaces and
+    one run of digits.
+    """
+    parts = line.rsplit(None, 2)
+    if len(parts) == 3:
+        head, p, event = parts
+        if event[-1:] == b":" and len(event) > 1:
+            if p[-1:] == b":":
+                return None, event[:-1]
+            if head[-1:] == b":" and p.isdigit():
+                return p, event[:-1]
+    m = _PERIOD_EVENT.search(line)
+    return (m.group(1), m.group(2)) if m is not None else (None, None)
+
+
+class _Collapser:
+    """One collapse in progress: the line tables, the event filter and the stacks so far.
+
+    It is fed lines and runs the Perl script's line-by-line state machine. Frames are
+    interned in the profile being built as they are first seen, so a stack is a tuple of
+    frame ids (leaf first, the process name last) and most lines cost one dict lookup.
+    """
+
+    def __init__(self, options: PerfOptions, diag: Diagnostics):
+        self.naming = _Naming(options, diag)
+        self.diag = diag
+        self.with_tid, self.with_pid = options.tid, options.pid
+        self.event_filter = options.event_filter.encode()
+        self.defaulted = not self.event_filter
+        self.warned = False
+        self.profile = Profile("samples", ProfileMeta(collector="perf"))
+        # Per java-ness (java names are tidied differently): frame line -> the id of its
+        # folded frame, for lines that fold to one (nearly all), and frame line -> its frame
+        # ids leaf first, for the rest.
+        self.tables: Dict[bool, Tuple[Dict[bytes, int], Dict[bytes, Tuple[int, ...]]]] = {
+            False: ({}, {}), True: ({}, {})}
+        self.names: Dict[Tuple[bytes, bytes, Optional[bytes]], Tuple[Tuple[int, ...], bool]] = {}
+        self.counts: Dict[Tuple[int, ...], int] = {}
+        self.lineno = 0  # lines consumed so far
+        # the open sample
+        self.stack: List[int] = []
+        self.pname: Optional[Tuple[int, ...]] = None
+        self.period = 1
+        self.java = False
+
+    def header(self, ids: Tuple[bytes, bytes, Optional[bytes]], line: bytes
+               ) -> Optional[Tuple[Tuple[int, ...], int, bool]]:
+        """The sample an event header opens: (process name frames, period, java?), or None when
+        its event type is filtered out."""
+        period = 1
+        p, event = _period_event(line)
+        if event is not None:
+            if event != self.event_filter:
+                if self.event_filter:
+                    if self.defaulted and not self.warned:
+                        self.diag.warn(f"several event types: only {_decode(self.event_filter)} samples were "
+                                       f"kept (choose one with --event-filter)")
+                        self.warned = True
+                    return None
+                self.event_filter = event
+            if p and p != b"0":
+                period = int(p)
+        named = self.names.get(ids)
+        if named is None:
+            if len(self.names) >= CACHE_LIMIT:
+                self.names.clear()
+            named = self.names[ids] = self._name(*ids)
+        return named[0], period, named[1]
+
+    def _name(self, comm: bytes, pid: bytes, tid: Optional[bytes]) -> Tuple[Tuple[int, ...], bool]:
+        # perf prints "comm TID" unless asked for the PID too; the Perl script's truth test
+        # treats a TID of 0 the same way.
+        if not tid or tid == b"0":
+            pid, tid = b"?", pid
+        if self.with_tid:
+            name = comm + b"-" + pid + b"/" + tid
+        elif self.with_pid:
+            name = comm + b"-" + pid
+        else:
+            name = comm
+        frames = _decode(name.replace(b" ", b"_")).split(";")
+        # Java frames are tidied by comm, however the process is named.
+        return tuple(map(self.profile.intern, reversed(frames))), comm == b"java"
+
+    def lines(self, chunk: Sequence[bytes]) -> None:
+        """Feed lines (bytes, without newlines) through the line-by-line state machine."""
+        naming, header, tables, intern = self.naming, self.header, self.tables, self.profile.intern
+        counts = self.counts
+        counts_get = counts.get
+        stack = self.stack
+        append, extend = stack.append, stack.extend
+        pname, period, java = self.pname, self.period, self.java
+        cache, other = tables[java]
+        get, other_get = cache.get, other.get
         bad = None
         for line in chunk:
             g = get(line)
             if g is not None:
-                # The common case, a frame line seen before. Frames that arrive while no
-                # sample is open are dropped with the stack when the next one opens.
+                # A frame line seen before. Frames that arrive while no sample is open are
+                # dropped with the stack when the next one opens.
                 append(g)
                 continue
             t = other_get(line)
@@ -224,53 +320,28 @@ def _collapse(chunks: Iterable[Sequence[bytes]], options: PerfOptions, diag: Dia
                 continue
             if line[:1] == b"#":
                 continue
-            m = _EVENT.match(line)
-            if m is not None:
-                comm, pid, tid = m.groups()
-                # perf prints "comm TID" unless asked for the PID too; the Perl script's truth
-                # test treats a TID of 0 the same way.
-                if not tid or tid == b"0":
-                    pid, tid = b"?", pid
-                period = 1
-                ev = _PERIOD_EVENT.search(line)
-                if ev is not None:
-                    p, event = ev.groups()
-                    if not event_filter:
-                        event_filter = event
-                    elif event != event_filter:
-                        if defaulted and not warned:
-                            diag.warn(f"several event types: only {_decode(event_filter)} samples were kept "
-                                      f"(choose one with --event-filter)")
-                            warned = True
-                        continue
-                    if p and p != b"0":
-                        period = int(p)
-                if with_tid:
-                    name = comm + b"-" + pid + b"/" + tid
-                elif with_pid:
-                    name = comm + b"-" + pid
-                else:
-                    name = comm
-                if pname is None:
-                    stack.clear()
-                pname = tuple(reversed(_decode(name.replace(b" ", b"_")).split(";")))
-                # Java frames are tidied by comm, however the process is named.
-                is_java = comm == b"java"
-                cache, other = tables[is_java]
-                get, other_get = cache.get, other.get
+            ids = _event_ids(line)
+            if ids is not None:
+                opened = header(ids, line)
+                if opened is not None:
+                    if pname is None:
+                        stack.clear()
+                    pname, period, java = opened
+                    cache, other = tables[java]
+                    get, other_get = cache.get, other.get
                 continue
             m = _FRAME.match(line)
             if m is not None:
-                frames = naming.frames(m, is_java)
+                frames = naming.frames(m, java)
                 if len(frames) == 1:
                     if len(cache) >= CACHE_LIMIT:
                         cache.clear()
-                    g = cache[line] = frames[0]
+                    g = cache[line] = intern(frames[0])
                     append(g)
                 else:
                     if len(other) >= CACHE_LIMIT:
                         other.clear()
-                    t = other[line] = tuple(reversed(frames))
+                    t = other[line] = tuple(map(intern, reversed(frames)))
                     extend(t)
                 continue
             if bad is None:
@@ -279,22 +350,48 @@ def _collapse(chunks: Iterable[Sequence[bytes]], options: PerfOptions, diag: Dia
         if bad:
             # Unrecognised lines are rare; number them afterwards instead of counting every
             # line in the loop above.
-            for i, line in enumerate(chunk, base + 1):
+            for i, line in enumerate(chunk, self.lineno + 1):
                 if line in bad:
-                    diag.malformed(i, line)
-        base += len(chunk)
-    if pname is not None:
-        diag.warn("the capture ends inside a sample (no blank line after it); that sample was dropped")
-    return counts
+                    self.diag.malformed(i, line)
+        self.lineno += len(chunk)
+        self.pname, self.period, self.java = pname, period, java
 
+    def blocks(self, blocks: Iterable[bytes], name: str = "<input>") -> None:
+        """Feed raw text a block at a time.
 
-def _batches(lines: Iterable[bytes]) -> Iterator[List[bytes]]:
-    it = iter(lines)
-    while True:
-        batch = [l[:-1] if l[-1:] == b"\n" else l for l in islice(it, _BATCH)]
-        if not batch:
-            return
-        yield batch
+        A line longer than ``MAX_LINE`` is counted as malformed and skipped (it stands as a
+        ``#`` line, so that it neither ends a sample nor shifts later line numbers).
+        """
+        rest = b""
+        overlong = False
+        for block in blocks:
+            if overlong:
+                nl = block.find(b"\n")
+                if nl < 0:
+                    continue
+                block, overlong = block[nl + 1:], False
+            data = rest + block if rest else block
+            lines = data.split(b"\n")
+            rest = lines.pop()
+            self.lines(lines)
+            if len(rest) >= MAX_LINE:
+                where = self.lineno + 1
+                self.diag.malformed(where, rest[:80])
+                self.diag.warn(f"{name}:{where}: line longer than {MAX_LINE >> 20} MiB skipped")
+                self.lines([b"#"])
+                rest, overlong = b"", True
+        if rest:
+            self.lines([rest])
+
+    def finish(self) -> Profile:
+        """The profile of every sample fed."""
+        if self.pname is not None:
+            self.diag.warn("the capture ends inside a sample (no blank line after it); that sample was dropped")
+        add = self.profile.add_ids
+        for key, weight in self.counts.items():
+            add(key[::-1], weight)
+        self.counts = {}
+        return self.profile
 
 
 def collapse(lines: Iterable[bytes], options: PerfOptions = PerfOptions(),
@@ -304,41 +401,17 @@ def collapse(lines: Iterable[bytes], options: PerfOptions = PerfOptions(),
     The first frame is the process name. Each distinct stack is yielded once, after the
     whole input has been read.
     """
-    counts = _collapse(_batches(lines), options, diag if diag is not None else Diagnostics())
-    for key, weight in counts.items():
-        yield list(reversed(key)), weight
-
-
-def _blocks(source: Source, diag: Diagnostics) -> Iterator[List[bytes]]:
-    """The source's lines, without newlines, a block at a time.
-
-    A line longer than ``MAX_LINE`` is counted as malformed and stands as ``#`` (skipped like
-    a comment), so that it neither ends a sample nor shifts later line numbers.
-    """
-    rest = b""
-    lineno = 0
-    overlong = False
+    c = _Collapser(options, diag if diag is not None else Diagnostics())
+    it = iter(lines)
     while True:
-        block = source.read_bytes(_BLOCK)
-        if not block:
+        batch = [l[:-1] if l[-1:] == b"\n" else l for l in islice(it, _BATCH)]
+        if not batch:
             break
-        if overlong:
-            nl = block.find(b"\n")
-            if nl < 0:
-                continue
-            block, overlong = block[nl + 1:], False
-        lines = (rest + block).split(b"\n") if rest else block.split(b"\n")
-        rest = lines.pop()
-        if len(rest) >= MAX_LINE:
-            where = lineno + len(lines) + 1
-            diag.malformed(where, rest[:80])
-            diag.warn(f"{source.name}:{where}: line longer than {MAX_LINE >> 20} MiB skipped")
-            lines.append(b"#")
-            rest, overlong = b"", True
-        lineno += len(lines)
-        yield lines
-    if rest:
-        yield [rest]
+        c.lines(batch)
+    profile = c.finish()
+    tokens = [f.token for f in profile.frames]
+    for key, weight in profile.items():
+        yield [tokens[i] for i in key], weight
 
 
 def parse(source: Source, options: PerfOptions = PerfOptions(), diag: Optional[Diagnostics] = None) -> Profile:
@@ -346,12 +419,9 @@ def parse(source: Source, options: PerfOptions = PerfOptions(), diag: Optional[D
     diag = diag if diag is not None else source.diag
     if options.inline and shutil.which("addr2line") is None:
         raise CollectorNotInstalled("addr2line not found", hint="apt-get install binutils")
-    counts = _collapse(_blocks(source, diag), options, diag)
-    profile = Profile("samples", ProfileMeta(collector="perf"))
-    add = profile.add
-    for key, weight in counts.items():
-        add(key[::-1], weight)
-    return profile
+    c = _Collapser(options, diag)
+    c.blocks(iter(partial(source.read_bytes, _BLOCK), b""), source.name)
+    return c.finish()
 
 
 class PerfCollector(Collector):

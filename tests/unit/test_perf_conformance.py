@@ -6,6 +6,7 @@ checkout (CI copies ``shared/`` there too); see its README.md for where it comes
 """
 import gzip
 import io
+import random
 import shutil
 import subprocess
 from collections import Counter
@@ -197,6 +198,26 @@ def test_samples_without_frames_or_header():
             "# a comment\n"
             "bc 2 1.0: 1 cycles:\n# inside\n\t1 f (/bin/x)\n\n")
     assert fold(text) == {"ab": 1, "bc;f": 1}
+
+
+def test_header_fast_paths_agree_with_the_perl_patterns():
+    """The header fields are read without regexes in the usual shapes; on any line, including
+    odd ones, they must say exactly what the Perl script's patterns say."""
+    rng = random.Random(7)
+    words = [b"java", b"V8", b"WorkerThread", b"x", b"ab", b"12", b"0", b"007", b"27409/28744", b"1//2", b"3/",
+             b"1/2/3", b"[000]", b"1410597.984841:", b"1.2:34", b":", b"::", b"a:", b":5", b"10101010",
+             b"cycles:", b"cycles:u:", b"cpu-clock:ppp:", b"sched:sched_switch:", b"prev_comm=x", b"(x)"]
+    seps = [b" ", b"  ", b"\t", b" \t "]
+    for _ in range(20000):
+        n = rng.randint(1, 7)
+        line = rng.choice([b"", b"", b" ", b"\t"])
+        for k in range(n):
+            line += rng.choice(words) + (rng.choice(seps) if k < n - 1 else b"")
+        line += rng.choice([b"", b"", b" ", b"\t", b"\r"])
+        m = perf._EVENT.match(line)
+        assert perf._event_ids(line) == (m.group(1, 2, 3) if m else None), line
+        m = perf._PERIOD_EVENT.search(line)
+        assert perf._period_event(line) == ((m.group(1), m.group(2)) if m else (None, None)), line
 
 
 # -- bad and partial input ----------------------------------------------------------------------
