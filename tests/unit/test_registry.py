@@ -85,7 +85,7 @@ def test_a_third_party_plugin_installs_and_is_used(tmp_path):
     for name, text in PLUGIN.items():
         (src / name).write_text(textwrap.dedent(text))
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                     "--target", str(target), str(src)], check=True, capture_output=True)
     capture = tmp_path / "cap.txt"
     capture.write_text("TINY v1\nleaf\tmid\troot\nleaf\tmid\troot\nother\troot\n")
