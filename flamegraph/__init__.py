@@ -35,14 +35,13 @@ __all__ = ["FlameGraphOptions", "embed_html", "render_diff", "render_svg"]
 EMPTY_MESSAGE = "No stack counts found"
 
 
-def render_svg(profile: Profile, options: Optional[FlameGraphOptions] = None, out: Optional[IO[str]] = None) -> str:
+def render_svg(profile: Profile, options: Optional[FlameGraphOptions], out: IO[str]) -> str:
     """Write ``profile`` as one self-contained SVG flame graph (or icicle graph) to ``out``.
 
-    Returns the id prefix of the graph. An empty profile gives a valid SVG that says
-    "No stack counts found"; telling the user (and choosing an exit code) is the caller's job.
+    ``options`` None means the defaults. Returns the id prefix of the graph. An empty
+    profile gives a valid SVG that says "No stack counts found"; telling the user (and
+    choosing an exit code) is the caller's job.
     """
-    if out is None:
-        raise TypeError("render_svg needs a text stream to write to")
     o = options if options is not None else FlameGraphOptions()
     with paused_gc():
         return _render(profile, o, out)

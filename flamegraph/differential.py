@@ -66,14 +66,13 @@ def _signed(v: float, text: str) -> str:
     return ("+" if v > 0 else "-" if v < 0 else "±") + text
 
 
-def render_diff(before: Profile, after: Profile, options: Optional[FlameGraphOptions] = None,
-                out: Optional[IO[str]] = None, *, normalize: bool = True) -> str:
+def render_diff(before: Profile, after: Profile, options: Optional[FlameGraphOptions], out: IO[str], *,
+                normalize: bool = True) -> str:
     """Write a differential flame graph of BEFORE → AFTER to ``out``; return its id prefix.
 
-    ``normalize`` scales BEFORE to AFTER's total before comparing (shares, not counts).
+    ``options`` None means the defaults. ``normalize`` scales BEFORE to AFTER's total before
+    comparing (shares, not counts).
     """
-    if out is None:
-        raise TypeError("render_diff needs a text stream to write to")
     o = options if options is not None else FlameGraphOptions()
     with paused_gc():
         return _render(before, after, o, out, normalize)

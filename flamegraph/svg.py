@@ -13,10 +13,10 @@ from __future__ import annotations
 import functools
 import hashlib
 from importlib import resources
-from typing import IO, List, NamedTuple, Optional, Sequence
+from typing import IO, NamedTuple, Optional, Sequence
 
 from flamegraph.options import XPAD, FlameGraphOptions
-from flamegraph.xmlwriter import XmlWriter, clean, escape_text
+from flamegraph.xmlwriter import XmlWriter, clean, px as _px
 from profkit.model import Number
 
 __all__ = ["DrawFrame", "FONT_WIDTH", "MAX_NAME", "clip_label", "format_count", "write_graph"]
@@ -68,11 +68,6 @@ def _weight_attr(w: Number) -> str:
     if w.is_integer() and abs(w) < 1e15:
         return str(int(w))
     return repr(w)
-
-
-def _px(v: float) -> str:
-    s = "%.1f" % v
-    return s[:-2] if s.endswith(".0") else s
 
 
 def clip_label(name: str, width_px: float, font_size: float) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
-__all__ = ["XmlWriter", "clean", "escape_attr", "escape_text"]
+__all__ = ["XmlWriter", "clean", "escape_attr", "escape_text", "px"]
 
 Attrs = Iterable[Tuple[str, Union[str, int, float]]]
 
@@ -37,7 +37,7 @@ def escape_attr(text: str) -> str:
 _NUMBER = re.compile(r"-?\d+(?:\.\d*)?(?:e[-+]?\d+)?\Z")
 
 
-def _px(v: float) -> str:
+def px(v: float) -> str:
     """A pixel coordinate with at most one decimal: ``12``, ``12.5``."""
     s = "%.1f" % v
     return s[:-2] if s.endswith(".0") else s
@@ -121,9 +121,9 @@ class XmlWriter:
             raise ValueError(f"frame position {x!r}/{w!r} is not a number")
         rx, ry, rw, rh, fill = rect
         title_text = "\n".join(map(escape_text, title))
-        rect_el = (f'<rect x="{_px(rx)}" y="{_px(ry)}" width="{_px(rw)}" height="{rh}" '
+        rect_el = (f'<rect x="{px(rx)}" y="{px(ry)}" width="{px(rw)}" height="{px(rh)}" '
                    f'fill="{escape_attr(fill)}"/>')
-        text_el = (f'<text x="{_px(text_at[0])}" y="{_px(text_at[1])}">{escape_text(label)}</text>'
+        text_el = (f'<text x="{px(text_at[0])}" y="{px(text_at[1])}">{escape_text(label)}</text>'
                    if label else "")
         if self.pretty:
             pad = "  " * len(self._stack)

@@ -1,7 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Differential flame graphs: AFTER's shape, red for growth, blue for shrinkage, normalised shares."""
 import io
-import pathlib
 import xml.etree.ElementTree as ET
 
 import pytest
