@@ -177,44 +177,50 @@ class _Naming:
         return _decode(done.stdout)
 
 
-def _event_ids(line: bytes) -> Optional[Tuple[bytes, bytes, Optional[bytes]]]:
-    """``(comm, pid, tid)`` of an event header, as ``_EVENT`` reads them; None if not a header.
+_SPACE = b" \t\n\r\x0b\x0c"  # \s in a bytes pattern
+_COLON = ord(":")
 
-    The usual shape, a one-word comm of two characters or more and then ``PID`` or
-    ``PID/TID``, is read without the regex: the lazy comm cannot end inside that word (the
-    pattern wants whitespace next) and must end at it (what follows is a valid PID field).
+
+def _header_fields(line: bytes) -> Optional[Tuple[Tuple[bytes, bytes, Optional[bytes]], Optional[bytes],
+                                                   Optional[bytes]]]:
+    """``((comm, pid, tid), period, event)`` of an event header, None if the line is not one.
+
+    Exactly what ``_EVENT`` and ``_PERIOD_EVENT`` read (period and event are None where the
+    latter finds nothing); the usual shapes are read from the line's words instead:
+
+    * a one-word comm of two characters or more, then ``PID`` or ``PID/TID``: the lazy comm
+      cannot end inside that word (the pattern wants whitespace next) and ends at it (what
+      follows is a valid PID field, then whitespace);
+    * the endings ``…: 1234 cycles:`` and ``…: cycles:``: no colon left of the one used can
+      start a match, since between that colon and the event name the pattern allows only
+      whitespace and one run of digits.
     """
-    parts = line.split(None, 2)
-    if len(parts) == 3 and len(parts[0]) > 1 and not line[:1].isspace():
-        comm, pid, _ = parts
+    words = line.split()
+    ids = None
+    if len(words) >= 3 and len(words[0]) > 1 and line[0] not in _SPACE:
+        pid = words[1]
         if pid.isdigit():
-            return comm, pid, None
-        pid, slash, tid = pid.partition(b"/")
-        tid = tid.lstrip(b"/")
-        if slash and pid.isdigit() and (tid.isdigit() or not tid):
-            return comm, pid, tid or None
-    m = _EVENT.match(line)
-    return m.group(1, 2, 3) if m is not None else None
-
-
-def _period_event(line: bytes) -> Tuple[Optional[bytes], Optional[bytes]]:
-    """The period (None if absent) and event name at the end of a header (None if none).
-
-    Exactly what ``_PERIOD_EVENT`` finds. The two usual endings are read without it:
-    ``…: 1234 cycles:`` and ``…: cycles:``. There, no colon left of the one found can start a
-    match, since between that colon and the event name the pattern allows only spaces and
-    one run of digits.
-    """
-    parts = line.rsplit(None, 2)
-    if len(parts) == 3:
-        head, p, event = parts
-        if event[-1:] == b":" and len(event) > 1:
-            if p[-1:] == b":":
-                return None, event[:-1]
-            if head[-1:] == b":" and p.isdigit():
-                return p, event[:-1]
+            ids = (words[0], pid, None)
+        else:
+            pid, slash, tid = pid.partition(b"/")
+            tid = tid.lstrip(b"/")
+            if slash and pid.isdigit() and (tid.isdigit() or not tid):
+                ids = (words[0], pid, tid or None)
+    if ids is None:
+        m = _EVENT.match(line)
+        if m is None:
+            return None
+        ids = m.group(1, 2, 3)
+    if len(words) >= 3:
+        event = words[-1]
+        if event[-1] == _COLON and len(event) > 1:
+            p = words[-2]
+            if p[-1] == _COLON:
+                return ids, None, event[:-1]
+            if words[-3][-1] == _COLON and p.isdigit():
+                return ids, p, event[:-1]
     m = _PERIOD_EVENT.search(line)
-    return (m.group(1), m.group(2)) if m is not None else (None, None)
+    return (ids, m.group(1), m.group(2)) if m is not None else (ids, None, None)
 
 
 class _Collapser:
@@ -247,12 +253,11 @@ class _Collapser:
         self.period = 1
         self.java = False
 
-    def header(self, ids: Tuple[bytes, bytes, Optional[bytes]], line: bytes
+    def header(self, ids: Tuple[bytes, bytes, Optional[bytes]], p: Optional[bytes], event: Optional[bytes]
                ) -> Optional[Tuple[Tuple[int, ...], int, bool]]:
         """The sample an event header opens: (process name frames, period, java?), or None when
         its event type is filtered out."""
         period = 1
-        p, event = _period_event(line)
         if event is not None:
             if event != self.event_filter:
                 if self.event_filter:
@@ -320,9 +325,9 @@ class _Collapser:
                 continue
             if line[:1] == b"#":
                 continue
-            ids = _event_ids(line)
-            if ids is not None:
-                opened = header(ids, line)
+            fields = _header_fields(line)
+            if fields is not None:
+                opened = header(*fields)
                 if opened is not None:
                     if pname is None:
                         stack.clear()
