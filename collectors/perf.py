@@ -437,23 +437,24 @@ class PerfCollector(Collector):
     Options = PerfOptions
 
     def sniff(self, head: bytes) -> Sniff:
-        """YES for an event header followed by a frame line; NO for anything else."""
+        """YES for event headers whose samples start with a frame line; NO for anything else
+        (MAYBE for headers whose samples, as far as ``head`` goes, have no frames)."""
         lines = head.split(b"\n")
         if len(head) >= 65536:
             lines.pop()  # may be cut short
-        header = None
+        in_sample = seen = False
         for line in lines:
-            if not line.strip() or line[:1] == b"#":
-                if header is not None:
-                    return Sniff.MAYBE if _looks_like_header(header) else Sniff.NO
+            if line[:1] == b"#":
                 continue
-            if header is None:
-                if not _looks_like_header(line):
-                    return Sniff.NO
-                header = line
-                continue
-            return Sniff.YES if _SNIFF_FRAME.match(line) else Sniff.NO
-        return Sniff.NO
+            if not line.strip():
+                in_sample = False
+            elif in_sample:
+                return Sniff.YES if _SNIFF_FRAME.match(line) else Sniff.NO
+            elif _looks_like_header(line):
+                in_sample = seen = True
+            else:
+                return Sniff.NO
+        return Sniff.MAYBE if seen else Sniff.NO
 
     def parse(self, source: Source, options: PerfOptions, diag: Diagnostics) -> Profile:
         return parse(source, options, diag)

@@ -109,6 +109,13 @@ def test_sniff_no_on_the_expected_outputs():
         assert PerfCollector().sniff(path.read_bytes()[:65536]) is Sniff.NO, path.name
 
 
+def test_sniff_looks_past_samples_without_frames():
+    frameless = b"python3  8230   389.681115:     200040 cpu-clock:ppp: \n\n"
+    frame = b"\t1de39 dl_main+0x1e79 (/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2)\n"
+    assert PerfCollector().sniff(frameless * 3) is Sniff.MAYBE
+    assert PerfCollector().sniff(frameless * 3 + frameless[:-1] + frame) is Sniff.YES
+
+
 def test_registered_under_its_id():
     assert isinstance(collectors.get("perf"), PerfCollector)
 
