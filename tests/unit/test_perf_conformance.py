@@ -58,7 +58,7 @@ def parse_file(path, diag=None, **opts):
 
 def fold(text, diag=None, **opts):
     """Collapse perf script text given inline; ``{'comm;…;leaf': weight}``."""
-    lines = text.encode().splitlines(keepends=True)
+    lines = io.BytesIO(text.encode())  # lines end at b"\n" only, as perf's do
     return {";".join(s): w for s, w in collapse(lines, PerfOptions(**opts), diag)}
 
 
