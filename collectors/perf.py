@@ -227,8 +227,8 @@ class _Collapser:
     """One collapse in progress: the line tables, the event filter and the stacks so far.
 
     It is fed lines and runs the Perl script's line-by-line state machine. Frames are
-    interned in the profile being built as they are first seen, so a stack is a tuple of
-    frame ids (leaf first, the process name last) and most lines cost one dict lookup.
+    interned in the profile being built as they are first seen, so most lines cost one dict
+    lookup and a stack is a tuple of frame ids, gathered leaf first.
     """
 
     def __init__(self, options: PerfOptions, diag: Diagnostics):
@@ -245,7 +245,7 @@ class _Collapser:
         self.tables: Dict[bool, Tuple[Dict[bytes, int], Dict[bytes, Tuple[int, ...]]]] = {
             False: ({}, {}), True: ({}, {})}
         self.names: Dict[Tuple[bytes, bytes, Optional[bytes]], Tuple[Tuple[int, ...], bool]] = {}
-        self.counts: Dict[Tuple[int, ...], int] = {}
+        self.counts: Dict[Tuple[int, ...], int] = {}  # root-first stacks (the profile's keys)
         self.lineno = 0  # lines consumed so far
         # the open sample
         self.stack: List[int] = []
@@ -318,7 +318,7 @@ class _Collapser:
                 # for nothing, and a header without frames counts as just its process name.
                 if pname is not None:
                     extend(pname)
-                    key = tuple(stack)
+                    key = tuple(reversed(stack))
                     counts[key] = counts_get(key, 0) + period
                     pname = None
                 stack.clear()
@@ -394,7 +394,7 @@ class _Collapser:
             self.diag.warn("the capture ends inside a sample (no blank line after it); that sample was dropped")
         add = self.profile.add_ids
         for key, weight in self.counts.items():
-            add(key[::-1], weight)
+            add(key, weight)
         self.counts = {}
         return self.profile
 
@@ -414,9 +414,9 @@ def collapse(lines: Iterable[bytes], options: PerfOptions = PerfOptions(),
             break
         c.lines(batch)
     profile = c.finish()
-    tokens = [f.token for f in profile.frames]
+    frame = profile.frame
     for key, weight in profile.items():
-        yield [tokens[i] for i in key], weight
+        yield [frame(fid).token for fid in key], weight
 
 
 def parse(source: Source, options: PerfOptions = PerfOptions(), diag: Optional[Diagnostics] = None) -> Profile:

@@ -194,9 +194,9 @@ def test_kernel_annotation_and_kinds(tmp_path):
     assert list(fold(text)) == ["ab;[unknown];ipv4_conntrack_local;tcp_sendmsg;native_safe_halt"]
     path = tmp_path / "k.txt"
     path.write_text(text)
-    kinds = {f.name: f.kind for f in parse_file(path, all=True).frames}
+    kinds = {f.name: f.kind for stack, _ in parse_file(path, all=True).stacks() for f in stack}
     assert kinds["native_safe_halt"] is FrameKind.KERNEL and kinds["[unknown]"] is not FrameKind.KERNEL
-    assert all(f.kind is not FrameKind.KERNEL for f in parse_file(path).frames)
+    assert all(f.kind is not FrameKind.KERNEL for stack, _ in parse_file(path).stacks() for f in stack)
 
 
 def test_samples_without_frames_or_header():
@@ -271,7 +271,7 @@ def test_example_stacks_gz_parses():
     assert diag.malformed_count == 0
     assert profile.unit == "samples" and profile.meta.collector == "perf"
     assert len(profile) > 500 and profile.total > 1000
-    assert any(f.kind is FrameKind.KERNEL for f in profile.frames)
+    assert any(f.kind is FrameKind.KERNEL for stack, _ in profile.stacks() for f in stack)
 
 
 def test_lines_api_and_cache_eviction_agree_with_parse(monkeypatch):
