@@ -34,11 +34,11 @@ class FrameDelta:
 
     def __init__(self, before: Profile, reverse: bool = False):
         self.stacks, self.cum = sorted_stacks(before, reverse)
-        self.index = {f: i for i, f in enumerate(before.frames)}
+        self.known = before.frames  # ids are frame tokens: AFTER's id is BEFORE's id, if BEFORE has it
 
     def weights_for(self, lay: Layout, frames: Sequence[Frame]) -> List[Tuple[Number, Number]]:
         """BEFORE's (inclusive, self) weights of each box of ``lay`` (AFTER's ``frames``)."""
-        stacks, cum, index = self.stacks, self.cum, self.index
+        stacks, cum, known = self.stacks, self.cum, self.known
         n = len(stacks)
         # Each box's path in BEFORE's ids, built from its parent's (parents come first);
         # None once a frame on the path does not exist in BEFORE.
@@ -49,14 +49,14 @@ class FrameDelta:
                 path: Optional[Stack] = ()
             else:
                 up = paths[box.parent]
-                fid = index.get(frames[box.fid]) if up is not None else None
+                fid = box.fid if up is not None and box.fid in known else None
                 path = None if fid is None else up + (fid,)
             paths.append(path)
             if path is None:
                 out.append((0, 0))
                 continue
             lo = bisect_left(stacks, path)
-            hi = bisect_left(stacks, path[:-1] + (path[-1] + 1,), lo) if path else n
+            hi = bisect_left(stacks, path[:-1] + (path[-1] + "\0",), lo) if path else n
             own = cum[lo + 1] - cum[lo] if lo < n and stacks[lo] == path else 0
             out.append((cum[hi] - cum[lo], own))
         return out
@@ -97,7 +97,7 @@ def _render(before: Profile, after: Profile, o: FlameGraphOptions, out: IO[str],
 
     draw = []
     for box, b_incl, d_incl, d_self in rows:
-        name = frames[box.fid].name if box.fid >= 0 else "all"
+        name = frames[box.fid].name if box.fid is not None else "all"
         a_pct = 100.0 * box.w / a_total
         b_pct = 100.0 * b_incl / b_total if b_total else 0.0
         info = (f"{format_count(box.w)} {unit} ({a_pct:.2f}%), before {format_count(b_incl)} ({b_pct:.2f}%): "

@@ -29,7 +29,7 @@ Stack = Tuple[int, ...]
 class Box(NamedTuple):
     """One frame to draw. ``x`` and ``w`` are in weight units, ``depth`` 0 is the root."""
 
-    fid: int       #: frame id in the profile; -1 for the root ``all``
+    fid: Optional[str]  #: frame id in the profile; None for the root ``all``
     depth: int
     x: Number      #: where the frame starts: the weight of everything to its left
     w: Number      #: its inclusive weight
@@ -101,7 +101,7 @@ def layout(profile: Profile, *, min_weight: Number = 0, reverse: bool = False) -
     if not stacks or total <= 0:
         return Layout(boxes, stacks, cum, total, 0)
     frames = profile.frames
-    boxes.append(Box(-1, 0, 0, total, 0, len(stacks), -1))
+    boxes.append(Box(None, 0, 0, total, 0, len(stacks), -1))
     todo = [0]
     max_depth = 0
     while todo:
@@ -114,9 +114,8 @@ def layout(profile: Profile, *, min_weight: Number = 0, reverse: bool = False) -
             # The stack that ends here (the node's self weight) sorts first: it is a prefix of the rest.
             x += cum[lo + 1] - cum[lo]
             lo += 1
+        # Ids are frame tokens, so the sorted stacks already give the children in name order.
         children = _children(stacks, lo, hi, d)
-        if len(children) > 1:
-            children.sort(key=lambda c: frames[c[0]])
         child_d = d + 1
         first = len(boxes)
         for fid, a, b in children:
@@ -142,8 +141,9 @@ def _children(stacks: Sequence[Stack], lo: int, hi: int, d: int) -> List[Tuple[i
     while pos < hi:
         key = stacks[pos]
         fid = key[d]
-        # The first stack past this child's run: the same prefix, then any id above fid.
-        end = bisect_left(stacks, key[:d] + (fid + 1,), pos + 1, hi)
+        # The first stack past this child's run: the same prefix, then any id above fid
+        # (fid + NUL is the smallest string greater than fid).
+        end = bisect_left(stacks, key[:d] + (fid + "\0",), pos + 1, hi)
         out.append((fid, pos, end))
         pos = end
     return out

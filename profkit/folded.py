@@ -69,7 +69,7 @@ def read_folded(lines: Iterable[str], diag: Optional[Diagnostics] = None, *,
     """Read folded text into a :class:`Profile`. Differential lines count their *after* column,
     as flamegraph.pl sizes them."""
     profile = Profile(unit, meta)
-    add = profile.add
+    add = profile.add_tokens
     for lineno, line in enumerate(lines, 1):
         # The common case (one integer count) stays on a short path.
         stack, _, count = line.rstrip().rpartition(" ")
@@ -103,13 +103,13 @@ def write_folded(profile: Profile, out: IO[str], *, sort: bool = True) -> int:
 
     Returns the number of lines written. Stacks whose weight is zero are left out.
     """
-    tokens = [f.token for f in profile.frames]
+    # A frame id is its folded token, so a stack of ids joins into the folded line itself.
     items = profile.sorted_items() if sort else profile.items()
     n = 0
     write = out.write
     for key, w in items:
         if not w:
             continue
-        write(";".join([tokens[i] for i in key]) + " " + format_weight(w) + "\n")
+        write(";".join(key) + " " + format_weight(w) + "\n")
         n += 1
     return n

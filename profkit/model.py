@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field, asdict
-from typing import Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "Frame",
@@ -109,6 +109,8 @@ def function_key(name: str) -> str:
 
     ``handle (app/views.py:42)`` → ``handle (app/views.py)`` (``shared/CONTRACT.md``).
     """
+    if not name.endswith(")"):
+        return name
     m = _LINE_NUMBER.match(name)
     return f"{m.group(1)} ({m.group(2)})" if m else name
 
@@ -146,6 +148,18 @@ class ProfileMeta:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
 
 
+class _KeyCache(dict):
+    """frame id → function key, computed once per distinct frame."""
+
+    def __init__(self, frames: "Mapping[str, Frame]"):
+        super().__init__()
+        self.frames = frames
+
+    def __missing__(self, fid: str) -> str:
+        key = self[fid] = function_key(self.frames[fid].name)
+        return key
+
+
 class FunctionStat(NamedTuple):
     """A function's weight: ``self`` where it is the leaf, ``total`` in every stack it is in."""
 
@@ -154,31 +168,44 @@ class FunctionStat(NamedTuple):
     total: Number
 
 
-class _FrameIds(dict):
-    """token-or-Frame → frame id; a miss interns the frame (``dict.__missing__`` keeps hits in C)."""
+class _FrameTable(Mapping):
+    """frame id (its canonical token) → :class:`Frame`, decoded lazily and cached.
 
-    __slots__ = ("frames", "by_frame")
+    A profile of 100k deep stacks may hold a million distinct frames of which a flame graph
+    draws a few thousand: decoding each only when it is looked at keeps reading fast.
+    """
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.frames: List[Frame] = []
-        self.by_frame: Dict[Frame, int] = {}
+    __slots__ = ("_tokens", "_explicit", "_cache")
 
-    def __missing__(self, key: Union[str, Frame]) -> int:
-        frame = key if isinstance(key, Frame) else Frame.from_token(key)
-        fid = self.by_frame.get(frame)
-        if fid is None:
-            fid = self.by_frame[frame] = len(self.frames)
-            self.frames.append(frame)
-        self[key] = fid
-        return fid
+    def __init__(self, tokens: Dict[str, str], explicit: Dict[str, Frame]):
+        self._tokens, self._explicit, self._cache = tokens, explicit, {}
+
+    def __getitem__(self, fid: str) -> Frame:
+        f = self._cache.get(fid)
+        if f is None:
+            if fid not in self._tokens:
+                raise KeyError(fid)
+            f = self._explicit.get(fid) or Frame.from_token(fid)
+            self._cache[fid] = f
+        return f
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tokens)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
 
 
-StackIds = Tuple[int, ...]
+#: A stack of frame ids, root first. A frame id is the frame's canonical token (str).
+StackIds = Tuple[str, ...]
 
 
 class Profile:
     """Stacks (root → leaf) mapped to weights, in one unit, with metadata.
+
+    Frame ids are the frames' folded tokens (``name`` plus any kind annotation), interned so
+    that equal frames share one string; ``profile.frames[fid]`` decodes one into a
+    :class:`Frame`. Sorting stacks of ids therefore sorts them by frame names.
 
     >>> p = Profile()
     >>> p.add(["main", "work"], 3)
@@ -192,34 +219,51 @@ class Profile:
             raise ValueError(f"unknown unit {unit!r}; expected one of {', '.join(UNITS)}")
         self.unit = unit
         self.meta = meta if meta is not None else ProfileMeta()
-        self._ids = _FrameIds()
+        self._tokens: Dict[str, str] = {}       # token → the canonical (shared) token object
+        self._explicit: Dict[str, Frame] = {}   # tokens whose Frame was given and differs from decoding
         self._stacks: Dict[StackIds, Number] = {}
+        self._frames = _FrameTable(self._tokens, self._explicit)
 
     # -- building -------------------------------------------------------------------------
     def add(self, stack: Sequence[Union[str, Frame]], weight: Number = 1) -> None:
         """Add ``weight`` to a stack given root → leaf as tokens or :class:`Frame` objects."""
-        key = tuple(map(self._ids.__getitem__, stack))
+        if all(type(f) is str for f in stack):
+            self.add_tokens(stack, weight)
+        else:
+            self.add_ids(tuple(map(self.intern, stack)), weight)
+
+    def add_tokens(self, tokens: Sequence[str], weight: Number = 1) -> None:
+        """Add ``weight`` to a stack of folded frame tokens (the fast path of folded readers)."""
+        canon = self._tokens.setdefault
+        key = tuple(map(canon, tokens, tokens))
         stacks = self._stacks
         stacks[key] = stacks.get(key, 0) + weight
 
     def add_ids(self, key: StackIds, weight: Number) -> None:
-        """Add ``weight`` to a stack of this profile's own frame ids."""
+        """Add ``weight`` to a stack of ids returned by :meth:`intern`."""
         stacks = self._stacks
         stacks[key] = stacks.get(key, 0) + weight
 
-    def intern(self, frame: Union[str, Frame]) -> int:
+    def intern(self, frame: Union[str, Frame]) -> str:
         """The id of a frame (given as a token or a Frame), interning it if new."""
-        return self._ids[frame]
+        if type(frame) is str:
+            return self._tokens.setdefault(frame, frame)
+        token = frame.token
+        fid = self._tokens.setdefault(token, token)
+        if fid not in self._explicit and Frame.from_token(token) != frame:
+            # A kind the annotation cannot carry (native, alloc-in-TLAB, …): remember it.
+            self._explicit[fid] = frame
+        return fid
 
     # -- reading --------------------------------------------------------------------------
     @property
-    def frames(self) -> Sequence[Frame]:
-        """The frame table: ``frames[id]``."""
-        return self._ids.frames
+    def frames(self) -> Mapping[str, Frame]:
+        """The frame table: ``frames[fid]`` is the :class:`Frame` of an id."""
+        return self._frames
 
-    def frame(self, fid: int) -> Frame:
+    def frame(self, fid: str) -> Frame:
         """The frame with this id."""
-        return self._ids.frames[fid]
+        return self._frames[fid]
 
     def items(self) -> Iterator[Tuple[StackIds, Number]]:
         """(stack of frame ids, weight) pairs, in insertion order."""
@@ -227,9 +271,9 @@ class Profile:
 
     def stacks(self) -> Iterator[Tuple[Tuple[Frame, ...], Number]]:
         """(stack of Frames, weight) pairs, in insertion order."""
-        frames = self._ids.frames
+        get = self._frames.__getitem__
         for key, w in self._stacks.items():
-            yield tuple(frames[i] for i in key), w
+            yield tuple(map(get, key)), w
 
     def __len__(self) -> int:
         return len(self._stacks)
@@ -244,25 +288,26 @@ class Profile:
 
     def sorted_items(self) -> List[Tuple[StackIds, Number]]:
         """Stacks sorted by frame names, root first (the x-order of a flame graph)."""
-        frames = self._ids.frames
-        order = sorted(range(len(frames)), key=lambda i: (frames[i].name, frames[i].kind.value))
-        rank = [0] * len(frames)
-        for r, i in enumerate(order):
-            rank[i] = r
-        getrank = rank.__getitem__
-        return sorted(self._stacks.items(), key=lambda kv: tuple(map(getrank, kv[0])))
+        return sorted(self._stacks.items())
 
     # -- transforming (each returns a new profile) ---------------------------------------
     def _derive(self, unit: Optional[str] = None) -> "Profile":
         return Profile(unit or self.unit, ProfileMeta(**{**asdict(self.meta), "extra": dict(self.meta.extra)}))
 
+    def _adopt(self, other: "Profile") -> None:
+        """Share another profile's frame table entries (tokens and explicit kinds)."""
+        self._tokens.update(other._tokens)
+        for fid, f in other._explicit.items():
+            self._explicit.setdefault(fid, f)
+
     def _map(self, fn) -> "Profile":
         out = self._derive()
-        frames = self._ids.frames
+        out._adopt(self)
+        add = out.add_ids
         for key, w in self._stacks.items():
             r = fn(key, w)
             if r is not None:
-                out.add([frames[i] for i in r[0]], r[1])
+                add(r[0], r[1])
         return out
 
     def merge(self, *others: "Profile") -> "Profile":
@@ -271,9 +316,9 @@ class Profile:
         for p in (self,) + others:
             if p.unit != self.unit:
                 raise ValueError(f"cannot merge a profile in {p.unit} into one in {self.unit}")
-            frames = p._ids.frames
+            out._adopt(p)
             for key, w in p._stacks.items():
-                out.add([frames[i] for i in key], w)
+                out.add_ids(key, w)
         return out
 
     def scale(self, factor: Number) -> "Profile":
@@ -283,13 +328,18 @@ class Profile:
     def filter(self, pattern: str, *, exclude: bool = False) -> "Profile":
         """Keep the stacks with a frame whose name matches the regex (or drop them, with ``exclude``)."""
         rx = re.compile(pattern)
-        hit = [bool(rx.search(f.name)) for f in self._ids.frames]
-        return self._map(lambda k, w: (k, w) if any(hit[i] for i in k) != exclude else None)
+        frames = self._frames
+        hit = {fid: bool(rx.search(frames[fid].name)) for fid in self._tokens}
+        return self._map(lambda k, w: (k, w) if any(map(hit.__getitem__, k)) != exclude else None)
 
     def drop_idle(self, pattern: str = IDLE_PATTERN) -> "Profile":
         """Drop the stacks whose leaf is an idle or blocking function (see :data:`IDLE_PATTERN`)."""
         rx = re.compile(pattern)
-        idle = [bool(rx.match(f.name)) for f in self._ids.frames]
+        frames = self._frames
+        idle = {}
+        for key in self._stacks:
+            if key and key[-1] not in idle:
+                idle[key[-1]] = bool(rx.match(frames[key[-1]].name))
         return self._map(lambda k, w: None if (k and idle[k[-1]]) else (k, w))
 
     # -- summarising ----------------------------------------------------------------------
@@ -298,16 +348,16 @@ class Profile:
 
         A function that appears several times in one stack (recursion) counts once in it.
         """
-        frames = self._ids.frames
-        keys = [function_key(f.name) for f in frames]
+        keys = _KeyCache(self._frames)
+        key_of = keys.__getitem__
         self_w: Dict[str, Number] = {}
         total_w: Dict[str, Number] = {}
         for key, w in self._stacks.items():
             if not key:
                 continue
-            leaf = keys[key[-1]]
+            leaf = key_of(key[-1])
             self_w[leaf] = self_w.get(leaf, 0) + w
-            for k in {keys[i] for i in key}:
+            for k in set(map(key_of, key)):
                 total_w[k] = total_w.get(k, 0) + w
         return {k: FunctionStat(k, self_w.get(k, 0), t) for k, t in total_w.items()}
 

@@ -73,7 +73,7 @@ def test_cpu_hot_method_carries_most_samples(capture, event):
     stats = profile.function_stats()
     assert stats["ProfkitTarget.hotLoop"].self / profile.total > 0.8
     assert profile.top_functions(1)[0].key == "ProfkitTarget.hotLoop"
-    kinds = {f.name: f.kind for f in profile.frames}
+    kinds = {f.name: f.kind for f in profile.frames.values()}
     assert kinds["ProfkitTarget.hotLoop"] is FrameKind.JIT
     assert kinds["java/lang/Thread.run"] is FrameKind.JIT
     assert FrameKind.INTERPRETED in kinds.values()
@@ -82,7 +82,7 @@ def test_cpu_hot_method_carries_most_samples(capture, event):
 
 def test_kernel_frames_and_thread_roots():
     profile = read(DATA / "cpu-ann-threads.collapsed")
-    kinds = {f.name: f.kind for f in profile.frames}
+    kinds = {f.name: f.kind for f in profile.frames.values()}
     assert kinds["asm_exc_page_fault"] is FrameKind.KERNEL
     roots = {stack[0] for stack, _ in profile.stacks()}
     assert all(f.kind is FrameKind.THREAD for f in roots)

@@ -58,7 +58,7 @@ TINY = "main;b;x 3\nmain;a 2\nmain;a;y 4\nmain 1\nother 5\n"
 def test_layout_positions_widths_and_alphabetical_order():
     p = folded(TINY)
     lay = layout(p)
-    names = {b: ("all" if b.fid < 0 else p.frames[b.fid].name) for b in lay.boxes}
+    names = {b: ("all" if b.fid is None else p.frames[b.fid].name) for b in lay.boxes}
     got = {(names[b], b.depth): (b.x, b.w) for b in lay.boxes}
     assert got[("all", 0)] == (0, 15)
     # siblings alphabetical: main before other

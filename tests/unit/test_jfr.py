@@ -88,7 +88,7 @@ def test_cpu_samples_find_the_hot_method(events):
     assert profile.total == sum(e["type"] == "jdk.ExecutionSample" for e in events) == 372
     stats = profile.function_stats()
     assert stats["ProfkitTarget.hotLoop"].self / profile.total > 0.9
-    kinds = {f.name: f.kind for f in profile.frames}
+    kinds = {f.name: f.kind for f in profile.frames.values()}
     assert kinds["ProfkitTarget.hotLoop"] is FrameKind.JIT
     assert kinds["java/lang/Thread.run"] in (FrameKind.INTERPRETED, FrameKind.JIT, FrameKind.INLINED)
     # roots are the thread's entry, not the leaf: frames[0] (the leaf) was reversed
@@ -115,7 +115,7 @@ def test_frame_names_line_up_with_async_profiler():
     ap_names = {tok[:-4] if tok[-4:-2] == "_[" else tok
                 for path in ("itimer-ann.collapsed", "alloc.collapsed")
                 for line in (ap / path).read_text().splitlines() for tok in line.rsplit(" ", 1)[0].split(";")}
-    jfr_names = {f.name for opts in ({}, {"event": "alloc"}) for f in read(JSON, **opts).frames}
+    jfr_names = {f.name for opts in ({}, {"event": "alloc"}) for f in read(JSON, **opts).frames.values()}
     shared = {"java/lang/Thread.run", "ProfkitTarget.hotLoop", "ProfkitTarget.allocate", "ProfkitTarget.lambda$main$0",
               "java/lang/Integer.toString", "long[]", "byte[]", "java.lang.String"}
     assert shared <= ap_names & jfr_names

@@ -75,7 +75,7 @@ def test_the_hot_function_carries_most_samples(capture):
     assert 0.03 < share(profile, "cold_loop") < share(profile, "hot_loop")
     # it was ~3 s at 100 Hz (250 Hz, two processes, for the subprocess speedscope)
     assert 250 <= profile.total <= 1600
-    assert all(f.kind is not FrameKind.UNKNOWN for f in profile.frames)
+    assert all(f.kind is not FrameKind.UNKNOWN for f in profile.frames.values())
 
 
 def test_raw_thread_and_process_frames_get_their_kinds():
@@ -88,12 +88,12 @@ def test_raw_thread_and_process_frames_get_their_kinds():
     assert (FrameKind.PROCESS, FrameKind.THREAD, FrameKind.PYTHON) in kinds
     assert (FrameKind.PROCESS, FrameKind.PROCESS, FrameKind.THREAD) in kinds  # the child, under its parent
     # --nolineno frames still count as Python frames
-    assert any(f.name == "hot_loop (hot_target.py)" and f.kind is FrameKind.PYTHON for f in sub.frames)
+    assert any(f.name == "hot_loop (hot_target.py)" and f.kind is FrameKind.PYTHON for f in sub.frames.values())
 
 
 def test_a_python_function_named_like_a_root_frame_is_not_taken_for_one(tmp_path):
     profile = read(write(tmp_path, "t.txt", b"thread (app.py:3);process (app.py:9) 4\n"))
-    assert [f.kind for f in profile.frames] == [FrameKind.PYTHON, FrameKind.PYTHON]
+    assert [f.kind for f in profile.frames.values()] == [FrameKind.PYTHON, FrameKind.PYTHON]
 
 
 def test_speedscope_counts_samples_at_the_recorded_rate():

@@ -56,6 +56,10 @@ def test_missing_zombie_and_kernel_thread_are_refused():
 
 
 def test_find_by_name_and_children(busy_python):
+    for _ in range(50):  # until the child has exec'd (before that its cmdline is the parent's)
+        if busy_python.pid in find_by_name("busy-marker-7731"):
+            break
+        time.sleep(0.1)
     assert busy_python.pid in find_by_name("busy-marker-7731")
     parent = subprocess.Popen([sys.executable, "-c",
                                "import subprocess,sys,time; p=subprocess.Popen(['sleep','30']); time.sleep(30)"])
