@@ -78,6 +78,7 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
     """
     profile = Profile("samples", meta)
     add = profile.add
+    add_tokens = profile.add_tokens
     roots: Dict[str, Union[str, Frame]] = {}
     for lineno, line in enumerate(lines, 1):
         stack, _, count = line.rstrip().rpartition(" ")
@@ -104,6 +105,9 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
             i += 1
             if frame.kind is FrameKind.THREAD:  # type: ignore[union-attr]
                 break
+        if i == 0:  # no process/thread root frames: plain tokens, the fast path
+            add_tokens(frames, n)  # type: ignore[arg-type]
+            continue
         add(frames, n)
     return profile
 

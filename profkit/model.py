@@ -227,7 +227,7 @@ class Profile:
     # -- building -------------------------------------------------------------------------
     def add(self, stack: Sequence[Union[str, Frame]], weight: Number = 1) -> None:
         """Add ``weight`` to a stack given root → leaf as tokens or :class:`Frame` objects."""
-        if all(type(f) is str for f in stack):
+        if len(set(map(type, stack))) <= 1 and (not stack or type(stack[0]) is str):
             self.add_tokens(stack, weight)
         else:
             self.add_ids(tuple(map(self.intern, stack)), weight)
