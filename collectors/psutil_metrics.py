@@ -20,6 +20,7 @@ from profkit.errors import Diagnostics, UsageError
 from profkit.inputs import Source
 from profkit.model import Profile
 from profkit.options import option
+from profkit.targets import children_of
 
 from collectors.base import Availability, Collector, RecordRequest, Recording
 
@@ -34,15 +35,21 @@ class PsutilOptions:
     children: bool = option(True, "include the target's child processes")
 
 
-def _sample(proc, include_children: bool):
+def _sample(proc, include_children: bool, cache: Dict[int, object]):
     import psutil
 
     procs = [proc]
     if include_children:
-        try:
-            procs += proc.children(recursive=True)
-        except psutil.Error:
-            pass
+        # /proc/PID/task/*/children, not psutil's children(), which reads every process on the
+        # machine each time: this keeps profkit's own cost per sample flat.
+        for pid in children_of(proc.pid):
+            child = cache.get(pid)
+            if child is None:
+                try:
+                    child = cache[pid] = psutil.Process(pid)
+                except psutil.Error:
+                    continue
+            procs.append(child)
     out = {}
     for p in procs:
         try:
@@ -83,6 +90,7 @@ class MetricsRecording(Recording):
                 self._procs[pid] = psutil.Process(pid)
             except psutil.NoSuchProcess:
                 pass
+        self._children: Dict[int, object] = {}
         self.samples = 0
         self.targets_alive = bool(self._procs)
         self._thread = threading.Thread(target=self._run, name="profkit-psutil", daemon=True)
@@ -100,7 +108,7 @@ class MetricsRecording(Recording):
                     if not proc.is_running():
                         del self._procs[pid]
                         continue
-                    per.update(_sample(proc, self.options.children))
+                    per.update(_sample(proc, self.options.children, self._children))
                 if not self._procs:
                     self.targets_alive = False
                     break
