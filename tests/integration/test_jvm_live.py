@@ -1,0 +1,368 @@
+# SPDX-License-Identifier: Apache-2.0
+"""profkit attach with the real async-profiler and JFR against real JVMs.
+
+The target is ``targets/ProfkitHot.java``, compiled here with ``javac`` and started with a plain
+``java`` (no profiling flags): its ``profkit-hot`` thread spends its time in ``ProfkitHot.spin``,
+its ``profkit-alloc`` thread allocates ``long[]`` in ``ProfkitHot.allocate``. A missing JDK
+(java, javac, jcmd, jfr) fails these tests; CI installs it, and async-profiler from Maven Central.
+
+Kill safety is the point of the SIGKILL tests: the profiler runs *inside* the JVM, so when profkit
+dies it must stop by itself (async-profiler's ``timeout=``, JFR's ``duration=``) and leave the
+JVM running, with the data written so far in ``raw/``.
+"""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from collectors.jfr import check_recording
+
+SOURCE = pathlib.Path(__file__).resolve().parent / "targets" / "ProfkitHot.java"
+HOT, ALLOC = "ProfkitHot.spin", "ProfkitHot.allocate"
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+def state_of(pid):
+    """One-letter /proc state, or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+    except FileNotFoundError:
+        return None
+    return stat[stat.rindex(")") + 2:].split(" ", 1)[0]
+
+
+def assert_running(pid):
+    """The JVM runs and is not left stopped, sampled over a second."""
+    states = set()
+    for _ in range(10):
+        states.add(state_of(pid))
+        time.sleep(0.1)
+    assert states <= {"R", "S"}, f"JVM {pid} states {states}"
+
+
+def profkit(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "profkit", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def start_profkit(*args):
+    return subprocess.Popen([sys.executable, "-m", "profkit", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def frame_name(frame):
+    """A folded frame without its kind suffix (``_[j]``, ``_[i]``, …)."""
+    return frame[:-4] if len(frame) > 4 and frame[-4:-2] == "_[" and frame[-1] == "]" else frame
+
+
+def read_folded(path):
+    """(frames, weight) of each line of a folded file."""
+    out = []
+    with open(path) as fh:
+        for line in fh:
+            stack, n = line.rstrip("\n").rsplit(" ", 1)
+            out.append(([frame_name(f) for f in stack.split(";")], float(n)))
+    return out
+
+
+def inclusive_share(path, function):
+    """The share of the total weight in stacks that pass through ``function``."""
+    rows = read_folded(path)
+    total = sum(w for _, w in rows)
+    assert total > 0, f"{path} is empty"
+    return sum(w for frames, w in rows if function in frames) / total
+
+
+def manifest(run):
+    return json.loads((pathlib.Path(run) / "manifest.json").read_text())
+
+
+def jcmd(pid, *args):
+    return subprocess.run(["jcmd", str(pid), *args], capture_output=True, text=True, timeout=60).stdout
+
+
+def agent_library(pid):
+    """The async-profiler library loaded in a JVM, from /proc/PID/maps."""
+    with open(f"/proc/{pid}/maps") as fh:
+        for line in fh:
+            if line.rstrip().endswith("libasyncProfiler.so"):
+                return line.split(None, 5)[5].strip()
+    return None
+
+
+def async_profiler_status(pid, tmp_path):
+    """async-profiler's own answer to ``status`` inside the JVM."""
+    out, log = tmp_path / "status.txt", tmp_path / "status.log"
+    jcmd(pid, "JVMTI.agent_load", agent_library(pid), f'"status,file={out},log={log}"')
+    return out.read_text()
+
+
+def jfr_recordings(pid):
+    """profkit's JFR recordings in the JVM, as JFR.check lists them."""
+    return [line for line in jcmd(pid, "JFR.check").splitlines() if "name=profkit-" in line]
+
+
+def profiling_ended(collector, pid, tmp_path):
+    if collector == "jfr":
+        return not jfr_recordings(pid)
+    return "not active" in async_profiler_status(pid, tmp_path)
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def classes(tmp_path_factory):
+    """ProfkitHot compiled; a missing JDK fails here (it is not a reason to skip)."""
+    for tool in ("java", "javac", "jcmd", "jfr"):
+        assert shutil.which(tool), f"{tool} is not installed: apt-get install openjdk-17-jdk-headless"
+    out = tmp_path_factory.mktemp("classes")
+    subprocess.run(["javac", "-d", str(out), str(SOURCE)], check=True, timeout=120)
+    return out
+
+
+class Jvm:
+    """A started ProfkitHot; its output goes to a file (nothing must ever block the JVM)."""
+
+    def __init__(self, classes, workdir, mode, seconds=0):
+        self.log = workdir / f"jvm-{mode}-{time.monotonic_ns()}.out"
+        with open(self.log, "wb") as out:
+            # -Xmx only keeps the allocating target small on a shared machine
+            self.popen = subprocess.Popen(["java", "-Xmx256m", "-cp", str(classes), "ProfkitHot", mode, str(seconds)],
+                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.pid = self.popen.pid
+        wait_for(lambda: b"ready" in self.log.read_bytes() or self.popen.poll() is not None, 30, "the JVM")
+        assert self.popen.poll() is None, self.log.read_text()
+
+    def stop(self):
+        if self.popen.poll() is None:
+            os.kill(self.pid, signal.SIGCONT)
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+@pytest.fixture
+def start_jvm(classes, tmp_path):
+    started = []
+
+    def start(mode="cpu", seconds=0):
+        jvm = Jvm(classes, tmp_path, mode, seconds)
+        started.append(jvm)
+        return jvm
+
+    yield start
+    for jvm in started:
+        jvm.stop()
+
+
+@pytest.fixture(scope="module")
+def hot_jvm(classes, tmp_path_factory):
+    """One spinning JVM shared by the tests that profile it in turn."""
+    jvm = Jvm(classes, tmp_path_factory.mktemp("jvm"), "cpu")
+    yield jvm
+    jvm.stop()
+
+
+# -- recording --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("collector", ["async-profiler", "jfr"])
+def test_attach_finds_the_hot_method(collector, hot_jvm, tmp_path):
+    run = tmp_path / "run"
+    p = profkit("attach", "--pid", hot_jvm.pid, "--duration", 6, "-c", collector, "-o", run, "-q")
+    assert p.returncode == 0, p.stderr
+    assert inclusive_share(run / "profile.folded", HOT) > 0.6
+    assert HOT in (run / "flamegraph.svg").read_text()
+    assert HOT in (run / "summary.md").read_text()
+    m = manifest(run)
+    assert m["status"] == "complete" and m["unit"] == "samples" and m["target"]["runtime"] == "jvm"
+    (entry,) = m["collectors"]
+    assert entry["id"] == collector and entry["version"] and entry["status"] == "ok"
+    start = entry["commands"][0]
+    if collector == "jfr":
+        assert start[2] == "JFR.start" and "duration=9s" in start and "jdk.ExecutionSample#period=10ms" in start
+        assert entry["raw"] == [f"raw/jfr-{hot_jvm.pid}.jfr"]
+        assert not jfr_recordings(hot_jvm.pid), "profkit left a JFR recording running"
+    else:
+        assert start[2] == "JVMTI.agent_load" and start[4].startswith('"start,event=')
+        assert "interval=10000000" in start[4] and "timeout=9" in start[4]
+        assert entry["raw"] == [f"raw/async-profiler-{hot_jvm.pid}.collapsed"]
+        assert "not active" in async_profiler_status(hot_jvm.pid, tmp_path), "profkit left async-profiler running"
+    assert_running(hot_jvm.pid)
+
+
+def test_alloc_mode_weighs_bytes_at_the_allocating_method(start_jvm, tmp_path):
+    jvm = start_jvm("alloc")
+    run = tmp_path / "run"
+    p = profkit("attach", "--pid", jvm.pid, "--duration", 4, "--mode", "alloc", "-c", "async-profiler", "-o", run, "-q")
+    assert p.returncode == 0, p.stderr
+    m = manifest(run)
+    assert m["status"] == "complete" and m["unit"] == "bytes"
+    assert "total" in m["collectors"][0]["commands"][0][4]
+    frames, _ = max(read_folded(run / "profile.folded"), key=lambda row: row[1])
+    assert frames[-2:] == [ALLOC, "long[]"], frames  # the allocated class on top of its allocating method
+    assert inclusive_share(run / "profile.folded", ALLOC) > 0.9
+
+
+def test_default_collector_for_a_jvm_and_ctrl_c(hot_jvm, tmp_path):
+    run = tmp_path / "run"
+    proc = start_profkit("attach", "--pid", hot_jvm.pid, "--duration", 60, "-o", run, "-q")
+    wait_for(lambda: (run / "manifest.json").exists() and any(e.get("commands") for e in manifest(run)["collectors"]),
+             30, "the recording to start")
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    m = manifest(run)
+    assert m["status"] == "interrupted" and m["duration"] < 30
+    assert m["collectors"][0]["id"] == "async-profiler"  # the contract's default for a JVM
+    assert inclusive_share(run / "profile.folded", HOT) > 0.5
+    assert "not active" in async_profiler_status(hot_jvm.pid, tmp_path)
+    assert_running(hot_jvm.pid)
+
+
+@pytest.mark.parametrize("collector", ["async-profiler", "jfr"])
+def test_a_jvm_exiting_mid_run_gives_what_it_wrote_on_the_way_out(collector, start_jvm, tmp_path):
+    jvm = start_jvm("cpu", seconds=4)
+    run = tmp_path / "run"
+    p = profkit("attach", "--pid", jvm.pid, "--duration", 30, "-c", collector, "-o", run, "-q")
+    assert p.returncode == 0, p.stderr
+    m = manifest(run)
+    assert m["status"] == "complete" and m["duration"] < 20
+    assert any("exited" in w for w in m["warnings"]), m["warnings"]
+    assert inclusive_share(run / "profile.folded", HOT) > 0.5
+
+
+# -- kill safety ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("collector", ["async-profiler", "jfr"])
+def test_sigkill_of_profkit_leaves_the_jvm_running_and_profiling_stops_by_itself(collector, start_jvm, tmp_path):
+    jvm = start_jvm("cpu")
+    run = tmp_path / "run"
+    raw = run / "raw" / (f"jfr-{jvm.pid}.jfr" if collector == "jfr" else f"async-profiler-{jvm.pid}.collapsed")
+    proc = start_profkit("attach", "--pid", jvm.pid, "--duration", 8, "-c", collector, "-o", run, "-q")
+    # the first periodic dump comes 2 s after the start
+    wait_for(lambda: raw.exists() and raw.stat().st_size > 0, 30, "the first dump")
+    killed_at = time.monotonic()
+    proc.kill()
+    proc.wait()
+    assert_running(jvm.pid)
+    assert not profiling_ended(collector, jvm.pid, tmp_path), "profiling should outlive profkit until its own end"
+    assert raw.stat().st_size > 0, "the data dumped before the kill is gone"
+    # 8 s asked + 3 s margin from the start, which came shortly before the first dump
+    wait_for(lambda: profiling_ended(collector, jvm.pid, tmp_path), 20, f"{collector} to stop by itself")
+    assert time.monotonic() - killed_at < 20
+    assert_running(jvm.pid)
+    # what the tool wrote as it stopped by itself is a whole capture of the hot method
+    if collector == "jfr":
+        wait_for(lambda: check_recording(str(raw), raw.name) is None, 10, "a complete recording")
+        assert b"ProfkitHot" in raw.read_bytes()
+    else:
+        wait_for(lambda: inclusive_share(raw, HOT) > 0.5, 10, "the agent's own final write")
+    assert manifest(run)["status"] == "running"  # what profkit was doing when killed stays on disk
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("collector", ["async-profiler", "jfr"])
+def test_a_jvm_collector_refuses_a_process_that_is_not_a_jvm(collector, classes, tmp_path):
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        time.sleep(0.3)
+        p = profkit("attach", "--pid", sleeper.pid, "--duration", 2, "-c", collector, "-o", tmp_path / "run")
+        assert p.returncode == 1, p.stderr
+        first, *rest = p.stderr.strip().splitlines()
+        assert first.startswith("profkit: error: ") and "not a JVM" in first, p.stderr
+        assert all(line.startswith("hint: ") for line in rest), p.stderr
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_jfr_refuses_wall_mode_with_a_hint(hot_jvm, tmp_path):
+    p = profkit("attach", "--pid", hot_jvm.pid, "--duration", 2, "-c", "jfr", "--mode", "wall", "-o", tmp_path / "run")
+    assert p.returncode == 1
+    assert "jfr does not record --mode wall" in p.stderr and "hint: use -c async-profiler" in p.stderr
+
+
+# -- the agent's answers, through a stand-in jcmd (the process boundary only) --------------------------
+
+FAKE_JCMD = r"""#!/bin/sh
+# Answers JVMTI.agent_load like async-profiler's agent in a JVM without perf events.
+args="$4"
+log=$(printf '%s' "$args" | sed -n 's/.*log=\([^,"]*\).*/\1/p')
+file=$(printf '%s' "$args" | sed -n 's/.*file=\([^,"]*\).*/\1/p')
+echo "$args" >> "$CALLS"
+echo "$2:"
+case "$args" in
+  *start,event=cpu,*) echo "[ERROR] Perf events unavailable" > "$log"; echo "return code: 200" ;;
+  *start,event=wall,*) echo "[ERROR] Profiler already started" > "$log"; echo "return code: 200" ;;
+  *) echo "Profiling started" > "$log"; [ -n "$file" ] && echo "Main.run_[j];Main.work_[j] 7" > "$file"; echo "return code: 0" ;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_jcmd(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "jcmd").write_text(FAKE_JCMD)
+    (bindir / "jcmd").chmod(0o755)
+    calls = tmp_path / "calls.txt"
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setenv("CALLS", str(calls))
+    return calls
+
+
+def test_cpu_falls_back_to_itimer_where_perf_events_are_refused(fake_jcmd, tmp_path):
+    from collectors.async_profiler import AsyncProfilerCollector, AsyncProfilerRecordOptions
+    from collectors.base import RecordRequest
+    from profkit.errors import EnvironmentProblem
+
+    c = AsyncProfilerCollector()
+    # Stands in for the JVM (the stand-in jcmd never touches it); it handles SIGQUIT as a JVM does,
+    # or profkit would refuse to attach (see attach_preconditions).
+    sleeper = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGQUIT, "
+                                "lambda *a: None); print('ready', flush=True); time.sleep(30)"], stdout=subprocess.PIPE)
+    try:
+        assert sleeper.stdout.readline() == b"ready\n"
+        req = RecordRequest((sleeper.pid,), "jvm", "cpu", 250, 1.0, str(tmp_path),
+                            AsyncProfilerRecordOptions(dump_interval=60))
+        rec = c.record(req)
+        assert "event=itimer,interval=4000000,timeout=4" in rec.commands[0][-1]
+        rec.stop()
+        assert rec.finish() == [str(tmp_path / f"async-profiler-{sleeper.pid}.collapsed")]
+        assert c.parse_options_for("cpu").event == "itimer"
+        assert [line.split(",", 2)[:2] for line in fake_jcmd.read_text().splitlines()] == [
+            ['"start', "event=cpu"], ['"start', "event=itimer"], ['"stop', "collapsed"]]
+        # someone else's session in the JVM: refused, with how to end it, and nothing left behind
+        (tmp_path / "w").mkdir()
+        with pytest.raises(EnvironmentProblem) as e:
+            c.record(RecordRequest((sleeper.pid,), "jvm", "wall", 100, 1.0, str(tmp_path / "w"),
+                                   AsyncProfilerRecordOptions()))
+        assert "already profiling" in e.value.message and "stop" in e.value.hint
+        assert not list((tmp_path / "w").iterdir())
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
