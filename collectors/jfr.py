@@ -469,9 +469,10 @@ def attach_preconditions(pid: int) -> None:
 
     * gone or a zombie: nothing to attach to;
     * stopped (``T``/``t``: SIGSTOP or a debugger): jcmd would wait for it forever;
-    * no attach listener yet and SIGQUIT not handled: HotSpot's attach protocol starts the
-      listener by sending SIGQUIT, which kills a JVM started with ``-Xrs``
-      (https://docs.oracle.com/en/java/javase/17/docs/specs/man/java.html, ``-Xrs``).
+    * no attach listener socket (``/tmp/.java_pidN``) and SIGQUIT not handled: HotSpot's attach
+      protocol starts the listener by sending SIGQUIT, which would kill a JVM that ignores the
+      signal (``-Xrs``, https://docs.oracle.com/en/java/javase/17/docs/specs/man/java.html;
+      JDK 17 starts the listener at once then, but a /tmp cleaner may have removed its socket).
     """
     state = process_state(pid)
     if state in (None, "Z"):
