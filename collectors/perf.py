@@ -29,8 +29,10 @@ distinct stacks and a cap on the remembered lines.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass
 from functools import partial
@@ -40,8 +42,9 @@ from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 from profkit.errors import CollectorNotInstalled, Diagnostics
 from profkit.inputs import MAX_LINE, Source
 from profkit.model import Profile, ProfileMeta
+from profkit.targets import CAP_PERFMON, CAP_SYS_ADMIN, ChildTool, has_cap, perf_event_paranoid
 
-from collectors.base import Collector, Sniff, option
+from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option
 
 __all__ = ["PerfCollector", "PerfOptions", "collapse", "parse"]
 
@@ -252,6 +255,7 @@ class _Collapser:
         self.pname: Optional[Tuple[int, ...]] = None
         self.period = 1
         self.java = False
+        self.saw_period = False
 
     def header(self, ids: Tuple[bytes, bytes, Optional[bytes]], p: Optional[bytes], event: Optional[bytes]
                ) -> Optional[Tuple[Tuple[int, ...], int, bool]]:
@@ -269,6 +273,7 @@ class _Collapser:
                 self.event_filter = event
             if p and p != b"0":
                 period = int(p)
+                self.saw_period = True
         named = self.names.get(ids)
         if named is None:
             if len(self.names) >= CACHE_LIMIT:
@@ -420,13 +425,25 @@ def collapse(lines: Iterable[bytes], options: PerfOptions = PerfOptions(),
 
 
 def parse(source: Source, options: PerfOptions = PerfOptions(), diag: Optional[Diagnostics] = None) -> Profile:
-    """Read a ``perf script`` capture into a Profile in ``samples`` (weights are event periods)."""
+    """Read a ``perf script`` capture into a Profile; weights are event periods, in
+    ``nanoseconds`` for cpu-clock/task-clock, else ``samples`` (as FlameGraph counts them)."""
     diag = diag if diag is not None else source.diag
     if options.inline and shutil.which("addr2line") is None:
         raise CollectorNotInstalled("addr2line not found", hint="apt-get install binutils")
     c = _Collapser(options, diag)
     c.blocks(iter(partial(source.read_bytes, _BLOCK), b""), source.name)
-    return c.finish()
+    profile = c.finish()
+    event = _decode(c.event_filter) if c.event_filter else ""
+    if event:
+        profile.meta.extra["event"] = event
+    # cpu-clock and task-clock periods are nanoseconds of CPU time; other events' periods are
+    # counts of that event, which stay "samples" as FlameGraph labels them.
+    if c.saw_period and event.split(":")[0] in _TIME_EVENTS:
+        profile.unit = "nanoseconds"
+    return profile
+
+
+_TIME_EVENTS = ("cpu-clock", "task-clock")
 
 
 class PerfCollector(Collector):
@@ -459,6 +476,22 @@ class PerfCollector(Collector):
     def parse(self, source: Source, options: PerfOptions, diag: Diagnostics) -> Profile:
         return parse(source, options, diag)
 
+    # -- live recording (see PerfRecording below) --
+    modes = {"native": ("cpu",), "jvm": ("cpu",), "python": ("cpu",)}
+
+    def check(self, runtime: str = "", mode: str = "cpu") -> Availability:
+        """perf installed and allowed to sample other processes (perf_event_paranoid, root)."""
+        return _perf_check(runtime, mode)
+
+    def record(self, request: RecordRequest) -> "PerfRecording":
+        """Start ``perf record`` on each target process."""
+        perf = shutil.which("perf") or "perf"
+        return PerfRecording(request, request.options or PerfRecordOptions(), perf)
+
+    def parse_options_for(self, mode: str) -> PerfOptions:
+        """Kernel and JIT frames annotated, so that they are coloured as such."""
+        return PerfOptions(all=True)
+
 
 _SNIFF_FRAME = re.compile(rb"\s*[0-9a-fA-F]+\s+\S.* \(\S*\)")
 
@@ -466,3 +499,168 @@ _SNIFF_FRAME = re.compile(rb"\s*[0-9a-fA-F]+\s+\S.* \(\S*\)")
 def _looks_like_header(line: bytes) -> bool:
     m = _EVENT.match(line)
     return m is not None and b":" in line[m.end(2):]
+
+
+# -- live recording ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PerfRecordOptions:
+    """How ``perf record`` samples (``profkit attach … --collector perf``)."""
+
+    call_graph: str = option("fp", "stack unwinding: frame pointers (fp, cheap; needs -fno-omit-frame-pointer "
+                                   "or the JVM's -XX:+PreserveFramePointer) or dwarf (works without, larger captures)",
+                             choices=("fp", "dwarf"))
+    event: str = option("auto", "perf event: auto = cycles where hardware counters exist, else cpu-clock")
+
+
+_HW_EVENTS: Dict[str, bool] = {}
+
+
+def hardware_events_available(perf: str) -> bool:
+    """Whether ``cycles`` can be counted here (VMs and containers often lack a PMU)."""
+    if perf not in _HW_EVENTS:
+        try:
+            out = subprocess.run([perf, "stat", "-x,", "-e", "cycles", "--", "true"], capture_output=True,
+                                 text=True, timeout=20)
+            text = out.stderr + out.stdout
+            _HW_EVENTS[perf] = out.returncode == 0 and "not supported" not in text and "not counted" not in text
+        except (OSError, subprocess.TimeoutExpired):
+            _HW_EVENTS[perf] = False
+    return _HW_EVENTS[perf]
+
+
+def _perf_hint(stderr: str) -> Optional[str]:
+    text = stderr.lower()
+    if "perf_event_paranoid" in text or "permission" in text or "not permitted" in text:
+        return "run as root, or `sudo sysctl kernel.perf_event_paranoid=1`; in a container add --cap-add PERFMON (see profkit doctor)"
+    if "no such process" in text:
+        return "the target exited"
+    return None
+
+
+class PerfRecording(Recording):
+    """``perf record -g -p PID -- sleep N`` per process: perf ends by itself after N seconds (and
+    on SIGTERM when profkit dies), writing ``raw/perf-PID.data``; ``finish`` runs ``perf script``
+    into ``raw/perf-PID.txt``. For a JVM, ``jcmd PID Compiler.perfmap`` writes the JIT symbol
+    map (/tmp/perf-PID.map) that ``perf script`` reads, before and after recording."""
+
+    def __init__(self, request: RecordRequest, options: PerfRecordOptions, perf: str):
+        import math
+
+        self.request, self.perf = request, perf
+        event = options.event
+        if event == "auto":
+            event = "cycles" if hardware_events_available(perf) else "cpu-clock"
+        self.event = event
+        self.commands: List[List[str]] = []
+        self.tools: List[Tuple[int, ChildTool, str]] = []
+        self.jvm = request.runtime == "jvm"
+        if self.jvm:
+            for pid in request.pids:
+                self._perfmap(pid)
+        for pid in request.pids:
+            data = os.path.join(request.raw_dir, f"perf-{pid}.data")
+            cmd = [perf, "record", "-e", event, "-F", str(request.rate), "-g"]
+            if options.call_graph == "dwarf":
+                cmd[-1:] = ["--call-graph", "dwarf"]
+            cmd += ["-p", str(pid), "-o", data, "--", "sleep", str(max(1, math.ceil(request.duration)))]
+            self.commands.append(cmd)
+            err = open(data + ".stderr", "wb")
+            try:
+                self.tools.append((pid, ChildTool(cmd, stderr=err).start(), data))
+            except FileNotFoundError:
+                raise CollectorNotInstalled("perf is not installed", hint="apt-get install linux-perf") from None
+            finally:
+                err.close()
+
+    def _perfmap(self, pid: int) -> None:
+        jcmd = shutil.which("jcmd")
+        if jcmd is None:
+            return
+        cmd = [jcmd, str(pid), "Compiler.perfmap"]
+        if cmd not in self.commands:
+            self.commands.append(cmd)
+        try:
+            subprocess.run(cmd, capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
+    def poll(self) -> bool:
+        return any(t.poll() is None for _, t, _ in self.tools)
+
+    def stop(self) -> None:
+        for _, tool, _ in self.tools:
+            if tool.poll() is None:
+                try:
+                    tool.proc.send_signal(signal.SIGINT)  # perf finishes its file on SIGINT
+                except ProcessLookupError:
+                    pass
+
+    def finish(self, timeout: float = 60.0) -> List[str]:
+        out: List[str] = []
+        failures: List[CollectorFailed] = []
+        for pid, tool, data in self.tools:
+            if tool.wait(timeout) is None:
+                tool.stop(grace=2.0)
+            err_path = data + ".stderr"
+            err = _read_small(err_path)
+            if not (os.path.exists(data) and os.path.getsize(data) > 0):
+                failures.append(CollectorFailed(tool.argv, tool.proc.returncode, err, hint=_perf_hint(err)))
+                continue
+            if self.jvm:
+                self._perfmap(pid)
+            text = data[: -len(".data")] + ".txt"
+            cmd = [self.perf, "script", "-i", data]
+            self.commands.append(cmd)
+            with open(text, "wb") as fh, open(text + ".stderr", "wb") as ferr:
+                try:
+                    rc = subprocess.run(cmd, stdout=fh, stderr=ferr, timeout=600).returncode
+                except subprocess.TimeoutExpired:
+                    rc = -9
+            script_err = _read_small(text + ".stderr")
+            if rc != 0 and os.path.getsize(text) == 0:
+                failures.append(CollectorFailed(cmd, rc, script_err))
+                continue
+            for path in (err_path, text + ".stderr"):
+                if not _read_small(path).strip():
+                    os.unlink(path)
+            out.append(text)
+        if failures and not out:
+            raise failures[0]
+        return out
+
+
+def _read_small(path: str, limit: int = 8192) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _perf_check(runtime: str, mode: str) -> Availability:
+    perf = shutil.which("perf")
+    if perf is None:
+        return Availability(False, reason="perf is not installed", hint="apt-get install linux-perf")
+    try:
+        v = subprocess.run([perf, "--version"], capture_output=True, text=True, timeout=10)
+        version = v.stdout.strip().split()[-1] if v.returncode == 0 and v.stdout.strip() else ""
+    except (OSError, subprocess.TimeoutExpired):
+        version = ""
+    if not version:
+        return Availability(False, reason="perf does not run here (no build for this kernel?)",
+                            hint="apt-get install linux-perf")
+    if mode != "cpu":
+        return Availability(False, version, reason=f"perf samples on-CPU time only, not --mode {mode}",
+                            hint="use --mode cpu")
+    paranoid = perf_event_paranoid()
+    if paranoid is None:
+        return Availability(False, version, reason="this kernel has no perf_event support")
+    if paranoid > 1 and os.geteuid() != 0 and not has_cap(CAP_PERFMON) and not has_cap(CAP_SYS_ADMIN):
+        return Availability(False, version, reason=f"kernel.perf_event_paranoid={paranoid} forbids profiling other processes",
+                            hint="run as root, or `sudo sysctl kernel.perf_event_paranoid=1`")
+    return Availability(True, version)
+
+
+
+PerfCollector.RecordOptions = PerfRecordOptions  # defined after the class, which only parses without it

@@ -247,7 +247,10 @@ def flamegraph_cmd(inputs: Tuple[str, ...], output: Optional[str], fmt: str, str
     target = _default_output(output, "flamegraph.svg")
     _write_output(target, lambda out: render_svg(profile, options, out))
     if target != "-":
-        click.echo(f"wrote {target} ({len(profile)} stacks, total {profile.total:g} {profile.unit})", err=True)
+        from profkit.reports import format_quantity
+
+        click.echo(f"wrote {target} ({len(profile):,} stacks, {format_quantity(profile.total, profile.unit)}"
+                   f"{'' if profile.unit in ('nanoseconds', 'bytes') else ' ' + profile.unit})", err=True)
 
 
 @cli.command(name="diff", context_settings=CONTEXT)

@@ -16,7 +16,7 @@ from profkit.compare import markdown_escape as _md_escape
 from profkit.model import Profile
 from profkit.rundir import RunDir
 
-__all__ = ["plain_text", "render_report", "summary_markdown"]
+__all__ = ["format_quantity", "plain_text", "render_report", "summary_markdown"]
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
@@ -29,6 +29,20 @@ def _fmt_bytes(n: Optional[float]) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024.0
     return f"{n:.1f} GiB"
+
+
+def format_quantity(value: float, unit: str) -> str:
+    """A weight for people: ``1.29 s`` for nanoseconds, ``12.5 MiB`` for bytes, ``12,345`` otherwise."""
+    if unit == "nanoseconds":
+        for div, name in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
+            if abs(value) >= div:
+                return f"{value / div:.3g} {name}"
+        return f"{value:g} ns"
+    if unit == "bytes":
+        return _fmt_bytes(value)
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
 
 
 def _metrics(run: RunDir):
@@ -74,7 +88,8 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
         lines.append(f"| duration | {m['duration']:.1f} s (asked {m.get('duration_requested', '?')} s) |")
     lines.append(f"| status | {markdown_escape(str(m.get('status', '?')))} |")
     total = profile.total if profile is not None else 0
-    lines.append(f"| {unit} | {total:g} in {len(profile) if profile is not None else 0} unique stacks |")
+    what = {"nanoseconds": "sampled time", "bytes": "sampled bytes"}.get(unit, unit)
+    lines.append(f"| {what} | {format_quantity(total, unit)} in {len(profile) if profile is not None else 0:,} unique stacks |")
     summ, _ = _metrics(run)
     if summ:
         cpu = f"{summ['cpu_mean_pct']:.0f}% mean, {summ['cpu_max_pct']:.0f}% max" if summ["cpu_mean_pct"] is not None else "n/a"
@@ -94,7 +109,7 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
             continue
         lines.extend([f"| function | {unit} | share |", "|---|---:|---:|"])
         for key, w, pct in rows:
-            lines.append(f"| {markdown_escape(key)} | {w:g} | {pct:.1f}% |")
+            lines.append(f"| {markdown_escape(key)} | {format_quantity(w, unit)} | {pct:.1f}% |")
         lines.append("")
     lines.append("Files: `flamegraph.svg`, `profile.folded`, `metrics.jsonl`, `report.html`, `raw/`.")
     return "\n".join(lines) + "\n"
@@ -125,7 +140,7 @@ def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[st
         m=run.manifest, target=run.manifest.get("target") or {}, profile=profile,
         unit=profile.unit if profile is not None else run.manifest.get("unit", "samples"),
         top_self=_top(profile, "self"), top_total=_top(profile, "total"), metrics=summ,
-        fmt_bytes=_fmt_bytes,
+        fmt_bytes=_fmt_bytes, fmt_q=lambda v: format_quantity(v, profile.unit if profile is not None else "samples"),
         cpu_chart=_chart(cpu_series, "cpu"), rss_chart=_chart(series, "rss"),
         # The SVG comes from our own renderer, which escapes every frame name.
         flamegraph=Markup(svg_text.split("?>", 1)[-1]) if svg_text else None,

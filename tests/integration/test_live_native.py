@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: Apache-2.0
+"""profkit attach / run with the real perf against the native example (examples/native/hotloop.c)."""
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import folded_shares, manifest, profkit, state_of
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def hotloop(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "a C compiler is needed (apt-get install gcc)"
+    assert shutil.which("perf"), "perf is needed (apt-get install linux-perf)"
+    exe = tmp_path_factory.mktemp("native") / "hotloop"
+    subprocess.run([cc, "-O2", "-g", "-fno-omit-frame-pointer", "-o", str(exe),
+                    str(ROOT / "examples" / "native" / "hotloop.c")], check=True)
+    return exe
+
+
+def hot_share(run):
+    shares = folded_shares(run / "profile.folded")
+    # The two hot phases (and their inlined/constprop clones), by leaf function.
+    return sum(v for k, v in shares.items() if k.split(".")[0] in ("mix", "checksum_block", "shell_sort", "sort_records"))
+
+
+def test_attach_perf_finds_the_hot_functions(hotloop, start_target, tmp_path):
+    t = start_target(str(hotloop), "0")
+    run = tmp_path / "run"
+    p = profkit("attach", "--pid", t.pid, "--duration", 3, "-o", run)
+    assert p.returncode == 0, p.stderr
+    m = manifest(run)
+    assert m["target"]["runtime"] == "native" and m["collectors"][0]["id"] == "perf"
+    assert m["unit"] in ("nanoseconds", "samples") and m["samples"] > 0
+    assert hot_share(run) > 0.8
+    svg = (run / "flamegraph.svg").read_text()
+    assert "shell_sort" in svg and "handle_batch" in svg
+    assert "shell\\_sort" in (run / "summary.md").read_text()
+    assert (run / "raw" / f"perf-{t.pid}.data").exists() and (run / "raw" / f"perf-{t.pid}.txt").exists()
+    assert state_of(t.pid) in ("R", "S")
+
+
+def test_run_perf_on_a_launched_program(hotloop, tmp_path):
+    run = tmp_path / "run"
+    p = profkit("run", "-c", "perf", "--duration", 2, "-o", run, "--", hotloop, "10")
+    assert p.returncode == 0, p.stderr
+    assert hot_share(run) > 0.8
+
+
+def test_sigkill_of_profkit_leaves_the_target_running_and_perf_gone(hotloop, start_target, tmp_path):
+    t = start_target(str(hotloop), "0")
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "profkit", "attach", "--pid", str(t.pid), "--duration", "60",
+                             "-o", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    perfs = []
+    for _ in range(100):
+        perfs = [int(x) for x in subprocess.run(["pgrep", "-P", str(proc.pid), "perf"], capture_output=True,
+                                                 text=True).stdout.split()]
+        if perfs:
+            break
+        time.sleep(0.1)
+    assert perfs, "perf was not running under profkit"
+    time.sleep(1.5)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(state_of(p) not in (None, "Z") for p in perfs):
+        time.sleep(0.2)
+    assert all(state_of(p) in (None, "Z") for p in perfs), "perf outlived profkit"
+    states = {state_of(t.pid) for _ in range(10) if not time.sleep(0.1)}
+    assert states <= {"R", "S"}, states
+    # What perf recorded before the kill is on disk (it finishes the file on SIGTERM).
+    assert (run / "raw" / f"perf-{t.pid}.data").stat().st_size > 0
+
+
+def test_perf_on_a_python_target_is_allowed_when_asked(start_target, tmp_path):
+    # Stock CPython 3.11 has no frame pointers, so perf sees interpreter frames, not Python functions;
+    # it is still a valid choice (py-spy is the default).
+    t = start_target(sys.executable, "-c", "print('ready', flush=True)\nwhile True: sum(range(1000))")
+    t.wait_ready()
+    run = tmp_path / "run"
+    p = profkit("attach", "--pid", t.pid, "-c", "perf", "--duration", 2, "-o", run)
+    assert p.returncode == 0, p.stderr
+    assert "_PyEval_EvalFrameDefault" in (run / "profile.folded").read_text() or manifest(run)["samples"] > 0
