@@ -13,6 +13,12 @@ class), and its ``_[i]``/``_[k]`` mean *inside*/*outside TLAB*, not inlined/kern
 leaves become :attr:`FrameKind.ALLOC_INSIDE_TLAB`/:attr:`FrameKind.ALLOC_OUTSIDE_TLAB`, whose
 folded suffixes are the same ``_[i]``/``_[k]``, so the text round-trips unchanged. A
 collapsed file does not say which event it holds: the ``event`` option does.
+
+Live recording (``profkit attach``) loads the agent library into the target JVM with the JDK's
+``jcmd PID JVMTI.agent_load`` (see :class:`AsyncProfilerRecording`): cpu (itimer where perf
+events are refused), wall, alloc and lock, written as ``collapsed,ann`` (plus ``total`` for
+alloc and lock, so weights are bytes and nanoseconds) to ``raw/async-profiler-PID.collapsed``.
+The library comes from :func:`find_library` (the Maven Central jar in ``~/.m2`` by default).
 """
 from __future__ import annotations
 

@@ -20,6 +20,11 @@ profiles of one program compare function by function. ``stackTrace.frames[0]`` i
 stacks are reversed to root → leaf. The frame ``type`` becomes the kind: ``Interpreted`` →
 INTERPRETED, ``JIT compiled`` → JIT, ``Inlined`` → INLINED, ``Native`` → NATIVE. A stack that
 JFR truncated gets a ``[truncated]`` frame at its root.
+
+Live recording (``profkit attach -c jfr``, modes cpu and alloc) drives the target JVM's own
+recorder with ``jcmd`` (:class:`JfrRecording`) into ``raw/jfr-PID.jfr``. The jcmd machinery and
+its target-safety checks (:class:`JcmdRecording`, :func:`attach_preconditions`) are shared with
+the async-profiler collector.
 """
 from __future__ import annotations
 
