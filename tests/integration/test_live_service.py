@@ -1,0 +1,74 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The README's scenario: a real Flask service behind gunicorn, under bounded loopback load,
+profiled with --children so that the worker doing the work is in the profile."""
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import manifest, profkit
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def gunicorn_api():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["bash", str(ROOT / "examples" / "python_api" / "serve.sh"), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                worker = json.load(urllib.request.urlopen(f"{base}/health", timeout=1))["pid"]
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"the example did not start: {proc.stderr.read().decode()[-500:]}")
+                time.sleep(0.1)
+        else:
+            pytest.fail("the example did not answer /health")
+        yield proc.pid, worker, base
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_attach_with_children_under_load(gunicorn_api, tmp_path):
+    master, worker, base = gunicorn_api
+    load = subprocess.Popen([sys.executable, str(ROOT / "examples" / "load" / "load.py"), f"{base}/items?limit=20",
+                             "6", "4", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        run = tmp_path / "run"
+        p = profkit("attach", "--pid", master, "--children", "--duration", 4, "-o", run)
+        assert p.returncode == 0, p.stderr
+    finally:
+        out, _ = load.communicate(timeout=60)
+    assert json.loads(out.strip().splitlines()[-1])["requests"] > 0
+    m = manifest(run)
+    assert sorted(m["target"]["pids"]) == sorted([master, worker])
+    by_root = {}
+    for line in (run / "profile.folded").read_text().splitlines():
+        stack, n = line.rsplit(" ", 1)
+        root = stack.split(";", 1)[0]
+        by_root[root] = by_root.get(root, 0) + int(n)
+        if "score_items" in stack:
+            by_root["score_items"] = by_root.get("score_items", 0) + int(n)
+    worker_root = next(r for r in by_root if r.endswith(f"[{worker}]"))
+    assert by_root[worker_root] > 0.8 * sum(v for k, v in by_root.items() if k != "score_items")
+    assert by_root["score_items"] > 0.5 * by_root[worker_root]
+    assert len(list((run / "raw").glob("py-spy-*.folded"))) == 2
