@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--data", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench-data"))
     ap.add_argument("--stacks", type=int, nargs="+", default=[100000, 500000])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--minwidth", default="0.1")
+    ap.add_argument("--minwidth", default="0.1", help="percent of the total, for both tools")
     a = ap.parse_args()
     data = os.path.abspath(a.data)
     os.makedirs(data, exist_ok=True)
@@ -47,7 +47,8 @@ def main() -> None:
         rs = [
             best_of(runs, "inferno-flamegraph", [inferno, "--minwidth", a.minwidth, src],
                     stdout=os.path.join(data, "inferno.svg")),
-            best_of(runs, "profkit flamegraph", PROFKIT + ["flamegraph", "--minwidth", a.minwidth, src, "-o", "-"],
+            # inferno's --minwidth is a percentage of the total; profkit's takes a % suffix for that.
+            best_of(runs, "profkit flamegraph", PROFKIT + ["flamegraph", "--minwidth", a.minwidth + "%", src, "-o", "-"],
                     stdout=os.path.join(data, "profkit.svg")),
         ]
         print(f"\n{n} unique stacks ({os.path.getsize(src) / 1e6:.0f} MB folded), minwidth {a.minwidth}, best of {runs}:\n")
@@ -58,9 +59,9 @@ def main() -> None:
     diff_folded = os.path.join(data, "ab.diff.folded")
     infdiff = require_inferno("inferno-diff-folded")
     d1 = measure("inferno-diff-folded", [infdiff, fa, fb], stdout=diff_folded)
-    d2 = best_of(a.runs, "inferno-flamegraph (of the diff)", [inferno, diff_folded],
+    d2 = best_of(a.runs, "inferno-flamegraph (of the diff)", [inferno, "--minwidth", a.minwidth, diff_folded],
                  stdout=os.path.join(data, "inferno-diff.svg"))
-    d3 = best_of(a.runs, "profkit diff", PROFKIT + ["diff", fa, fb, "-o", "-"],
+    d3 = best_of(a.runs, "profkit diff", PROFKIT + ["diff", "--minwidth", a.minwidth + "%", fa, fb, "-o", "-"],
                  stdout=os.path.join(data, "profkit-diff.svg"))
     print("\ndifferential, 2 × 50k stacks:\n")
     print(table([d1, d2, d3], baseline="inferno-flamegraph (of the diff)"))

@@ -42,6 +42,10 @@ def _write_output(path: str, write: Callable[[Any], None]) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
             write(fh)
+        # mkstemp makes the file private (0600); outputs are meant to be shared: honour the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:
