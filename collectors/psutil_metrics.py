@@ -91,6 +91,7 @@ class MetricsRecording(Recording):
             except psutil.NoSuchProcess:
                 pass
         self._children: Dict[int, object] = {}
+        self.last: Optional[dict] = None  #: the latest record, for progress displays
         self.samples = 0
         self.targets_alive = bool(self._procs)
         self._thread = threading.Thread(target=self._run, name="profkit-psutil", daemon=True)
@@ -129,6 +130,7 @@ class MetricsRecording(Recording):
                 prev, prev_t = per, now
                 fh.write(json.dumps(rec, sort_keys=True) + "\n")
                 fh.flush()
+                self.last = rec
                 self.samples += 1
                 if now - t0 >= self.request.duration:
                     break

@@ -48,17 +48,19 @@ class _ProgressLine:
         self.quiet, self.what = quiet, what
         self.tty = sys.stderr.isatty()
         self.last = -10.0
+        self.width = 0
 
     def __call__(self, elapsed: float, remaining: float, status: str) -> None:
         if self.quiet:
             return
         if self.tty:
-            sys.stderr.write(f"\r{self.what}: {status} {elapsed:5.1f} s elapsed, {remaining:5.1f} s left "
-                             f"(Ctrl-C to stop early) ")
+            line = f"{self.what}: {elapsed:5.1f} s elapsed, {remaining:5.1f} s left · {status} (Ctrl-C stops early)"
+            sys.stderr.write("\r" + line[: shutil.get_terminal_size().columns - 1].ljust(self.width))
+            self.width = max(self.width, min(len(line), shutil.get_terminal_size().columns - 1))
             sys.stderr.flush()
         elif elapsed - self.last >= 10:
             self.last = elapsed
-            sys.stderr.write(f"{self.what}: {status} {elapsed:.0f} s elapsed, {remaining:.0f} s left\n")
+            sys.stderr.write(f"{self.what}: {elapsed:.0f} s elapsed, {remaining:.0f} s left · {status}\n")
 
     def done(self) -> None:
         if self.tty and not self.quiet:

@@ -199,7 +199,7 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
                 break
             if not any(rec.poll() for _, rec in recordings):
                 break
-            report(elapsed, max(0.0, options.duration - elapsed), "recording")
+            report(elapsed, max(0.0, options.duration - elapsed), _status_line(metrics.last, run.raw_dir))
             stop.wait(0.5)
     finally:
         interrupted = stop.is_set()
@@ -238,6 +238,19 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
 
     write_outputs(run, profiles, [c.id for c, _ in recordings], targets, options)
     return run
+
+
+def _status_line(last: Optional[dict], raw_dir: str) -> str:
+    """``recording · target 98% CPU, 13 MiB RSS · 120 KiB captured`` for the progress display."""
+    parts = ["recording"]
+    if last and last.get("cpu_user_pct") is not None:
+        parts.append(f"target {last['cpu_user_pct'] + last['cpu_system_pct']:.0f}% CPU, {last['rss'] / 2**20:.0f} MiB RSS")
+    try:
+        size = sum(e.stat().st_size for e in os.scandir(raw_dir) if e.is_file())
+    except OSError:
+        size = 0
+    parts.append(f"{size / 1024:.0f} KiB captured")
+    return " · ".join(parts)
 
 
 def _parse_raws(c: Collector, raws: Sequence[str], targets: List[Target], options: SessionOptions) -> Profile:
