@@ -327,7 +327,7 @@ class PySpyRecordOptions:
     idle: bool = option(False, "include idle threads (py-spy --idle); implied by --mode wall")
     nonblocking: bool = option(False, "do not pause the target while sampling: lower overhead, less exact (py-spy --nonblocking)")
     threads: bool = option(False, "a root frame per thread (py-spy --threads)")
-    function: bool = option(False, "aggregate by function, not line (py-spy --function)")
+    lines: bool = option(False, "a frame per source line (without it py-spy aggregates by function: --function)")
 
 
 PySpyCollector.RecordOptions = PySpyRecordOptions
@@ -375,9 +375,11 @@ class PySpyRecording(Recording):
             out = os.path.join(request.raw_dir, f"py-spy-{pid}.folded")
             cmd = [exe, "record", "--pid", str(pid), "--rate", str(request.rate),
                    "--duration", str(max(1, math.ceil(request.duration)) + 1), "--format", "raw", "--output", out]
-            for flag in ("subprocesses", "native", "gil", "nonblocking", "threads", "function"):
+            for flag in ("subprocesses", "native", "gil", "nonblocking", "threads"):
                 if getattr(options, flag):
                     cmd.append("--" + flag)
+            if not options.lines:
+                cmd.append("--function")
             if options.idle or request.mode == "wall":
                 cmd.append("--idle")
             self.commands.append(cmd)

@@ -10,13 +10,37 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import click
 
 from profkit.errors import ProfkitError, TargetNotFound, UsageError
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
+
+
+def _record_flags():
+    """One flag per record-option field of every registered collector (the union): a flag applies
+    to each chosen collector that has the field. Defaults are None: the collector's own default."""
+    import collectors
+    from profkit.options import describe
+
+    seen: Dict[str, List] = {}
+    for cid, c in collectors.load_all().items():
+        if c.RecordOptions is None or cid == "psutil":  # psutil's options are --interval/--children
+            continue
+        for name, flag, default, help_text, choices in describe(c.RecordOptions):
+            entry = seen.setdefault(name, [flag, default, help_text, choices, []])
+            entry[4].append(cid)
+    opts = []
+    for name, (flag, default, help_text, choices, ids) in sorted(seen.items()):
+        help_text = f"{help_text} [{', '.join(ids)}]"
+        if isinstance(default, bool):
+            opts.append(click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text))
+        else:
+            kind = click.Choice(list(choices)) if choices else type(default) if default is not None else str
+            opts.append(click.option(flag, name, type=kind, default=None, help=help_text))
+    return opts
 
 
 def _live_options(fn):
@@ -36,7 +60,7 @@ def _live_options(fn):
                      help="Seconds between process-metric samples (CPU, RSS, threads)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress display or summary on the terminal."),
     ]
-    for o in reversed(opts):
+    for o in reversed(opts + _record_flags()):
         fn = o(fn)
     return fn
 
@@ -98,7 +122,7 @@ def _finish(run, quiet: bool) -> None:
     click.echo(f"profkit: {m.get('status')}: {run.path}/ (flamegraph.svg, summary.md, report.html)", err=True)
 
 
-def _session_options(duration, output, collector_ids, rate, mode, interval):
+def _session_options(duration, output, collector_ids, rate, mode, interval, record):
     from profkit.session import SessionOptions
 
     if duration <= 0:
@@ -106,7 +130,8 @@ def _session_options(duration, output, collector_ids, rate, mode, interval):
     if not 1 <= rate <= 10000:
         raise UsageError("--rate must be between 1 and 10000 Hz")
     return SessionOptions(duration=duration, rate=rate, mode=mode, collectors=tuple(collector_ids),
-                          output=output, interval=interval)
+                          output=output, interval=interval,
+                          record_options={k: v for k, v in record.items() if v is not None})
 
 
 def register(cli: click.Group) -> None:
@@ -117,7 +142,7 @@ def register(cli: click.Group) -> None:
     @click.option("--name", "-n", default=None, metavar="PATTERN", help="Profile processes whose command line matches this regex.")
     @click.option("--children", is_flag=True, help="Also profile the children of the processes (gunicorn workers, pools).")
     @_live_options
-    def attach(pids, name, children, duration, output, collector_ids, rate, mode, interval, quiet):
+    def attach(pids, name, children, duration, output, collector_ids, rate, mode, interval, quiet, **record):
         """Attach to running process(es) and profile them for --duration seconds.
 
         \b
@@ -130,7 +155,7 @@ def register(cli: click.Group) -> None:
         """
         from profkit.session import resolve_targets, run_session
 
-        opts = _session_options(duration, output, collector_ids, rate, mode, interval)
+        opts = _session_options(duration, output, collector_ids, rate, mode, interval, record)
         targets = resolve_targets(pids, name, children)
         progress = _ProgressLine(quiet, f"profiling {targets[0].name} [{targets[0].pid}]")
         run = _with_stop_signals(lambda stop: run_session(targets, opts, stop=stop, progress=progress))
@@ -140,7 +165,7 @@ def register(cli: click.Group) -> None:
     @cli.command(context_settings=dict(CONTEXT, ignore_unknown_options=True))
     @_live_options
     @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-    def run(duration, output, collector_ids, rate, mode, interval, quiet, command):
+    def run(duration, output, collector_ids, rate, mode, interval, quiet, command, **record):
         """Launch COMMAND and profile it until it exits or --duration ends (then it is stopped).
 
         \b
@@ -150,7 +175,7 @@ def register(cli: click.Group) -> None:
         from profkit.session import run_session
         from profkit.targets import ChildTool, inspect
 
-        opts = _session_options(duration, output, collector_ids, rate, mode, interval)
+        opts = _session_options(duration, output, collector_ids, rate, mode, interval, record)
         argv = list(command)
         if argv and argv[0] == "--":
             argv = argv[1:]

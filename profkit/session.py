@@ -63,7 +63,9 @@ class SessionOptions:
     collectors: Tuple[str, ...] = ()
     output: Optional[str] = None
     interval: float = 1.0
-    record_options: Dict[str, object] = field(default_factory=dict)  # collector id → RecordOptions
+    #: record-option values given on the command line, by field name; each applies to every
+    #: chosen collector whose RecordOptions has that field
+    record_options: Dict[str, object] = field(default_factory=dict)
 
 
 def resolve_targets(pids: Sequence[int], name: Optional[str], children: bool) -> List[Target]:
@@ -155,10 +157,15 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
         raise UsageError(f"the targets mix runtimes ({', '.join(sorted(mixed))}); name the collector with --collector")
     chosen = choose_collectors(runtime, options.mode, options.collectors)
     first = targets[0]
+    used = {name for c, _ in chosen if c.RecordOptions is not None
+            for name in c.RecordOptions.__dataclass_fields__}
+    unused = sorted(set(options.record_options) - used)
     run = RunDir.create(options.output or default_run_path(first.pid, first.name),
                         target={"pids": [t.pid for t in targets], "runtime": runtime, "name": first.name,
                                 "cmdline": first.cmdline, "exe": first.exe},
                         mode=options.mode, rate=options.rate, duration_requested=options.duration)
+    for name in unused:
+        run.warn(f"--{name.replace('_', '-')} does not apply to {', '.join(c.id for c, _ in chosen)}; ignored")
     pids = tuple(t.pid for t in targets)
     recordings: List[Tuple[Collector, Recording]] = []
     errors: List[str] = []
@@ -172,7 +179,7 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
             entry = run.collector_entry(c.id)
             entry["version"] = avail.version
             req = RecordRequest(pids, runtime, options.mode, options.rate, options.duration, run.raw_dir,
-                                options.record_options.get(c.id))
+                                _record_options(c, options.record_options))
             try:
                 rec = c.record(req)
             except ProfkitError as e:
@@ -238,6 +245,14 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
 
     write_outputs(run, profiles, [c.id for c, _ in recordings], targets, options)
     return run
+
+
+def _record_options(c: Collector, given: Dict[str, object]):
+    """The collector's RecordOptions with the values given on the command line that it has."""
+    if c.RecordOptions is None:
+        return None
+    fields = c.RecordOptions.__dataclass_fields__
+    return c.RecordOptions(**{k: v for k, v in given.items() if k in fields})
 
 
 def _status_line(last: Optional[dict], raw_dir: str) -> str:

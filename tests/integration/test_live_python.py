@@ -130,3 +130,19 @@ def test_several_processes_get_a_process_root_frame(start_target, tmp_path):
     assert p.returncode == 0, p.stderr
     roots = {line.split(";", 1)[0] for line in (run / "profile.folded").read_text().splitlines()}
     assert roots == {f"python [{a.pid}]", f"python [{b.pid}]"} or roots == {f"python3.11 [{a.pid}]", f"python3.11 [{b.pid}]"}, roots
+
+
+def test_record_flags_reach_the_collector(pyhot, tmp_path):
+    # Default: frames aggregated by function (py-spy --function); --lines keeps a frame per line.
+    run = tmp_path / "fn"
+    assert profkit("attach", "--pid", pyhot.pid, "-d", 2, "-o", run).returncode == 0
+    assert "--function" in manifest(run)["collectors"][0]["commands"][0]
+    hot_lines = {l.split(";")[-1].rsplit(" ", 1)[0] for l in (run / "profile.folded").read_text().splitlines()
+                 if "hot_compute" in l.split(";")[-1]}
+    assert len(hot_lines) == 1, hot_lines
+    run = tmp_path / "lines"
+    p = profkit("attach", "--pid", pyhot.pid, "-d", 2, "--lines", "--nonblocking", "--asprof", "/x", "-o", run)
+    assert p.returncode == 0, p.stderr
+    cmd = manifest(run)["collectors"][0]["commands"][0]
+    assert "--function" not in cmd and "--nonblocking" in cmd
+    assert "--asprof does not apply to py-spy" in p.stderr
