@@ -358,7 +358,9 @@ class AsyncProfilerRecording(JcmdRecording):
         # alloc and lock weigh by the metric (bytes, nanoseconds of contention), not sample counts
         self.total = request.mode in ("alloc", "lock")
         self.libs = {pid: agent_path(library_for(lib.path, pid), "async-profiler") for pid in raw}
+        # a fresh name for the agent's messages, made again for each call (see _agent)
         self.logs = agent_path(tempfile.mkdtemp(prefix="profkit-asprof-"), "async-profiler")
+        os.rmdir(self.logs)
         self._describe()
 
     def _args(self, pid: int, action: str) -> str:
@@ -383,20 +385,28 @@ class AsyncProfilerRecording(JcmdRecording):
         self.commands = [[self.jcmd, str(pid), *self._argv(pid, a)] for pid in self.raw for a in ("start", "dump", "stop")]
 
     def _agent(self, pid: int, action: str) -> Tuple[List[str], int, str]:
-        """Run one agent action; returns (argv, agent return code, its messages)."""
+        """Run one agent action; returns (argv, agent return code, its messages).
+
+        The agent writes its messages to ``log=``, in a directory that exists only for the
+        duration of the call (so even a killed profkit leaves nothing behind): profkit's own
+        (mode 0711, so a JVM of another user can write the file profkit made for it but cannot
+        swap it for a link), and read without following links.
+        """
         log = os.path.join(self.logs, f"agent-{pid}.log")
-        with open(log, "w"):
-            pass
-        give_to_target(self.logs, pid)
-        give_to_target(log, pid)
-        argv, rc, out = run_jcmd(self.jcmd, pid, self._argv(pid, action))
+        os.mkdir(self.logs, 0o711)  # fails if anyone else has taken the name meanwhile
+        try:
+            os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+            give_to_target(log, pid)
+            argv, rc, out = run_jcmd(self.jcmd, pid, self._argv(pid, action))
+            try:
+                with os.fdopen(os.open(log, os.O_RDONLY | os.O_NOFOLLOW), encoding="utf-8", errors="replace") as fh:
+                    msg = fh.read(8192).strip()
+            except OSError:
+                msg = ""
+        finally:
+            shutil.rmtree(self.logs, ignore_errors=True)
         m = _RETURN_CODE.search(out)
         code = rc if rc else (int(m.group(1)) if m else 1)
-        try:
-            with open(log, encoding="utf-8", errors="replace") as fh:
-                msg = fh.read(8192).strip()
-        except OSError:
-            msg = ""
         return argv, code, msg or out
 
     def _call(self, pid: int, action: str) -> None:
@@ -439,13 +449,6 @@ class AsyncProfilerRecording(JcmdRecording):
         # an agent at its timeout writes its file as it stops: give it a moment to finish
         if target_alive(pid):
             time.sleep(max(0.0, min(self._ends[pid] + 1.0, deadline) - time.monotonic()))
-
-    def finish(self, timeout: float = 30.0) -> List[str]:
-        """See :meth:`JcmdRecording.finish`; also removes the agent's log directory."""
-        try:
-            return super().finish(timeout)
-        finally:
-            shutil.rmtree(self.logs, ignore_errors=True)
 
 
 class AsyncProfilerCollector(Collector):
