@@ -35,7 +35,7 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from profkit.errors import CollectorFailed, CollectorNotInstalled, Diagnostics, EnvironmentProblem, TargetNotFound
 from profkit.folded import parse_count, parse_line
@@ -44,7 +44,7 @@ from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 
 from collectors.base import Availability, Collector, RecordRequest, Sniff, option
 # The JDK attach machinery (jcmd, target-safety checks, the dump/stop lifecycle) is shared with JFR.
-from collectors.jfr import (SELF_STOP_MARGIN, JcmdRecording, agent_path, find_jdk_tool, give_to_target,
+from collectors.jvm import (SELF_STOP_MARGIN, JcmdRecording, agent_path, find_jdk_tool, give_to_target,
                             prepare_raw_file, refuse_runtime_or_mode, run_jcmd, target_alive)
 
 __all__ = ["AgentLibrary", "AsyncProfilerCollector", "AsyncProfilerOptions", "AsyncProfilerRecordOptions",
@@ -463,7 +463,7 @@ class AsyncProfilerCollector(Collector):
     def __init__(self) -> None:
         self._event = ""
 
-    def check(self, runtime: str = "", mode: str = "cpu") -> Availability:
+    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
         """OK for a JVM when the agent library (see :func:`find_library`) and ``jcmd`` are here."""
         refused = refuse_runtime_or_mode(self.id, runtime, mode, self.modes["jvm"], "use --mode cpu, wall, alloc or lock")
         if refused:
@@ -471,7 +471,7 @@ class AsyncProfilerCollector(Collector):
         if find_jdk_tool("jcmd") is None:
             return Availability(False, reason="jcmd (a JDK tool) not found on PATH nor in $JAVA_HOME/bin", hint=JDK_HINT)
         try:
-            lib = find_library()
+            lib = find_library(getattr(options, "asprof", "") or "")
         except CollectorNotInstalled as e:
             return Availability(False, reason=e.message, hint=e.hint or INSTALL_HINT)
         return Availability(True, version=lib.version or "unknown")

@@ -70,8 +70,10 @@ class Collector:
     #: the modes it records, per runtime: {"python": ("cpu", "wall"), …}
     modes: ClassVar[Dict[str, Tuple[str, ...]]] = {}
 
-    def check(self, runtime: str = "", mode: str = "cpu") -> "Availability":
-        """Whether this collector can record here (installed, permitted), with a hint if not."""
+    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> "Availability":
+        """Whether this collector can record here (installed, permitted), with a hint if not.
+
+        ``options`` are the record options the run would use (e.g. an explicit tool path)."""
         return Availability(False, reason=f"{self.id} only reads captures; it does not record")
 
     def record(self, request: "RecordRequest") -> "Recording":  # pragma: no cover - protocol

@@ -33,31 +33,29 @@ import json
 import math
 import os
 import re
-import shutil
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from profkit.errors import (CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics,
-                            EnvironmentProblem, InputError, ProfkitError, TargetNotFound, UsageError)
+                            EnvironmentProblem, InputError, UsageError)
 from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
-from profkit.targets import ChildTool, process_state
 
-from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option
+from collectors.base import Availability, Collector, RecordRequest, Sniff, option
+from collectors.jvm import (INSTALL_HINT, SELF_STOP_MARGIN, JcmdRecording, agent_path, find_jdk_tool,
+                            jdk_version, prepare_raw_file, refuse_runtime_or_mode, run_jcmd,
+                            target_alive, target_java_version)
 
-__all__ = ["EVENT_TYPES", "JcmdRecording", "JfrCollector", "JfrOptions", "JfrRecordOptions", "JfrRecording",
-           "attach_preconditions", "check_recording", "give_to_target", "prepare_raw_file", "refuse_runtime_or_mode", "find_jdk_tool", "find_jfr", "iter_events", "jdk_version",
-           "parse", "parse_events", "run_jcmd", "target_alive", "target_java_version"]
+__all__ = ["EVENT_TYPES", "JfrCollector", "JfrOptions", "JfrRecordOptions", "JfrRecording", "check_recording",
+           "find_jfr", "iter_events", "parse", "parse_events"]
 
 #: profkit event name → the JFR event type it reads.
 EVENT_TYPES = {"cpu": "jdk.ExecutionSample", "alloc": "jdk.ObjectAllocationSample"}
 JFR_MAGIC = b"FLR\0"
-INSTALL_HINT = "apt-get install openjdk-17-jdk-headless"
 #: Bytes read from the JSON per step, and the largest single event object accepted.
 CHUNK = 1 << 20
 MAX_EVENT = 64 << 20
@@ -82,19 +80,6 @@ class JfrOptions:
 
 
 # -- finding and running the JDK's jfr tool ----------------------------------------------------
-
-def find_jdk_tool(name: str) -> Optional[str]:
-    """The path of a JDK tool (``jfr``, ``jcmd``): on PATH, else in ``$JAVA_HOME/bin``; None if neither."""
-    path = shutil.which(name)
-    if path:
-        return path
-    home = os.environ.get("JAVA_HOME")
-    if home:
-        cand = os.path.join(home, "bin", name)
-        if os.path.isfile(cand) and os.access(cand, os.X_OK):
-            return cand
-    return None
-
 
 def find_jfr() -> str:
     """The path of the JDK's ``jfr`` tool: on PATH, else in ``$JAVA_HOME/bin``."""
@@ -398,277 +383,6 @@ def parse(source: Source, options: JfrOptions = JfrOptions(), diag: Optional[Dia
                              location=source.name)
 
 
-# -- live recording: the JDK's attach tool (jcmd), shared with collectors/async_profiler.py ---------
-#
-# Both JVM collectors run *inside* the target: jcmd asks the JVM to start a recording (JFR) or to
-# load an agent (async-profiler), and to write what it has into the run directory. Each start
-# tells the tool its own end, so that it stops by itself if profkit dies, even by SIGKILL; profkit
-# itself only runs (and, when one hangs, stops) its own short-lived jcmd children.
-
-#: Seconds one jcmd call may take (attaching to a busy JVM can take a few).
-JCMD_TIMEOUT = 30.0
-#: Seconds the tool inside the JVM runs past the requested duration before ending by itself, so
-#: that profkit's own stop (a jcmd away) normally comes first.
-SELF_STOP_MARGIN = 3
-#: Seconds from the start to the first periodic dump.
-FIRST_DUMP = 2.0
-# The JVM reads these paths itself, in agent/DCmd argument syntax, which cannot quote them.
-_UNSAFE_PATH = re.compile(r"[\s,%\"'=]")
-
-
-def jdk_version(tool: str) -> str:
-    """``JAVA_VERSION`` from the ``release`` file of the JDK a tool belongs to ("" if unknown)."""
-    home = os.path.dirname(os.path.dirname(os.path.realpath(tool)))
-    return _release_version(os.path.join(home, "release"))
-
-
-def _release_version(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("JAVA_VERSION="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return ""
-
-
-def target_java_version(pid: int) -> Optional[Tuple[int, ...]]:
-    """The Java version of a running JVM, from the ``release`` file of its own JDK, read through
-    ``/proc/PID/root`` (so a JVM in a container is read from its own file system); None if unknown."""
-    try:
-        exe = os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return None
-    home = os.path.dirname(os.path.dirname(exe))
-    text = _release_version(f"/proc/{pid}/root{home}/release")
-    nums = [int(n) for n in re.findall(r"\d+", text)[:3]]
-    if nums[:1] == [1] and len(nums) > 1:  # 1.8.0_372 is Java 8
-        nums = nums[1:]
-    return tuple(nums) or None
-
-
-def agent_path(path: str, what: str) -> str:
-    """``path`` made absolute, refused if the JVM could not be told it (agent and DCmd arguments
-    split on commas, spaces and ``=``, and async-profiler expands ``%``)."""
-    path = os.path.abspath(path)
-    if _UNSAFE_PATH.search(path):
-        raise UsageError(f"{what} cannot use the path {path!r}: it contains a space, comma, quote, '%' or '='",
-                         hint="choose a run directory (-o) without those characters")
-    return path
-
-
-def _status_field(pid: int, key: str) -> str:
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
-
-
-def attach_preconditions(pid: int) -> None:
-    """Refuse to attach where attaching itself could harm or hang the target.
-
-    * gone or a zombie: nothing to attach to;
-    * stopped (``T``/``t``: SIGSTOP or a debugger): jcmd would wait for it forever;
-    * no attach listener socket (``/tmp/.java_pidN``) and SIGQUIT not handled: HotSpot's attach
-      protocol starts the listener by sending SIGQUIT, which would kill a JVM that ignores the
-      signal (``-Xrs``, https://docs.oracle.com/en/java/javase/17/docs/specs/man/java.html;
-      JDK 17 starts the listener at once then, but a /tmp cleaner may have removed its socket).
-    """
-    state = process_state(pid)
-    if state in (None, "Z"):
-        raise TargetNotFound(f"process {pid} exited")
-    if state in ("T", "t"):
-        raise EnvironmentProblem(f"JVM {pid} is stopped (state {state}: SIGSTOP or a debugger); attaching would hang",
-                                 hint=f"resume it (kill -CONT {pid}) or detach the debugger, then retry")
-    nspid = (_status_field(pid, "NSpid").split() or [str(pid)])[-1]
-    if os.path.exists(f"/proc/{pid}/root/tmp/.java_pid{nspid}"):
-        return  # the attach listener is up: jcmd talks to it without signalling
-    caught = _status_field(pid, "SigCgt")
-    if caught and not int(caught, 16) >> (3 - 1) & 1:  # bit n-1 is signal n; SIGQUIT is 3
-        raise EnvironmentProblem(f"JVM {pid} does not handle SIGQUIT (started with -Xrs?): jcmd's attach would kill it",
-                                 hint="restart it without -Xrs, or with -XX:+StartAttachListener")
-
-
-def run_jcmd(jcmd: str, pid: int, args: Sequence[str], timeout: float = JCMD_TIMEOUT) -> Tuple[List[str], int, str]:
-    """Run ``jcmd PID ARGS…`` as profkit's child; returns ``(argv, exit code, output)``.
-
-    jcmd exits 0 when the JVM answered, whatever the answer: callers read the output. A jcmd
-    still running after ``timeout`` is stopped (it, never the JVM) and reported as a failure.
-    """
-    argv = [jcmd, str(pid), *args]
-    with tempfile.TemporaryFile() as out:
-        tool = ChildTool(argv, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            tool.start()
-        except OSError as e:
-            raise CollectorFailed(argv, 127, str(e), hint=INSTALL_HINT) from None
-        rc = tool.wait(timeout)
-        if rc is None:
-            tool.stop(grace=2.0, term_grace=2.0)
-            raise CollectorFailed(argv, 124, f"no answer from JVM {pid} after {timeout:.0f} s")
-        out.seek(0)
-        text = out.read(64 * 1024).decode("utf-8", "replace")
-    # jcmd's first line is "PID:"; the rest is the JVM's answer
-    lines = text.splitlines()
-    if lines and lines[0].strip() == f"{pid}:":
-        lines = lines[1:]
-    return argv, rc, "\n".join(lines).strip()
-
-
-def target_alive(pid: int) -> bool:
-    """Whether a process still runs (not gone, not a zombie)."""
-    return process_state(pid) not in (None, "Z")
-
-
-class JcmdRecording(Recording):
-    """A capture running inside target JVMs, driven by short ``jcmd`` calls.
-
-    :meth:`begin` starts it in each JVM, telling the tool to end by itself ``limit`` seconds
-    later; a thread then asks each JVM every ``dump_interval`` seconds to write what it has so
-    far into its raw file, so that an interrupted run keeps data; :meth:`stop` ends it now.
-    Subclasses implement ``_start``, ``_dump`` and ``_stop`` for one JVM (raising
-    :class:`~profkit.errors.ProfkitError`), and may override ``_settle`` to wait for a file.
-    """
-
-    def __init__(self, raw: Dict[int, str], limit: float, dump_interval: float):
-        self.raw = raw
-        self.limit = limit
-        self.dump_interval = dump_interval
-        self.commands: List[List[str]] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._started: List[int] = []
-        self._ends: Dict[int, float] = {}
-        self._stopped: List[int] = []  #: stopped by profkit's own stop command
-        self._failures: List[ProfkitError] = []
-        self._thread: Optional[threading.Thread] = None
-
-    def _start(self, pid: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _dump(self, pid: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _stop(self, pid: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def _settle(self, pid: int, deadline: float) -> None:
-        """Wait (until ``deadline``) for a tool that ended by itself (its own timeout, or the JVM's
-        exit) to have written its file; tools stopped by :meth:`stop` already have."""
-
-    def begin(self) -> "JcmdRecording":
-        """Start in every JVM, then the dump thread; a failed start stops those already started."""
-        try:
-            for pid in self.raw:
-                attach_preconditions(pid)
-                self._start(pid)
-                # the tool's own timer started before jcmd returned: it ends no later than this
-                self._ends[pid] = time.monotonic() + self.limit
-                self._started.append(pid)
-        except BaseException:
-            self.stop()
-            self._failures.clear()
-            for pid, path in self.raw.items():  # the empty files made for JVMs that never started
-                if pid not in self._started and os.path.exists(path) and os.path.getsize(path) == 0:
-                    os.unlink(path)
-            raise
-        self._thread = threading.Thread(target=self._dumps, name="profkit-jcmd-dumps", daemon=True)
-        self._thread.start()
-        return self
-
-    def _running(self, pid: int) -> bool:
-        return target_alive(pid) and time.monotonic() < self._ends[pid] - 0.5
-
-    def _dumps(self) -> None:
-        # The first dump comes early: it shows at once that the JVM can write the raw file, and
-        # a run killed in its first seconds keeps something.
-        wait = min(FIRST_DUMP, self.dump_interval)
-        while not self._stopping.wait(wait):
-            wait = self.dump_interval
-            with self._lock:
-                for pid in self._started:
-                    if self._stopping.is_set():
-                        return
-                    if self._running(pid):
-                        try:
-                            self._dump(pid)
-                        except ProfkitError:
-                            pass  # best effort: the next dump or the stop writes the file again
-
-    def poll(self) -> bool:
-        """True while the tool still records in some JVM."""
-        return not self._stopping.is_set() and any(self._running(p) for p in self._started)
-
-    def stop(self) -> None:
-        """End the recording in each JVM still recording (it writes the raw file); never raises."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        with self._lock:
-            for pid in self._started:
-                # A JVM that exited wrote what it had on the way out; a tool past its own end
-                # stopped by itself and wrote its file: neither needs (or could take) a stop.
-                if self._running(pid):
-                    try:
-                        self._stop(pid)
-                        self._stopped.append(pid)
-                    except ProfkitError as e:
-                        if target_alive(pid):  # a JVM that exited meanwhile wrote its file on exit
-                            self._failures.append(e)
-
-    def finish(self, timeout: float = 30.0) -> List[str]:
-        """Stop if still running, wait for the raw files and return those with data.
-
-        A failed stop raises it (as :class:`CollectorFailed`) after the wait, so that what the
-        periodic dumps wrote stays in the run directory and is still parsed by the session.
-        """
-        self.stop()
-        deadline = time.monotonic() + timeout
-        if self._thread is not None:
-            self._thread.join(max(0.0, deadline - time.monotonic()))
-        for pid in self._started:
-            if pid not in self._stopped:
-                self._settle(pid, deadline)
-        if self._failures:
-            raise self._failures[0]
-        return [p for pid, p in self.raw.items() if pid in self._started
-                and os.path.exists(p) and os.path.getsize(p) > 0]
-
-
-def prepare_raw_file(path: str, pid: int) -> None:
-    """Create the raw file for the JVM to write, owned by the JVM's user when profkit is root."""
-    with open(path, "ab"):
-        pass
-    give_to_target(path, pid)
-
-
-def give_to_target(path: str, pid: int) -> None:
-    """Hand a file or directory that the JVM writes to the JVM's user (when profkit is root)."""
-    try:
-        st = os.stat(f"/proc/{pid}")
-    except OSError:
-        return
-    if os.geteuid() == 0 and st.st_uid != 0:
-        os.chown(path, st.st_uid, st.st_gid)
-
-
-def refuse_runtime_or_mode(cid: str, runtime: str, mode: str, modes: Sequence[str], other: str) -> Optional[Availability]:
-    """The Availability refusing a target that is not a JVM, or a mode this JVM collector does not
-    record (``other`` names the collector that does); None when both are fine."""
-    if runtime and runtime != "jvm":
-        return Availability(False, reason=f"the target is a {runtime} process, not a JVM; {cid} profiles only JVMs",
-                            hint={"python": "use -c py-spy", "native": "use -c perf"}.get(runtime, ""))
-    if mode not in modes:
-        return Availability(False, reason=f"{cid} does not record --mode {mode} (only {', '.join(modes)})",
-                            hint=other)
-    return None
-
-
 # -- JFR live recording ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -763,7 +477,7 @@ class JfrCollector(Collector):
     def __init__(self) -> None:
         self._threads = False
 
-    def check(self, runtime: str = "", mode: str = "cpu") -> Availability:
+    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
         """OK for a JVM in cpu or alloc mode when ``jcmd`` (to record) and ``jfr`` (to read) are here."""
         refused = refuse_runtime_or_mode(self.id, runtime, mode, self.modes["jvm"],
                                          "use -c async-profiler (wall, lock) or --mode cpu/alloc")

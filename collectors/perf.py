@@ -37,9 +37,9 @@ import subprocess
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from profkit.errors import CollectorNotInstalled, Diagnostics
+from profkit.errors import CollectorFailed, CollectorNotInstalled, Diagnostics
 from profkit.inputs import MAX_LINE, Source
 from profkit.model import Profile, ProfileMeta
 from profkit.targets import CAP_PERFMON, CAP_SYS_ADMIN, ChildTool, has_cap, perf_event_paranoid
@@ -479,7 +479,7 @@ class PerfCollector(Collector):
     # -- live recording (see PerfRecording below) --
     modes = {"native": ("cpu",), "jvm": ("cpu",), "python": ("cpu",)}
 
-    def check(self, runtime: str = "", mode: str = "cpu") -> Availability:
+    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
         """perf installed and allowed to sample other processes (perf_event_paranoid, root)."""
         return _perf_check(runtime, mode)
 

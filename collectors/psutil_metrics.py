@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from profkit.errors import Diagnostics, UsageError
 from profkit.inputs import Source
@@ -178,7 +178,7 @@ class PsutilCollector(Collector):
     modes = {"python": ("cpu", "wall", "alloc", "lock", "heap"), "jvm": ("cpu", "wall", "alloc", "lock", "heap"),
              "native": ("cpu", "wall", "alloc", "lock", "heap")}
 
-    def check(self, runtime: str = "", mode: str = "cpu") -> Availability:
+    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
         try:
             import psutil
         except ImportError:

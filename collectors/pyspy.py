@@ -24,7 +24,7 @@ import os
 import re
 import signal
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 from profkit.errors import CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics
 from profkit.folded import parse_line
@@ -291,7 +291,7 @@ class PySpyCollector(Collector):
     RecordOptions = None  # set below (PySpyRecordOptions)
     modes = {"python": ("cpu", "wall")}
 
-    def check(self, runtime: str = "", mode: str = "cpu") -> Availability:
+    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
         """py-spy installed, the target a Python process, and ptrace allowed."""
         exe = find_pyspy()
         if exe is None:

@@ -17,7 +17,7 @@ import contextlib
 import gc
 from bisect import bisect_left
 from itertools import accumulate
-from typing import Iterator, List, NamedTuple, Sequence, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from profkit.model import Number, Profile
 
@@ -100,7 +100,6 @@ def layout(profile: Profile, *, min_weight: Number = 0, reverse: bool = False) -
     boxes: List[Box] = []
     if not stacks or total <= 0:
         return Layout(boxes, stacks, cum, total, 0)
-    frames = profile.frames
     boxes.append(Box(None, 0, 0, total, 0, len(stacks), -1))
     todo = [0]
     max_depth = 0

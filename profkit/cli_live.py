@@ -6,11 +6,10 @@ import os
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List
 
 import click
 
@@ -173,7 +172,7 @@ def register(cli: click.Group) -> None:
           profkit run -c perf -- ./hotloop 5
         """
         from profkit.session import run_session
-        from profkit.targets import ChildTool, inspect
+        from profkit.targets import ChildTool
 
         opts = _session_options(duration, output, collector_ids, rate, mode, interval, record)
         argv = list(command)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
-from profkit.errors import Diagnostics, InputError
+from profkit.errors import Diagnostics
 from profkit.folded import read_folded, write_folded
 from profkit.inputs import Source
 from profkit.model import Profile, ProfileMeta

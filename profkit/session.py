@@ -22,10 +22,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import collectors
 from collectors.base import Availability, Collector, RecordRequest, Recording
-from profkit.errors import (CollectorFailed, CollectorNotInstalled, Diagnostics, EnvironmentProblem,
+from profkit.errors import (CollectorNotInstalled, Diagnostics, EnvironmentProblem,
                             ProfkitError, TargetNotFound, UsageError)
 from profkit.inputs import Source
-from profkit.model import Frame, FrameKind, Profile, ProfileMeta
+from profkit.model import Frame, FrameKind, Profile
 from profkit.rundir import RunDir, default_run_path
 from profkit.targets import Target, children_of, find_by_name, inspect, process_state
 
@@ -92,7 +92,8 @@ def resolve_targets(pids: Sequence[int], name: Optional[str], children: bool) ->
     return targets
 
 
-def choose_collectors(runtime: str, mode: str, explicit: Sequence[str]) -> List[Tuple[Collector, Availability]]:
+def choose_collectors(runtime: str, mode: str, explicit: Sequence[str],
+                      given: Optional[Dict[str, object]] = None) -> List[Tuple[Collector, Availability]]:
     """The collectors to run: the explicit ones (all must be usable), else the contract's default
     for (runtime, mode) — the first that can run here, e.g. JFR when async-profiler cannot."""
     if mode not in MODES:
@@ -101,7 +102,7 @@ def choose_collectors(runtime: str, mode: str, explicit: Sequence[str]) -> List[
         out = []
         for cid in explicit:
             c = collectors.get(cid)
-            avail = c.check(runtime, mode)
+            avail = c.check(runtime, mode, _record_options(c, given or {}))
             if not avail.ok:
                 raise _unavailable(c, avail)
             out.append((c, avail))
@@ -117,7 +118,7 @@ def choose_collectors(runtime: str, mode: str, explicit: Sequence[str]) -> List[
         except ProfkitError as e:
             problems.append((cid, Availability(False, reason=e.message)))
             continue
-        avail = c.check(runtime, mode)
+        avail = c.check(runtime, mode, _record_options(c, given or {}))
         if avail.ok:
             return [(c, avail)]
         problems.append((c, avail))
@@ -155,7 +156,7 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
     mixed = {t.runtime for t in targets}
     if len(mixed) > 1 and not options.collectors:
         raise UsageError(f"the targets mix runtimes ({', '.join(sorted(mixed))}); name the collector with --collector")
-    chosen = choose_collectors(runtime, options.mode, options.collectors)
+    chosen = choose_collectors(runtime, options.mode, options.collectors, options.record_options)
     first = targets[0]
     used = {name for c, _ in chosen if c.RecordOptions is not None
             for name in c.RecordOptions.__dataclass_fields__}
@@ -169,6 +170,7 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
     pids = tuple(t.pid for t in targets)
     recordings: List[Tuple[Collector, Recording]] = []
     errors: List[str] = []
+    first_failure: Optional[ProfkitError] = None
     from collectors.psutil_metrics import PsutilCollector, PsutilOptions
 
     metrics = PsutilCollector().record(RecordRequest(pids, runtime, options.mode, options.rate, options.duration + 5,
@@ -186,6 +188,7 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
                 entry["status"] = "failed"
                 entry["error"] = e.message
                 errors.append(f"{c.id}: {e.message}")
+                first_failure = first_failure or e
                 continue
             entry["commands"] = rec.commands
             recordings.append((c, rec))
@@ -194,7 +197,9 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
             metrics.stop()
             metrics.finish()
             run.finish("collector-error")
-            raise EnvironmentProblem(errors[0] if errors else "no collector could start")
+            if first_failure is not None:
+                raise first_failure  # its own message, exit code and hint
+            raise EnvironmentProblem("no collector could start")
         report = _Progress(progress)
         gone_reason = None
         while True:

@@ -17,7 +17,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from typing import IO, List, Optional, Sequence, Tuple
 

@@ -1,8 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """Live-profiling errors: one clear line, the contract's exit code, never a traceback."""
-import subprocess
 
-import pytest
 
 from conftest import profkit
 

@@ -1,6 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
 """profkit attach / run with the real py-spy against real Python processes."""
-import os
 import signal
 import subprocess
 import sys
