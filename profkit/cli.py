@@ -326,9 +326,17 @@ def collectors_cmd() -> None:
     click.echo(_format_help())
 
 
-from profkit import cli_live  # noqa: E402  (the live commands register on the same group)
+def _register_command_modules() -> None:
+    """Each ``profkit.cli_*`` module adds its commands to the group (live, heap, bench…)."""
+    import importlib
+    import importlib.util
 
-cli_live.register(cli)
+    for name in ("profkit.cli_live", "profkit.cli_heap", "profkit.cli_bench"):
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(cli)
+
+
+_register_command_modules()
 
 
 

@@ -111,8 +111,31 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
         for key, w, pct in rows:
             lines.append(f"| {markdown_escape(key)} | {format_quantity(w, unit)} | {pct:.1f}% |")
         lines.append("")
+    for section in _sections(run):
+        lines.append(section.markdown_section(run, for_terminal=for_terminal).rstrip("\n"))
+        lines.append("")
     lines.append("Files: `flamegraph.svg`, `profile.folded`, `metrics.jsonl`, `report.html`, `raw/`.")
     return "\n".join(lines) + "\n"
+
+
+#: Optional report sections: (module, the run file that means the run did that thing).
+SECTIONS = (("profkit.reports.heap", "heap.json"), ("profkit.reports.load", "load.json"))
+
+
+def _sections(run: RunDir):
+    """The section modules that apply to this run (``heap.json`` → heap, ``load.json`` → load).
+
+    Each module offers ``markdown_section(run, for_terminal=False) -> str`` and
+    ``html_section(run, env) -> str`` (``env`` is the autoescaping jinja2 Environment; the
+    module renders its own template, e.g. ``heap.html.j2``)."""
+    import importlib
+    import importlib.util
+
+    out = []
+    for module, marker in SECTIONS:
+        if os.path.exists(run.file(marker)) and importlib.util.find_spec(module) is not None:
+            out.append(importlib.import_module(module))
+    return out
 
 
 def _chart(series: List[dict], key: str, width: int = 560, height: int = 140) -> Optional[dict]:
@@ -136,7 +159,10 @@ def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[st
     cpu_series = [dict(r, cpu=(r["cpu_user_pct"] or 0) + (r["cpu_system_pct"] or 0)) for r in series
                   if r.get("cpu_user_pct") is not None]
     tmpl = env.get_template("report.html.j2")
+    # Each section module renders its own (autoescaped) template; the result is trusted markup.
+    sections = [Markup(section.html_section(run, env)) for section in _sections(run)]
     return tmpl.render(
+        sections=sections,
         m=run.manifest, target=run.manifest.get("target") or {}, profile=profile,
         unit=profile.unit if profile is not None else run.manifest.get("unit", "samples"),
         top_self=_top(profile, "self"), top_total=_top(profile, "total"), metrics=summ,
