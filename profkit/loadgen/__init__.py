@@ -1,0 +1,177 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Load generators for ``profkit bench``: pluggable like collectors, registered as entry points.
+
+    LoadGenerator           id, summary, closed_loop; check() → Availability
+    ├── wrk     (wrk.py)    Debian's wrk; --latency text + a Lua done() hook (p99.9, distribution)
+    ├── locust  (locust.py) Locust headless; its CSV stats
+    └── cmd     (cmd.py)    any command; the JSON line it prints (see :mod:`profkit.loadgen.cmd`)
+
+A generator is started as profkit's child (:class:`profkit.targets.ChildTool`, so it dies with
+profkit), writes its own output into the run's ``raw/`` (``raw/load-ID.txt``), and its pure
+``parse`` turns that raw output into the RED figures of ``load.json``:
+
+    generator, url, connections, duration_s, requests, rate (/s), errors {connect, read, write,
+    timeout, status}, error_count, error_pct, latency_ms {mean, p50, p90, p99, p99.9, max},
+    distribution [[percentile, ms], ...], closed_loop
+
+A figure the generator did not report is ``None`` (an SLO on it is ``unknown``). Load goes only
+to loopback addresses (:func:`loopback_only`, the same rule as ``examples/load/``).
+"""
+from __future__ import annotations
+
+import ipaddress
+import sys
+import urllib.parse
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+from collectors.base import Availability
+from profkit.errors import EnvironmentProblem, UsageError
+
+__all__ = ["ERROR_KINDS", "GROUP", "LoadGenerator", "LoadRequest", "ToolRun", "available_ids", "empty_figures", "get",
+           "loopback_only"]
+
+GROUP = "profkit.loadgens"
+ERROR_KINDS = ("connect", "read", "write", "timeout", "status")
+PERCENTILES = ("p50", "p90", "p99", "p99.9", "max")
+MAX_DURATION = 3600.0
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What ``profkit bench`` asks a generator to do."""
+
+    url: str
+    duration: float                 #: seconds; generators stop by themselves at this time
+    raw_dir: str                    #: where the generator's own output goes
+    connections: int = 10           #: concurrent connections (closed loop: one request each at a time)
+    threads: int = 2                #: generator threads (wrk) — never more than connections
+    timeout: float = 5.0            #: per request, seconds
+    command: Optional[str] = None   #: ``cmd`` only: the command line, with {url} {duration} {connections}
+
+
+class LoadGenerator:
+    """Base class of load generators; subclasses set ``id``, ``summary`` and implement the methods."""
+
+    id = ""
+    summary = ""
+    #: A closed-loop generator waits for each response before sending the next request, so when
+    #: the service slows down it also sends less: queueing delay that real users would see is
+    #: hidden ("coordinated omission"). The report says so.
+    closed_loop = True
+
+    def check(self) -> Availability:
+        """Whether the generator can run here; ``hint`` says how to install it."""
+        raise NotImplementedError
+
+    def start(self, request: LoadRequest):
+        """Start the load; returns a handle with ``poll()``, ``wait(timeout)``, ``stop()`` and
+        ``raw`` (the paths of the raw output)."""
+        raise NotImplementedError
+
+    def parse(self, raw: List[str], request: LoadRequest) -> Dict:
+        """The RED figures (see the module docstring) from the raw output files."""
+        raise NotImplementedError
+
+
+def empty_figures(generator: str, request: LoadRequest, closed_loop: bool = True) -> Dict:
+    """A ``load.json`` body with every figure absent, for a parser to fill in."""
+    return {"generator": generator, "url": request.url, "connections": request.connections,
+            "duration_s": None, "requests": None, "rate": None,
+            "errors": {k: None for k in ERROR_KINDS}, "error_count": None, "error_pct": None,
+            "latency_ms": {k: None for k in ("mean",) + PERCENTILES}, "distribution": [],
+            "closed_loop": closed_loop}
+
+
+def finish_figures(fig: Dict) -> Dict:
+    """Derive error_count, error_pct and rate where the parts are known."""
+    errs = fig["errors"]
+    if fig.get("error_count") is None and any(v is not None for v in errs.values()):
+        fig["error_count"] = sum(v or 0 for v in errs.values())
+    if fig.get("requests") is not None and fig.get("error_count") is not None:
+        # Socket errors and timeouts are attempts that got no response; status errors are responses.
+        attempts = fig["requests"] + sum(errs.get(k) or 0 for k in ("connect", "read", "write", "timeout"))
+        fig["error_pct"] = round(100.0 * fig["error_count"] / attempts, 4) if attempts else 0.0
+    if fig.get("rate") is None and fig.get("requests") is not None and fig.get("duration_s"):
+        fig["rate"] = round(fig["requests"] / fig["duration_s"], 2)
+    return fig
+
+
+def loopback_only(url: str) -> urllib.parse.SplitResult:
+    """The parsed URL, or a UsageError unless it is http(s) to a loopback host.
+
+    Same rule as ``examples/load/load.py``: 127.0.0.0/8, ``localhost`` or ``[::1]``; any other
+    name is refused without being resolved, so no load is ever sent off the machine."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url must be http:// or https:// with a host, not {url!r}")
+    host = parts.hostname
+    ok = host == "localhost"
+    if not ok:
+        try:
+            ok = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            ok = False
+    if not ok:
+        raise UsageError(f"refusing to send load to {host!r}: only loopback targets (127.0.0.0/8, localhost, [::1])",
+                         hint="run the service locally and point --url at http://127.0.0.1:PORT/...")
+    try:
+        parts.port
+    except ValueError:
+        raise UsageError(f"--url has a bad port: {url!r}") from None
+    return parts
+
+
+class ToolRun:
+    """A running generator (profkit's child); its stdout goes straight to a raw file."""
+
+    def __init__(self, tool, raw: List[str], out):
+        self.tool, self.raw, self._out = tool, raw, out
+        self.commands = [tool.argv]
+
+    def poll(self) -> Optional[int]:
+        """The exit code once it has ended, else None."""
+        return self.tool.poll()
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        """Wait for it to end by itself; None if still running after ``timeout``."""
+        return self.tool.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop early: SIGINT first, which lets wrk and locust write their figures so far."""
+        if self.tool.poll() is None:
+            self.tool.stop(grace=5.0, term_grace=2.0)
+
+    def close(self) -> str:
+        """Close the output file; returns the tool's stderr (for error messages)."""
+        err = self.tool.stderr_text()
+        self._out.close()
+        return err
+
+
+def _entry_points():
+    from importlib.metadata import entry_points
+
+    eps = entry_points(group=GROUP) if sys.version_info >= (3, 10) else entry_points().get(GROUP, [])
+    seen = {}
+    for ep in eps:
+        seen.setdefault(ep.name, ep)
+    return seen
+
+
+def available_ids() -> List[str]:
+    """Every registered generator id, sorted, without importing any."""
+    return sorted(_entry_points())
+
+
+def get(gid: str) -> LoadGenerator:
+    """The generator registered as ``gid``."""
+    eps = _entry_points()
+    ep = eps.get(gid)
+    if ep is None:
+        known = ", ".join(sorted(eps)) or "none (is profkit installed? pip install -e .)"
+        raise UsageError(f"unknown load generator {gid!r}; known: {known}")
+    try:
+        return ep.load()()
+    except Exception as e:  # a broken plugin must not take profkit down
+        raise EnvironmentProblem(f"load generator {gid!r} ({ep.value}) failed to load: {type(e).__name__}: {e}") from None

@@ -1,0 +1,21 @@
+-- SPDX-License-Identifier: Apache-2.0
+-- profkit's wrk done() hook: one line "profkit-wrk: {json}" after wrk's own summary, with the
+-- figures wrk's text does not give (p99.9, a percentile curve, error kinds, exact counts).
+-- Latencies are in microseconds, as wrk keeps them.
+local points = {1, 5, 10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, 95, 97.5, 99, 99.5, 99.9, 99.99}
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  local pct = {}
+  for _, p in ipairs(points) do
+    pct[#pct + 1] = string.format("[%s,%d]", tostring(p), latency:percentile(p))
+  end
+  io.write(string.format(
+    'profkit-wrk: {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"min":%d,"mean":%.3f,"max":%d,"stdev":%.3f},"percentiles_us":[%s]}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    summary.requests > 0 and latency.min or 0, latency.mean, latency.max, latency.stdev,
+    table.concat(pct, ",")))
+end
