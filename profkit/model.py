@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import Counter
 from dataclasses import dataclass, field, asdict
 from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -148,16 +149,21 @@ class ProfileMeta:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
 
 
-class _KeyCache(dict):
-    """frame id → function key, computed once per distinct frame."""
+# One pass over all tokens joined by newlines: a kind annotation and a ":LINE" before the closing
+# parenthesis are dropped (function_key of the frame's name), in C but for one small callback.
+_TOKEN_KEY = re.compile(r"^(.* \(.+?):\d+\)(?:_\[[kjiw01]\])?$|^(.+?)_\[[kjiw01]\]$", re.M)
 
-    def __init__(self, frames: "Mapping[str, Frame]"):
-        super().__init__()
-        self.frames = frames
 
-    def __missing__(self, fid: str) -> str:
-        key = self[fid] = function_key(self.frames[fid].name)
-        return key
+def _function_keys(tokens: Sequence[str], explicit: Mapping[str, "Frame"]) -> Dict[str, str]:
+    """frame id (token) → function key, for many tokens at once."""
+    if any("\n" in t for t in tokens):  # cannot be joined by lines: one at a time
+        return {t: function_key((explicit.get(t) or Frame.from_token(t)).name) for t in tokens}
+    keys = _TOKEN_KEY.sub(lambda m: m.group(1) + ")" if m.group(1) is not None else m.group(2),
+                          "\n".join(tokens)).split("\n")
+    out = dict(zip(tokens, keys))
+    for fid, f in explicit.items():  # kinds without an annotation: the token is the name itself
+        out[fid] = function_key(f.name)
+    return out
 
 
 class FunctionStat(NamedTuple):
@@ -348,17 +354,31 @@ class Profile:
 
         A function that appears several times in one stack (recursion) counts once in it.
         """
-        keys = _KeyCache(self._frames)
-        key_of = keys.__getitem__
+        used = {fid for key in self._stacks for fid in key}
+        key_of = _function_keys(list(used), self._explicit).__getitem__
         self_w: Dict[str, Number] = {}
         total_w: Dict[str, Number] = {}
+        # Small integer weights (most stacks of a sampled profile) are counted in C: each stack's
+        # distinct keys repeated `w` times, tallied by Counter in bounded chunks; others in Python.
+        counted: Counter = Counter()
+        chunk: List[str] = []
         for key, w in self._stacks.items():
             if not key:
                 continue
             leaf = key_of(key[-1])
             self_w[leaf] = self_w.get(leaf, 0) + w
-            for k in set(map(key_of, key)):
-                total_w[k] = total_w.get(k, 0) + w
+            distinct = list(dict.fromkeys(map(key_of, key)))  # recursion counts once per stack
+            if type(w) is int and 0 < w <= 8:
+                chunk.extend(distinct * w)
+                if len(chunk) > 1 << 20:
+                    counted.update(chunk)
+                    chunk.clear()
+            else:
+                for k in distinct:
+                    total_w[k] = total_w.get(k, 0) + w
+        counted.update(chunk)
+        for k, n in counted.items():
+            total_w[k] = total_w.get(k, 0) + n
         return {k: FunctionStat(k, self_w.get(k, 0), t) for k, t in total_w.items()}
 
     def top_functions(self, n: int = 10, by: str = "self") -> List[FunctionStat]:

@@ -95,3 +95,24 @@ def test_sorted_items_orders_by_frame_names_root_first():
 def test_unknown_unit_is_rejected():
     with pytest.raises(ValueError):
         Profile("furlongs")
+
+
+def test_bulk_function_keys_equal_the_per_frame_definition():
+    import gzip
+    import pathlib
+
+    from profkit.model import _function_keys
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "data"
+    tokens = set()
+    for path in list(root.glob("*/*.txt")) + list(root.glob("*/*.collapsed")) + list(root.glob("*/results/*.folded")):
+        for line in path.read_text(errors="replace").splitlines():
+            tokens.update(line.rsplit(" ", 1)[0].split(";"))
+    tokens |= {"handle (app/views.py:42)", "f (a.py:3)_[i]", "x_[k]", "_[k]", "a (b) (c.py:9)", "weird (x:y)",
+               "<module> (<string>:1)", "java/lang/String.format_[j]", "odd_[x]", "tab\there (t.py:1)"}
+    tokens = sorted(tokens)
+    assert len(tokens) > 200
+    bulk = _function_keys(tokens, {})
+    assert bulk == {t: function_key(Frame.from_token(t).name) for t in tokens}
+    # A frame whose kind has no annotation keys by its own name.
+    assert _function_keys(["n"], {"n": Frame("n (z.py:1)", FrameKind.NATIVE)})["n"] == "n (z.py)"
