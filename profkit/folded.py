@@ -99,17 +99,14 @@ def format_weight(w: Number) -> str:
 
 
 def write_folded(profile: Profile, out: IO[str], *, sort: bool = True) -> int:
-    """Write a profile as folded text (sorted by frame names unless ``sort=False``).
+    """Write a profile as folded text, lines sorted as text (as FlameGraph's tools sort them)
+    unless ``sort=False``.
 
     Returns the number of lines written. Stacks whose weight is zero are left out.
     """
     # A frame id is its folded token, so a stack of ids joins into the folded line itself.
-    items = profile.sorted_items() if sort else profile.items()
-    n = 0
-    write = out.write
-    for key, w in items:
-        if not w:
-            continue
-        write(";".join(key) + " " + format_weight(w) + "\n")
-        n += 1
-    return n
+    lines = [";".join(key) + " " + format_weight(w) + "\n" for key, w in profile.items() if w]
+    if sort:
+        lines.sort()  # comparing whole lines is several times cheaper than comparing tuples
+    out.writelines(lines)
+    return len(lines)
