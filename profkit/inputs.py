@@ -86,7 +86,7 @@ class Source:
             if os.path.isdir(self.spec):
                 raise InputError(f"{self.name}: is a directory, not a capture file")
             try:
-                raw = open(self.spec, "rb")
+                raw = open(self.spec, "rb", buffering=1 << 20)
             except FileNotFoundError:
                 raise InputError(f"{self.name}: no such file") from None
             except OSError as e:
@@ -95,7 +95,13 @@ class Source:
             first = raw.read(HEAD_SIZE)
         except OSError as e:
             raise InputError(f"{self.name}: cannot read: {e.strerror or e}") from None
-        stream: BinaryIO = io.BufferedReader(_Prefixed(first, raw), 1 << 20)
+        if raw.seekable():
+            # A regular file: read it again from the start rather than through _Prefixed,
+            # which would copy every block once more.
+            raw.seek(0)
+            stream: BinaryIO = raw
+        else:
+            stream = io.BufferedReader(_Prefixed(first, raw), 1 << 20)
         if first[:2] == _GZIP_MAGIC:
             self.compressed = True
             stream = io.BufferedReader(gzip.GzipFile(fileobj=stream, mode="rb"), 1 << 20)  # type: ignore[arg-type]
