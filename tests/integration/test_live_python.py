@@ -146,3 +146,15 @@ def test_record_flags_reach_the_collector(pyhot, tmp_path):
     cmd = manifest(run)["collectors"][0]["commands"][0]
     assert "--function" not in cmd and "--nonblocking" in cmd
     assert "--asprof does not apply to py-spy" in p.stderr
+
+
+def test_two_collectors_are_kept_apart(pyhot, tmp_path):
+    run = tmp_path / "run"
+    p = profkit("attach", "--pid", pyhot.pid, "-c", "py-spy", "-c", "perf", "-d", 2, "-o", run)
+    assert p.returncode == 0, p.stderr
+    m = manifest(run)
+    assert [c["id"] for c in m["collectors"]] == ["py-spy", "perf"] and m["primary"] == "py-spy"
+    assert (run / "profile-py-spy.folded").read_text() == (run / "profile.folded").read_text()
+    perf_text = (run / "profile-perf.folded").read_text()
+    assert perf_text and "hot_compute" not in perf_text  # perf sees the interpreter, not Python functions
+    assert m["unit"] == "samples"  # the primary's unit, never a sum with perf's nanoseconds
