@@ -33,9 +33,10 @@ class PsutilOptions:
 
     interval: float = option(1.0, "seconds between samples")
     children: bool = option(True, "include the target's child processes")
+    uss: bool = option(False, "also read USS (unique set size; reads smaps_rollup, used by profkit heap)")
 
 
-def _sample(proc, include_children: bool, cache: Dict[int, object]):
+def _sample(proc, include_children: bool, cache: Dict[int, object], uss: bool = False):
     import psutil
 
     procs = [proc]
@@ -69,6 +70,11 @@ def _sample(proc, include_children: bool, cache: Dict[int, object]):
                 out[p.pid] = {"user": cpu.user, "system": cpu.system, "rss": mem.rss, "threads": p.num_threads(),
                               "fds": fds, "ctx_vol": ctx.voluntary, "ctx_invol": ctx.involuntary,
                               "read_bytes": rb, "write_bytes": wb}
+                if uss:
+                    try:
+                        out[p.pid]["uss"] = p.memory_full_info().uss
+                    except psutil.AccessDenied:
+                        out[p.pid]["uss"] = None
         except psutil.Error:
             continue
     return out
@@ -109,14 +115,15 @@ class MetricsRecording(Recording):
                     if not proc.is_running():
                         del self._procs[pid]
                         continue
-                    per.update(_sample(proc, self.options.children, self._children))
+                    per.update(_sample(proc, self.options.children, self._children, self.options.uss))
                 if not self._procs:
                     self.targets_alive = False
                     break
                 dt = max(now - prev_t, 1e-6)
                 rec = {"t": round(now - t0, 3), "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                        "pids": sorted(per)}
-                tot = {k: 0 for k in ("rss", "threads", "fds", "ctx_vol", "ctx_invol", "read_bytes", "write_bytes")}
+                keys = ("rss", "threads", "fds", "ctx_vol", "ctx_invol", "read_bytes", "write_bytes")
+                tot = {k: 0 for k in keys + (("uss",) if self.options.uss else ())}
                 cpu_u = cpu_s = 0.0
                 for pid, m in per.items():
                     p = prev.get(pid)
@@ -124,7 +131,7 @@ class MetricsRecording(Recording):
                         cpu_u += m["user"] - p["user"]
                         cpu_s += m["system"] - p["system"]
                     for k in tot:
-                        tot[k] += m[k] or 0
+                        tot[k] += m.get(k) or 0
                 rec.update({"cpu_user_pct": round(100 * cpu_u / dt, 2) if prev else None,
                             "cpu_system_pct": round(100 * cpu_s / dt, 2) if prev else None, **tot})
                 prev, prev_t = per, now

@@ -1,0 +1,277 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``memray``: Python allocations, recorded inside the target by ``memray attach``.
+
+Recording (``profkit attach --mode alloc`` on a Python process, and ``profkit heap``):
+
+    memray attach --method lldb --trace-python-allocators --aggregate --duration S -o raw/memray-PID.bin PID
+
+* ``--method lldb`` first: on some kernels gdb cannot attach ("Couldn't write extended state
+  status"); gdb is the fallback when lldb is missing or fails to attach.
+* ``--trace-python-allocators`` records pymalloc's small objects too, so that a leak made of many
+  small strings is blamed on the line that made them, not on the arena allocation that happened
+  to hold them. https://bloomberg.github.io/memray/run.html#python-allocators
+* ``--aggregate`` keeps the capture small (stacks are merged in the target; the file carries
+  memory snapshots over time and the allocations still live when tracking ends).
+* ``--duration`` makes the tracker inside the target end by itself, so nothing is left running
+  if profkit dies. profkit never runs ``memray detach``: a second injection while a tracker is
+  active crashed targets here (see :meth:`MemrayRecording.stop`), so on Ctrl-C profkit waits
+  for the tracker's own end (or leaves it to end by itself and says so).
+
+memray runs *inside* the target: the target's interpreter must be able to import memray (the
+same one profkit's memray comes from, or one with memray installed). Attaching while another
+tracker is still active crashed a target here (SIGSEGV in a gunicorn worker), so profkit attaches
+once per process and run, and waits for its tracker to end (or detaches it) before returning.
+A tracker that has ended leaves memray's module loaded; attaching again then is fine.
+
+Parsing reads the capture with memray's own reader (``memray.FileReader``): the live (leaked)
+allocations at the end of tracking, by Python stack, in bytes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+from profkit.errors import CaptureFormatError, CollectorFailed, Diagnostics, EnvironmentProblem, PermissionDenied
+from profkit.inputs import Source
+from profkit.model import Frame, FrameKind, Profile, ProfileMeta
+from profkit.options import option
+from profkit.targets import ChildTool, ptrace_problem
+
+from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff
+
+__all__ = ["MemrayCollector", "MemrayRecordOptions", "MemrayRecording", "TargetCannotImportMemray",
+           "live_allocations", "memory_snapshots"]
+
+#: memray's capture files start with this magic (``MEMRAY`` plus NUL).
+MAGIC = b"memray\x00"
+INSTALL_HINT = "pip install memray (into the target's interpreter too: memray runs inside it)"
+#: Seconds one ``memray attach`` may take (lldb loads symbols first).
+ATTACH_TIMEOUT = 60.0
+#: Frames kept per stack.
+MAX_STACK = 64
+
+
+class TargetCannotImportMemray(EnvironmentProblem):
+    """The target's interpreter has no memray: profkit goes on without allocation data."""
+
+
+@dataclass(frozen=True)
+class MemrayRecordOptions:
+    """Options of ``memray attach``."""
+
+    native: bool = option(False, "memray: record native (C) frames too (slower)")
+
+
+def _memray_version() -> Optional[str]:
+    try:
+        import memray
+    except ImportError:
+        return None
+    return getattr(memray, "__version__", "")
+
+
+def debuggers() -> List[str]:
+    """The attach methods available here, in the order to try them (lldb first, gdb as fallback)."""
+    return [m for m in ("lldb", "gdb") if shutil.which(m)]
+
+
+class MemrayCollector(Collector):
+    """memray: Python allocations in bytes (live at the end), recorded with ``memray attach``."""
+
+    id = "memray"
+    summary = "Python allocations (memray attach): live bytes by stack, and heap size over time"
+    binary_input = True
+    RecordOptions = MemrayRecordOptions
+    modes = {"python": ("alloc", "heap")}
+
+    def sniff(self, head: bytes) -> Sniff:
+        return Sniff.YES if head.startswith(MAGIC) else Sniff.NO
+
+    def check(self, runtime: str = "", mode: str = "alloc", options: Any = None) -> Availability:
+        """memray importable here, lldb or gdb installed, a Python target and ptrace allowed."""
+        version = _memray_version()
+        if version is None:
+            return Availability(False, reason="memray is not installed", hint=INSTALL_HINT)
+        if runtime and runtime != "python":
+            return Availability(False, version, reason=f"memray records Python processes; this one is {runtime}",
+                                hint="use async-profiler or jfr for a JVM (--mode alloc)")
+        if mode not in ("alloc", "heap"):
+            return Availability(False, version, reason=f"memray does not record --mode {mode}",
+                                hint="use py-spy for --mode cpu or wall")
+        if not debuggers():
+            return Availability(False, version, reason="memray attach needs lldb or gdb, and neither is installed",
+                                hint="apt-get install lldb")
+        problem = ptrace_problem()
+        if problem:
+            return Availability(False, version, reason=problem[0], hint=problem[1])
+        return Availability(True, version)
+
+    def record(self, request: RecordRequest) -> "MemrayRecording":
+        """Attach memray to each target process; raises if it could attach to none."""
+        return MemrayRecording(request, request.options or MemrayRecordOptions()).begin()
+
+    def parse(self, source: Source, options: Any, diag: Diagnostics) -> Profile:
+        path = source.path
+        if path is None:
+            raise CaptureFormatError("memray captures are binary files: give a path, not stdin")
+        return live_allocations(path, diag)
+
+
+def _attach_argv(method: str, pid: int, duration: float, out: str, options: MemrayRecordOptions) -> List[str]:
+    argv = [sys.executable, "-m", "memray", "attach", "--method", method, "--trace-python-allocators",
+            "--aggregate", "--duration", str(max(1, int(round(duration)))), "-f", "-o", out]
+    if options.native:
+        argv.append("--native")
+    return argv + [str(pid)]
+
+
+def _run(argv: List[str], timeout: float) -> Tuple[int, str]:
+    """Run a short memray command as profkit's child; (exit code, output)."""
+    with tempfile.TemporaryFile() as buf:
+        tool = ChildTool(argv, stdout=buf, stderr=subprocess.STDOUT)
+        tool.start()
+        rc = tool.wait(timeout)
+        if rc is None:
+            rc = tool.stop(grace=3.0, term_grace=3.0)
+            rc = 124 if rc == 0 else rc
+        buf.seek(0)
+        return rc, buf.read(16384).decode("utf-8", "replace")
+
+
+class MemrayRecording(Recording):
+    """memray trackers inside the targets, each ending by itself after ``duration`` seconds."""
+
+    def __init__(self, request: RecordRequest, options: MemrayRecordOptions):
+        self.request, self.options = request, options
+        self.commands: List[List[str]] = []
+        self.raw: Dict[int, str] = {}
+        self.ends: Dict[int, float] = {}
+        self.methods: Dict[int, str] = {}
+        self.attach_seconds: Dict[int, float] = {}
+        self._stopped = False
+
+    def begin(self) -> "MemrayRecording":
+        failures: List[EnvironmentProblem] = []
+        for pid in self.request.pids:
+            try:
+                self._attach(pid)
+            except EnvironmentProblem as e:
+                failures.append(e)
+        if not self.raw and failures:
+            raise failures[0]
+        return self
+
+    def _attach(self, pid: int) -> None:
+        out = os.path.join(self.request.raw_dir, f"memray-{pid}.bin")
+        last = ""
+        for method in debuggers():
+            argv = _attach_argv(method, pid, self.request.duration, out, self.options)
+            self.commands.append(argv)
+            t0 = time.monotonic()
+            rc, text = _run(argv, ATTACH_TIMEOUT)
+            if "No module named 'memray'" in text or "No module named \"memray\"" in text:
+                raise TargetCannotImportMemray(f"process {pid} cannot import memray, so memray cannot track it",
+                                               hint="install memray into the target's interpreter (pip install memray)")
+            if rc == 0 and "tracking" in text.lower():
+                self.raw[pid] = out
+                self.methods[pid] = method
+                self.attach_seconds[pid] = round(time.monotonic() - t0, 2)
+                self.ends[pid] = time.monotonic() + max(1, int(round(self.request.duration)))
+                return
+            last = text
+            if "permission" in text.lower() or "operation not permitted" in text.lower():
+                problem = ptrace_problem()
+                raise PermissionDenied(f"memray cannot attach to process {pid}: permission denied",
+                                       hint=problem[1] if problem else "run profkit as the target's user or as root")
+        raise CollectorFailed(self.commands[-1] if self.commands else ["memray", "attach"], 1, last,
+                              hint="check `profkit doctor --pid PID`; memray attach needs lldb (or gdb) and ptrace")
+
+    def poll(self) -> bool:
+        return not self._stopped and any(time.monotonic() < end for end in self.ends.values())
+
+    def stop(self) -> None:
+        """Stop waiting. The trackers are *not* detached: on this kind of machine a second lldb
+        injection (``memray detach``, or another attach) while a tracker is active crashed the
+        target with SIGSEGV, so each tracker always ends by itself at its ``--duration``."""
+        self._stopped = True
+
+    def remaining(self) -> float:
+        """Seconds until the last tracker ends by itself."""
+        return max([0.0] + [end - time.monotonic() for end in self.ends.values()])
+
+    def finish(self, timeout: float = 30.0) -> List[str]:
+        """Wait (up to ``timeout``) for each tracker to end and its capture to be readable; return
+        the complete captures (a tracker still running after the timeout is left to end by itself)."""
+        self.stop()
+        out = []
+        deadline = time.monotonic() + timeout
+        for pid, path in self.raw.items():
+            while time.monotonic() < deadline:
+                if time.monotonic() >= self.ends[pid] and _readable(path):
+                    break
+                if not os.path.exists(f"/proc/{pid}") and time.monotonic() >= self.ends[pid]:
+                    break
+                time.sleep(0.2)
+            if os.path.exists(path) and os.path.getsize(path) > 0 and _readable(path):
+                out.append(path)
+        return out
+
+
+def _readable(path: str) -> bool:
+    try:
+        import memray
+
+        with memray.FileReader(path) as reader:
+            return reader.metadata.end_time is not None
+    except Exception:  # memray raises plain IOError/ValueError on a file still being written
+        return False
+
+
+def _reader(path: str):
+    try:
+        import memray
+    except ImportError:
+        raise CaptureFormatError(f"{path}: reading a memray capture needs memray", hint=INSTALL_HINT) from None
+    try:
+        return memray.FileReader(path)
+    except Exception as e:
+        raise CaptureFormatError(f"not a readable memray capture ({e})", location=path) from None
+
+
+def memory_snapshots(path: str) -> List[dict]:
+    """Heap size over time from a capture: ``[{"time": epoch seconds, "rss": bytes, "heap": bytes}]``."""
+    reader = _reader(path)
+    try:
+        return [{"time": s.time / 1000.0, "rss": s.rss, "heap": s.heap} for s in reader.get_memory_snapshots()]
+    finally:
+        reader.close()
+
+
+def _frame(fn: str, file: str, line: int) -> Frame:
+    return Frame(f"{fn} ({file}:{line})".replace(";", "|").replace("\n", " "), FrameKind.PYTHON)
+
+
+def live_allocations(path: str, diag: Optional[Diagnostics] = None) -> Profile:
+    """The allocations made while tracking and still live at its end, by stack (root first), in bytes."""
+    reader = _reader(path)
+    try:
+        meta = reader.metadata
+        prof = Profile("bytes", ProfileMeta(collector="memray", pid=meta.pid, command=meta.command_line))
+        for rec in reader.get_leaked_allocation_records(merge_threads=True):
+            try:
+                stack = rec.stack_trace(max_stacks=MAX_STACK)
+            except Exception:  # a stack memray could not resolve
+                stack = []
+            frames = tuple(_frame(fn, file, line) for fn, file, line in reversed(stack))
+            if not frames:
+                frames = (Frame("[no Python frame]", FrameKind.SYNTHETIC),)
+            prof.add(frames, int(rec.size))
+        return prof
+    finally:
+        reader.close()

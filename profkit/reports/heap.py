@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The heap section of ``summary.md`` and ``report.html``, from ``heap.json`` alone.
+
+Hooked in through :data:`profkit.reports.SECTIONS`. The chart is inline SVG built from numbers
+only (coordinates computed here); every name (classes, functions, files) reaches the template as
+data and is autoescaped, and Markdown goes through :func:`profkit.compare.markdown_escape`.
+"""
+from __future__ import annotations
+
+import json
+from typing import List, Optional, Tuple
+
+from profkit.compare import markdown_escape
+from profkit.rundir import RunDir
+
+__all__ = ["heap_chart", "html_section", "load_heap", "markdown_section"]
+
+
+def load_heap(run: RunDir) -> Optional[dict]:
+    """``heap.json`` of a run, or None if missing or unreadable."""
+    try:
+        with open(run.file("heap.json"), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _mib(n) -> str:
+    if n is None:
+        return "n/a"
+    if abs(n) < 2**20:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / 2**20:.1f} MiB"
+
+
+def _rate(fit: Optional[dict]) -> str:
+    if not fit:
+        return "n/a"
+    lo, hi = fit.get("ci95_bytes_per_min") or (None, None)
+    text = f"{fit['bytes_per_min'] / 2**20:+.2f} MiB/min"
+    if lo is not None:
+        text += f" (95% CI {lo / 2**20:+.2f} … {hi / 2**20:+.2f})"
+    return text
+
+
+def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
+    """``## Heap``: verdict, rate, limit and projection, OOM events, leak suspects."""
+    from profkit.reports import plain_text
+
+    esc = plain_text if for_terminal else markdown_escape
+    h = load_heap(run)
+    if h is None:
+        return "## Heap\n\n_heap.json is missing or unreadable_\n"
+    lines = ["## Heap", "", "| | |", "|---|---|"]
+    lines.append(f"| classification | **{esc(str(h.get('classification', '?')))}** ({esc(str(h.get('basis', '')))}) |")
+    lines.append(f"| growth | {_rate(h.get('fit'))} |")
+    lim = h.get("limit")
+    lines.append(f"| binding limit | {esc(lim['name']) + ' ' + _mib(lim['bytes']) if lim else 'none found'} |")
+    lines.append(f"| projection | {esc(str((h.get('projection') or {}).get('text', 'n/a')))} |")
+    if h.get("gc"):
+        lines.append(f"| GC | {h['gc']['count']} collections, {h['gc']['time_s']:.2f} s |")
+    rss = h.get("rss") or {}
+    if h.get("basis") != "rss" and rss:
+        lines.append(f"| RSS | {esc(str(rss.get('classification')))}, {_rate(rss.get('fit'))} |")
+    if h.get("memray_heap"):
+        mh = h["memray_heap"]
+        lines.append(f"| Python heap (memray) | {esc(str(mh.get('classification')))}, {_rate(mh.get('fit'))} |")
+    oom = h.get("oom_events")
+    if oom:
+        lines.append(f"| OOM kills (cgroup) | {oom.get('oom_kill', 0)} |")
+    if h.get("heap_dump_on_oom") is not None:
+        lines.append(f"| HeapDumpOnOutOfMemoryError | {'on' if h['heap_dump_on_oom'] else 'off'} |")
+    lines.append("")
+    if h.get("reason"):
+        lines.extend([esc(str(h["reason"])), ""])
+    for advice in h.get("advice") or []:
+        lines.append(f"> advice: {esc(str(advice))}")
+    if h.get("advice"):
+        lines.append("")
+    lines.extend(["### Leak suspects", ""])
+    suspects = h.get("suspects") or []
+    if not suspects:
+        lines.extend(["_none_", ""])
+    else:
+        lines.extend(["| # | name | site | bytes | growth | growth/min | held by |", "|---:|---|---|---:|---:|---:|---|"])
+        for i, s in enumerate(suspects[:10], 1):
+            g = s.get("growth") or {}
+            lines.append(f"| {i} | {esc(str(s.get('name', '')))} | {esc(str(s.get('site') or ''))} | {_mib(s.get('bytes'))} "
+                         f"| {_mib(g.get('bytes'))} | {_mib(g.get('bytes_per_min'))} | {esc(str(s.get('holder') or ''))} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _scale(lo: float, hi: float, a: float, b: float):
+    span = (hi - lo) or 1.0
+    return lambda v: a + (b - a) * (v - lo) / span
+
+
+def heap_chart(h: dict, width: int = 640, height: int = 220) -> Optional[dict]:
+    """Polylines (numbers only) of the memory series, the fit line and the limit line, for the template."""
+    lines: List[Tuple[str, str, List[Tuple[float, float]]]] = []
+    series = h.get("series") or []
+    if h.get("jvm_series"):
+        lines.append(("heap used", "#c0392b", [(r["t"], r["heap_used"]) for r in h["jvm_series"]]))
+        lines.append(("heap committed", "#e67e22", [(r["t"], r["heap_committed"]) for r in h["jvm_series"]]))
+    lines.append(("RSS", "#2c3e50", [(r["t"], r["rss"]) for r in series if r.get("rss")]))
+    lines.append(("USS", "#7f8c8d", [(r["t"], r["uss"]) for r in series if r.get("uss")]))
+    if h.get("memray_series"):
+        lines.append(("Python heap (memray)", "#8e44ad", [(r["t"], r["heap"]) for r in h["memray_series"]]))
+    lines = [ln for ln in lines if len(ln[2]) >= 2]
+    if not lines:
+        return None
+    ts = [t for _, _, pts in lines for t, _ in pts]
+    t0, t1 = min(ts), max(ts)
+    fit = h.get("fit")
+    fit_pts = []
+    if fit:
+        fit_pts = [(fit["t_start"], fit["intercept"] + fit["slope"] * fit["t_start"]),
+                   (t1, fit["intercept"] + fit["slope"] * t1)]
+    lim = h.get("limit")
+    vals = [v for _, _, pts in lines for _, v in pts] + [v for _, v in fit_pts]
+    v_max = max(vals)
+    show_limit = lim is not None and lim["bytes"] <= 4 * v_max  # a far limit would flatten the chart
+    if show_limit:
+        v_max = max(v_max, lim["bytes"])
+    x = _scale(t0, t1, 50, width - 10)
+    y = _scale(0, v_max * 1.05, height - 25, 10)
+    poly = lambda pts: " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in pts)  # noqa: E731
+    return {
+        "width": width, "height": height,
+        "lines": [{"label": label, "colour": colour, "points": poly(pts)} for label, colour, pts in lines],
+        "fit": poly(fit_pts) if fit_pts else None,
+        "limit": {"y": round(y(lim["bytes"]), 1), "label": f"{lim['name']} {lim['bytes'] / 2**20:.0f} MiB"} if show_limit else None,
+        "y_max_label": f"{v_max * 1.05 / 2**20:.0f} MiB", "t_max_label": f"{t1:.0f} s", "t_min_label": f"{t0:.0f} s",
+    }
+
+
+def html_section(run: RunDir, env) -> str:
+    """The heap section of ``report.html`` (``heap.html.j2``, autoescaped)."""
+    h = load_heap(run)
+    if h is None:
+        return ""
+    tmpl = env.get_template("heap.html.j2")
+    return tmpl.render(h=h, chart=heap_chart(h), rate=_rate(h.get("fit")), mib=_mib,
+                       suspects=(h.get("suspects") or [])[:15])
