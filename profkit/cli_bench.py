@@ -81,6 +81,114 @@ def register(cli: click.Group) -> None:
         _bench_finish(run, quiet)
 
 
+    @cli.command(context_settings=CONTEXT)
+    @click.argument("base_dir", metavar="BASE_RUN_DIR")
+    @click.argument("head_dir", metavar="HEAD_RUN_DIR")
+    @click.option("--output", "-o", "out_dir", default="profkit-compare", show_default=True, metavar="OUT_DIR",
+                  help="Where diff.svg, comment.md and compare.json go.")
+    @click.option("--fail-on-regression", "fail_pct", type=float, default=None, metavar="PCT",
+                  help="Exit 3 when a function's total share grew by more than PCT percentage points.")
+    @_slo_option
+    @click.option("--redact-paths", is_flag=True, help="Strip file paths from frame names (for public repositories).")
+    @click.option("--top", type=int, default=10, show_default=True, help="Rows per function table.")
+    def compare(base_dir, head_dir, out_dir, fail_pct, slos, redact_paths, top):
+        """Compare two bench (or attach) runs for a pull request: differential flame graph and comment.md.
+
+        \b
+          profkit compare runs/base runs/head -o out --fail-on-regression 5 --slo 'p99<500ms'
+          gh pr comment 123 --body-file out/comment.md
+
+        comment.md has the RED deltas, the SLO verdicts, the top regressed and improved functions
+        (self and total share) and where the SVGs are. The SLOs default to those the head run was
+        benched with. Exit 4 when the head misses an SLO, else 3 when the regression gate trips.
+        """
+        from profkit.comment import compare_runs
+        from profkit.errors import RegressionDetected
+        from profkit.slo import SLOMissed, missed_message
+
+        res = compare_runs(base_dir, head_dir, out_dir, threshold=fail_pct, slos=slos, redact=redact_paths, top=top)
+        for what, path in res["files"].items():
+            click.echo(f"wrote {path}" if what == "comment" or path.startswith(out_dir) else f"  ({what}: {path})", err=True)
+        worst = sorted(res["deltas"], key=lambda d: (-d.delta_total, d.key))[:3]
+        from profkit.comment import shorten_key
+        from profkit.reports import plain_text
+
+        for d in worst:
+            if d.delta_total > 0:
+                click.echo(f"  {d.delta_total:+6.2f} pts  {plain_text(shorten_key(d.key, redact_paths))}", err=True)
+        missed = missed_message(res["head_slo"] or {})
+        if missed:
+            raise SLOMissed(f"head run: {missed}")
+        bad = res["regressions"]
+        if bad:
+            raise RegressionDetected(f"{len(bad)} function(s) grew by more than {fail_pct:g} points; worst: "
+                                     f"{plain_text(shorten_key(bad[0].key, redact_paths))} ({bad[0].delta_total:+.2f} points)")
+
+
+    @cli.command(name="export", context_settings=CONTEXT)
+    @click.argument("source", metavar="RUN_DIR|FOLDED")
+    @click.option("--to", "fmt", type=click.Choice(["speedscope", "pprof", "folded"]), required=True,
+                  help="Output format.")
+    @click.option("--output", "-o", required=True, metavar="FILE", help="File to write ('-' for stdout, not for pprof).")
+    @click.option("--unit", type=click.Choice(["samples", "nanoseconds", "bytes", "objects"]), default=None,
+                  help="Unit of a bare folded file (a run directory knows its own).")
+    @click.option("--rate", type=float, default=None, help="Sampling rate in Hz for pprof's time values "
+                                                          "(a run directory knows its own).")
+    def export_cmd(source, fmt, output, unit, rate):
+        """Export a run's profile (or any capture profkit reads) for speedscope, pprof or folded tools.
+
+        \b
+          profkit export runs/head --to speedscope -o head.speedscope.json   # open in speedscope.app
+          profkit export runs/head --to pprof -o head.pb.gz && go tool pprof -top head.pb.gz
+          profkit export app.folded --to pprof --rate 100 -o app.pb.gz
+        """
+        import os
+
+        from profkit.errors import Diagnostics
+        from profkit.export import pprof_bytes, write_speedscope
+        from profkit.folded import write_folded
+
+        mode, duration, name = "cpu", None, os.path.basename(os.path.normpath(source))
+        if os.path.isdir(source):
+            from profkit.outputs import load_run_profile
+            from profkit.rundir import RunDir
+
+            run = RunDir.open(source)
+            profile = load_run_profile(run)
+            if profile is None:
+                raise UsageError(f"{source}: the run has no profile.folded to export")
+            m = run.manifest
+            rate = rate or m.get("rate")
+            mode, duration = m.get("mode", "cpu"), m.get("duration")
+        else:
+            from profkit.loading import load_profile
+
+            diag = Diagnostics()
+            profile = load_profile([source], "auto", diag=diag, unit=unit)
+            for msg in diag.messages():
+                click.echo(f"profkit: warning: {msg}", err=True)
+        if fmt == "pprof" and output == "-":
+            raise UsageError("pprof is binary: give -o FILE")
+        if output == "-":
+            out = click.get_text_stream("stdout")
+            (write_speedscope(profile, out, name=name) if fmt == "speedscope" else write_folded(profile, out))
+            out.flush()
+            return
+        directory = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(directory):
+            raise UsageError(f"cannot write {output}: directory {directory} does not exist")
+        tmp = output + ".tmp"
+        if fmt == "pprof":
+            with open(tmp, "wb") as fh:
+                fh.write(pprof_bytes(profile, rate=rate, mode=mode, duration=duration,
+                                     comment=f"profkit export of {name}"))
+        else:
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
+                (write_speedscope(profile, fh, name=name) if fmt == "speedscope" else write_folded(profile, fh))
+        os.replace(tmp, output)
+        click.echo(f"wrote {output} ({fmt}, {len(profile):,} stacks)", err=True)
+
+
 def _bench_finish(run, quiet: bool) -> None:
     from profkit.cli_live import _finish
 

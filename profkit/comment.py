@@ -1,0 +1,238 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``comment.md`` for a pull request: two bench runs compared (``profkit compare``).
+
+Sections, all plain GitHub Markdown (tables, no raw HTML): the verdict (SLO, regression gate),
+RED deltas (rate, errors, p50, p99, p99.9), SLO verdicts of base and head, the top regressed and
+improved functions with their self and total shares (keyed as in ``shared/CONTRACT.md``: name and
+file without the line, via :func:`profkit.compare.compare_functions`), and where the SVGs are.
+Frame names are untrusted: every one goes through :func:`profkit.compare.markdown_escape`, and
+file paths in them are shortened (or removed with ``redact``, for public repositories).
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, List, Optional, Sequence
+
+from profkit.compare import FunctionDelta, markdown_escape, regressions
+
+__all__ = ["comment_markdown", "compare_runs", "red_deltas", "redact_token", "redacted", "shorten_key"]
+
+_KEY_PATH = re.compile(r"^(?P<name>.*?) \((?P<path>[^()]*)\)$")
+_TOKEN_PATH = re.compile(r"^(?P<name>.*?) \((?P<path>[^()]*?)(?::\d+)?\)(?P<kind>_\[[a-z0-9]\])?$")
+_LIB = re.compile(r"^.*/(?:site-packages|dist-packages|lib/python\d+(?:\.\d+)?)/")
+
+
+def _short_path(path: str) -> str:
+    """``/home/ci/.venv/lib/python3.11/site-packages/flask/app.py`` → ``flask/app.py``;
+    ``/srv/build/examples/checkout/services.py`` → ``…/checkout/services.py``."""
+    m = _LIB.match(path)
+    if m:
+        return path[m.end():]
+    parts = [p for p in path.split("/") if p]
+    if len(parts) <= 2:
+        return path
+    return "…/" + "/".join(parts[-2:])
+
+
+def shorten_key(key: str, redact: bool = False) -> str:
+    """A function key for a comment: its file path shortened, or dropped when ``redact``."""
+    m = _KEY_PATH.match(key)
+    if not m or ("/" not in m.group("path") and not redact):
+        return key
+    return m.group("name") if redact else f"{m.group('name')} ({_short_path(m.group('path'))})"
+
+
+def redact_token(token: str) -> str:
+    """A folded frame token without its ``(file:line)`` part (kind annotation kept)."""
+    m = _TOKEN_PATH.match(token)
+    return m.group("name") + (m.group("kind") or "") if m else token
+
+
+def _pct_change(b: Optional[float], h: Optional[float]) -> str:
+    if b is None or h is None:
+        return "n/a"
+    if b == 0:
+        return "±0%" if h == 0 else "new"
+    return f"{100.0 * (h - b) / b:+.1f}%"
+
+
+def _ms(v: Optional[float]) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.1f} ms"
+
+
+def red_deltas(base: Optional[Dict], head: Optional[Dict]) -> List[Dict]:
+    """Rows of the RED comparison: metric, base, head (formatted) and change."""
+    base, head = base or {}, head or {}
+    rows = [{"metric": "rate", "base": base.get("rate"), "head": head.get("rate"), "fmt": lambda v: f"{v:,.1f}/s",
+             "change": _pct_change(base.get("rate"), head.get("rate"))}]
+    be, he = base.get("error_pct"), head.get("error_pct")
+    rows.append({"metric": "errors", "base": be, "head": he, "fmt": lambda v: f"{v:.3g}%",
+                 "change": "n/a" if be is None or he is None else f"{he - be:+.3g} pts"})
+    for k in ("p50", "p99", "p99.9"):
+        b, h = (base.get("latency_ms") or {}).get(k), (head.get("latency_ms") or {}).get(k)
+        rows.append({"metric": k, "base": b, "head": h, "fmt": _ms, "change": _pct_change(b, h)})
+    for r in rows:
+        fmt = r.pop("fmt")
+        r["base"] = "n/a" if r["base"] is None else fmt(r["base"])
+        r["head"] = "n/a" if r["head"] is None else fmt(r["head"])
+    return rows
+
+
+def comment_markdown(deltas: Sequence[FunctionDelta], *, base_label: str, head_label: str,
+                     base_load: Optional[Dict], head_load: Optional[Dict], base_slo: Optional[Dict],
+                     head_slo: Optional[Dict], threshold: Optional[float], files: Dict[str, str],
+                     top: int = 10, redact: bool = False, unit: str = "samples") -> str:
+    """The whole ``comment.md``."""
+    esc = markdown_escape
+    bad = regressions(deltas, threshold) if threshold is not None else []
+    head_missed = bool(head_slo and head_slo.get("overall") == "missed")
+    verdict = []
+    if head_slo and head_slo.get("objectives"):
+        verdict.append(f"SLO **{head_slo['overall'].upper()}**")
+    if threshold is not None:
+        verdict.append(f"regression gate ({threshold:g} pts) **{'FAILED' if bad else 'passed'}**")
+    icon = "❌" if head_missed or bad else "✅"
+    lines = [f"## {icon} profkit: {esc(base_label)} → {esc(head_label)}", ""]
+    if verdict:
+        lines += ["; ".join(verdict) + ".", ""]
+    if base_load or head_load:
+        lines += ["### Load (RED)", "", "| | base | head | change |", "|---|---:|---:|---:|"]
+        lines += [f"| {r['metric']} | {r['base']} | {r['head']} | {r['change']} |" for r in red_deltas(base_load, head_load)]
+        lines.append("")
+        if any((load or {}).get("closed_loop") for load in (base_load, head_load)):
+            lines += ["_Closed-loop load: tail latencies hide queueing delay; read them as lower bounds._", ""]
+    if head_slo and head_slo.get("objectives"):
+        base_by = {o["text"]: o for o in (base_slo or {}).get("objectives", [])}
+        lines += ["### SLO", "", "| objective | base | head | verdict (head) |", "|---|---:|---:|---|"]
+        for o in head_slo["objectives"]:
+            b = base_by.get(o["text"], {})
+
+            def fig(x):
+                return "n/a" if x is None else f"{x:.4g} {o['unit']}"
+            mark = {"met": "✅ met", "missed": "❌ missed"}.get(o["status"], "❔ " + o["status"])
+            lines.append(f"| {esc(o['text'])} | {fig(b.get('actual'))} | {fig(o.get('actual'))} | {mark} |")
+        lines.append("")
+    # Ordered by total (inclusive) share, the measure of --fail-on-regression (CONTRACT.md).
+    up = sorted((d for d in deltas if d.delta_total > 0), key=lambda d: (-d.delta_total, d.key))[:top]
+    down = sorted((d for d in deltas if d.delta_total < 0), key=lambda d: (d.delta_total, d.key))[:top]
+
+    def table(title: str, rows: Sequence[FunctionDelta]) -> None:
+        lines.extend([f"### {title}", ""])
+        if not rows:
+            lines.extend(["_none_", ""])
+            return
+        lines.append("| function | self base → head | total base → head | Δ self | Δ total |")
+        lines.append("|---|---:|---:|---:|---:|")
+        for d in rows:
+            flag = " ⚠️" if d in bad else ""
+            lines.append(f"| {esc(shorten_key(d.key, redact))}{flag} | {d.before_self:.1f}% → {d.after_self:.1f}% | "
+                         f"{d.before_total:.1f}% → {d.after_total:.1f}% | {d.delta_self:+.2f} | {d.delta_total:+.2f} |")
+        lines.append("")
+
+    table("Top regressed functions", up)
+    table("Top improved functions", down)
+    lines += [f"Shares are percentages of each profile's total ({esc(unit)}); Δ in percentage points. Functions are "
+              "keyed by name and file without the line number.", ""]
+    if bad:
+        lines += [f"**Regression gate failed:** {len(bad)} function(s) grew by more than {threshold:g} points of total "
+                  f"share; worst {esc(shorten_key(bad[0].key, redact))} ({bad[0].delta_total:+.2f}).", ""]
+    if files:
+        lines += ["### Files", ""] + [f"- {esc(what)}: `{path.replace('`', '')}`" for what, path in files.items()] + [""]
+    return "\n".join(lines)
+
+
+def redacted(profile):
+    """A copy of ``profile`` whose frame names carry no file paths (``--redact-paths``)."""
+    from profkit.model import Profile
+
+    out = Profile(profile.unit, profile.meta)
+    cache: Dict[str, str] = {}
+    for key, w in profile.items():
+        toks = []
+        for t in key:
+            r = cache.get(t)
+            if r is None:
+                r = cache[t] = redact_token(t)
+            toks.append(r)
+        out.add_tokens(toks, w)
+    return out
+
+
+def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optional[float] = None,
+                 slos: Sequence[str] = (), redact: bool = False, top: int = 10) -> Dict:
+    """Compare two run directories: write ``diff.svg`` and ``comment.md`` (and ``compare.json``)
+    into ``out_dir``; returns ``{"files", "regressions", "head_slo", "base_slo", "deltas"}``.
+
+    SLO texts default to those the head run was benched with. Raises nothing for a gate: the
+    caller decides the exit code (4 for a missed SLO wins over 3 for a regression)."""
+    import io
+    import json
+    import os
+
+    from flamegraph import render_diff
+    from flamegraph.options import FlameGraphOptions
+    from profkit.compare import compare_functions
+    from profkit.errors import InputError, UsageError
+    from profkit.loadgen.bench import load_of
+    from profkit.outputs import load_run_profile
+    from profkit.rundir import RunDir
+    from profkit.slo import parse_objective, verdicts
+
+    for text in slos:
+        parse_objective(text)
+    base, head = RunDir.open(base_dir), RunDir.open(head_dir)
+    bp, hp = load_run_profile(base), load_run_profile(head)
+    for run, prof in ((base, bp), (head, hp)):
+        if prof is None:
+            raise InputError(f"{run.path}: no profile.folded to compare")
+    if bp.unit != hp.unit:
+        raise UsageError(f"cannot compare a profile in {bp.unit} with one in {hp.unit}")
+    if base.manifest.get("mode") != head.manifest.get("mode"):
+        raise UsageError(f"the runs profiled different modes ({base.manifest.get('mode')} vs {head.manifest.get('mode')})",
+                         hint="bench both with the same --mode")
+    bl, hl = load_of(base), load_of(head)
+    texts = list(slos) or [o["text"] for o in ((hl or {}).get("slo") or {}).get("objectives", [])]
+    base_slo = verdicts(texts, bl) if bl is not None and texts else None
+    head_slo = verdicts(texts, hl) if hl is not None and texts else None
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {out_dir}: {e.strerror or e}") from None
+    deltas = compare_functions(bp, hp)
+    bad = regressions(deltas, threshold) if threshold is not None else []
+    files = {}
+    svg_b, svg_h = (redacted(bp), redacted(hp)) if redact else (bp, hp)
+    buf = io.StringIO()
+    name_b, name_h = os.path.basename(os.path.normpath(base_dir)), os.path.basename(os.path.normpath(head_dir))
+    render_diff(svg_b, svg_h, FlameGraphOptions(title=f"Differential flame graph: {name_b} → {name_h}",
+                                                subtitle="head's shape; red = grew, blue = shrank (shares)"), buf)
+    _write(os.path.join(out_dir, "diff.svg"), buf.getvalue())
+    files["differential flame graph (head's shape; red grew, blue shrank)"] = os.path.join(out_dir, "diff.svg")
+    for label, run in (("base flame graph", base), ("head flame graph", head)):
+        if os.path.exists(run.file("flamegraph.svg")):
+            files[label] = run.file("flamegraph.svg")
+    text = comment_markdown(deltas, base_label=name_b, head_label=name_h, base_load=bl, head_load=hl,
+                            base_slo=base_slo, head_slo=head_slo, threshold=threshold, files=files, top=top,
+                            redact=redact, unit=hp.unit)
+    _write(os.path.join(out_dir, "comment.md"), text)
+    summary = {"base": base_dir, "head": head_dir, "threshold": threshold,
+               "regressions": [{"key": shorten_key(d.key, redact), "delta_total": round(d.delta_total, 3)} for d in bad],
+               "top_regressed": [{"key": shorten_key(d.key, redact), "delta_total": round(d.delta_total, 3),
+                                  "delta_self": round(d.delta_self, 3)}
+                                 for d in sorted((d for d in deltas if d.delta_total > 0),
+                                                 key=lambda d: (-d.delta_total, d.key))[:top]],
+               "red": red_deltas(bl, hl), "base_slo": base_slo, "head_slo": head_slo}
+    _write(os.path.join(out_dir, "compare.json"), json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    files["comment"] = os.path.join(out_dir, "comment.md")
+    return {"files": files, "regressions": bad, "head_slo": head_slo, "base_slo": base_slo, "deltas": deltas}
+
+
+def _write(path: str, text: str) -> None:
+    import os
+
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
