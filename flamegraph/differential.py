@@ -10,8 +10,11 @@ shares and the inclusive and self deltas, also in percentage points of the total
 With ``normalize`` (the default) BEFORE is scaled to AFTER's total first, so the graph
 compares shares, not absolute counts: a run that was simply longer does not turn red.
 
-Frames found only in BEFORE have no width in AFTER and so vanish from this graph; render
-the reverse comparison (``render_diff(after, before, …)``) to see them.
+Frames are matched by function, as ``shared/CONTRACT.md`` keys them: the name and file without
+the line number (``handle (app/views.py:42)`` is drawn as ``handle (app/views.py)``), so code
+that moved between the two builds is not new. Frames found only in BEFORE have no width in
+AFTER and so vanish from this graph; render the reverse comparison
+(``render_diff(after, before, …)``) to see them.
 """
 from __future__ import annotations
 
@@ -79,6 +82,9 @@ def render_diff(before: Profile, after: Profile, options: Optional[FlameGraphOpt
 
 
 def _render(before: Profile, after: Profile, o: FlameGraphOptions, out: IO[str], normalize: bool) -> str:
+    # Frames are matched by function (name and file without the line number), so that code that
+    # moved between the two builds is not drawn as new (shared/CONTRACT.md).
+    before, after = before.keyed(), after.keyed()
     a_total = after.total
     b_total = before.total
     lay = layout(after, min_weight=o.min_weight(a_total), reverse=o.reverse)

@@ -195,5 +195,11 @@ def diff_color(delta: float, scale: float) -> str:
         return "#e8e8e8"
     i = min(1.0, abs(delta) / scale)
     # Even the smallest change is visibly tinted (the floor), the largest is saturated.
-    fade = int(round(215 * (1.0 - (0.15 + 0.85 * i))))
-    return _hex((255, fade, fade) if delta > 0 else (fade, fade, 255))
+    strength = 0.15 + 0.85 * i
+    if delta > 0:
+        fade = int(round(215 * (1.0 - strength)))
+        return _hex((255, fade, fade))
+    # Blue keeps a lighter floor: black labels on pure blue are unreadable (contrast < 3:1),
+    # on (100, 100, 255) they are about as legible as on pure red.
+    fade = int(round(100 + 115 * (1.0 - strength)))
+    return _hex((fade, fade, 255))

@@ -154,6 +154,20 @@ class ProfileMeta:
 _TOKEN_KEY = re.compile(r"^(.* \(.+?):\d+\)(?:_\[[kjiw01]\])?$|^(.+?)_\[[kjiw01]\]$", re.M)
 
 
+_TOKEN_LINE = re.compile(r"^(.* \(.+?):\d+\)((?:_\[[kjiw01]\])?)$", re.M)
+
+
+def _keyed_tokens(tokens: Sequence[str]) -> Dict[str, str]:
+    """token → the token of the same frame named by its function key (kind annotation kept)."""
+    if any("\n" in t for t in tokens):
+        out = {}
+        for t in tokens:
+            f = Frame.from_token(t)
+            out[t] = Frame(function_key(f.name), f.kind).token
+        return out
+    return dict(zip(tokens, _TOKEN_LINE.sub(r"\1)\2", "\n".join(tokens)).split("\n")))
+
+
 def _function_keys(tokens: Sequence[str], explicit: Mapping[str, "Frame"]) -> Dict[str, str]:
     """frame id (token) → function key, for many tokens at once."""
     if any("\n" in t for t in tokens):  # cannot be joined by lines: one at a time
@@ -347,6 +361,20 @@ class Profile:
             if key and key[-1] not in idle:
                 idle[key[-1]] = bool(rx.match(frames[key[-1]].name))
         return self._map(lambda k, w: None if (k and idle[k[-1]]) else (k, w))
+
+    def keyed(self) -> "Profile":
+        """This profile with every frame named by its :func:`function_key` (line numbers dropped,
+        kinds kept); stacks that become equal are merged. Profiles are compared this way, so that
+        moving code does not make a function new (``shared/CONTRACT.md``)."""
+        out = self._derive()
+        mapping = _keyed_tokens([t for t in self._tokens if t not in self._explicit])
+        for fid, f in self._explicit.items():
+            mapping[fid] = out.intern(Frame(function_key(f.name), f.kind))
+        get = mapping.__getitem__
+        add = out.add_tokens
+        for key, w in self._stacks.items():
+            add(tuple(map(get, key)), w)
+        return out
 
     # -- summarising ----------------------------------------------------------------------
     def function_stats(self) -> Dict[str, FunctionStat]:

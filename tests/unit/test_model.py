@@ -116,3 +116,10 @@ def test_bulk_function_keys_equal_the_per_frame_definition():
     assert bulk == {t: function_key(Frame.from_token(t).name) for t in tokens}
     # A frame whose kind has no annotation keys by its own name.
     assert _function_keys(["n"], {"n": Frame("n (z.py:1)", FrameKind.NATIVE)})["n"] == "n (z.py)"
+
+
+def test_keyed_profile_drops_line_numbers_keeps_kinds_and_merges():
+    p = make(("main;handle (v.py:1);q (db.py:5)", 2), ("main;handle (v.py:9);q (db.py:7)", 3), ("main;io_[k]", 1))
+    k = p.keyed()
+    assert dict(k.items()) == {("main", "handle (v.py)", "q (db.py)"): 5, ("main", "io_[k]"): 1}
+    assert k.frames["io_[k]"].kind is FrameKind.KERNEL and k.total == p.total
