@@ -230,6 +230,9 @@ def diff_histograms(start: Dict[str, Tuple[int, int]], end: Dict[str, Tuple[int,
     growing_app = [a for a in app if a.instances_growth > 0]
     for r in other:
         if growing_app and r.instances_growth > 0:
-            r.holder = min(growing_app, key=lambda a: (abs(math.log(a.instances_growth / r.instances_growth)),
-                                                       -a.bytes_growth)).name
+            best = min(growing_app, key=lambda a: (abs(math.log(a.instances_growth / r.instances_growth)),
+                                                   -a.bytes_growth))
+            # only a plausible match: within a factor of 4 of the holder's own instance growth
+            if abs(math.log(best.instances_growth / r.instances_growth)) <= math.log(4):
+                r.holder = best.name
     return app[:top] + other[:top]

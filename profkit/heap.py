@@ -310,7 +310,7 @@ def _alloc_sites(profile: Profile) -> Dict[str, str]:
         parent = stack[-2].name
         # the allocating frame is the innermost frame that is not the JDK's own allocation code
         for frame in reversed(stack[:-1]):
-            if not frame.name.replace("/", ".").startswith(("java.", "jdk.", "sun.")):
+            if not frame.name.replace("/", ".").startswith(("java.", "jdk.", "sun.", "com.sun.")):
                 parent = frame.name
                 break
         by_class.setdefault(leaf, {}).setdefault(parent, 0)

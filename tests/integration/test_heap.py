@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``profkit heap`` against the leaking example services under loopback load (real processes).
+
+GIVEN the JVM service or the Python API, with the leak on or off, under bounded load,
+WHEN profkit heap watches it for about 20 s,
+THEN heap.json classifies it (growing / steady), names the leak as suspects[0] and, for the JVM,
+projects the time to the -Xmx limit. Error cases: no such PID, a target that exits mid-run.
+"""
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import profkit
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EX = ROOT / "examples"
+DURATION = 20
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """A service in its own process group, reaped (with its children) at teardown."""
+
+    def __init__(self, argv, log, env=None):
+        self.log = log
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                         env={**os.environ, **(env or {})})
+
+    def wait_for(self, pattern=None, url=None, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"service exited:\n{self.log.read_text()}")
+            if pattern:
+                m = re.search(pattern, self.log.read_text())
+                if m:
+                    return m
+            if url:
+                try:
+                    return json.load(urllib.request.urlopen(url, timeout=2))
+                except (OSError, ValueError):
+                    pass
+            time.sleep(0.1)
+        pytest.fail(f"service not ready:\n{self.log.read_text()}")
+
+    def stop(self):
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self.proc.poll() is not None:
+                break
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+@pytest.fixture
+def service(tmp_path):
+    started = []
+
+    def start(argv, env=None):
+        s = Service(argv, tmp_path / f"service-{len(started)}.log", env)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def load(url, seconds, conns=2):
+    """The example load generator (loopback only, bounded), in the background."""
+    return subprocess.Popen([sys.executable, str(EX / "load" / "load.py"), url, str(seconds), str(conns), "--json"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def heap_run(pid, out, url, duration=DURATION):
+    loader = load(url, duration + 8)
+    try:
+        res = profkit("heap", "--pid", pid, "--duration", duration, "-o", out, "-q", timeout=duration + 120)
+    finally:
+        loader.kill()
+        loader.wait()
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    return json.loads((out / "heap.json").read_text()), res
+
+
+@pytest.fixture(scope="module")
+def java_classes(tmp_path_factory):
+    if shutil.which("javac") is None or shutil.which("jstat") is None:
+        pytest.fail("the JDK (javac, jstat, jcmd) is required", pytrace=False)
+    out = tmp_path_factory.mktemp("jvm") / "classes"
+    build = subprocess.run(["bash", str(EX / "jvm_service" / "build.sh"), str(out)], capture_output=True, text=True,
+                           timeout=120)
+    assert build.returncode == 0, build.stderr
+    return out
+
+
+def start_java(service, classes, *args):
+    s = service(["bash", str(EX / "jvm_service" / "run.sh"), "--port", "0", *args], env={"BUILD_DIR": str(classes)})
+    base = s.wait_for(pattern=r"listening on (http://127\.0\.0\.1:\d+)/").group(1)
+    return s.proc.pid, base
+
+
+@pytest.mark.parametrize("leak", [True, False], ids=["leak", "no-leak"])
+def test_jvm_service(service, java_classes, tmp_path, leak):
+    pid, base = start_java(service, java_classes, *(["--leak"] if leak else []))
+    heap, res = heap_run(pid, tmp_path / "run", base + "/process?size=200")
+    assert heap["runtime"] == "jvm"
+    assert heap["jvm_series"] and heap["jvm_series"][0]["heap_max"] == 256 * 2**20
+    assert heap["limit"]["name"] == "-Xmx"
+    assert heap["heap_dump_on_oom"] is False and heap["advice"]
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    assert "## Heap" in summary
+    report = (tmp_path / "run" / "report.html").read_text()
+    assert 'class="heap"' in report and "<polyline" in report
+    if leak:
+        assert heap["classification"] == "growing", heap["reason"]
+        assert heap["suspects"][0]["name"] == "example.ResultCache$Entry"
+        assert heap["suspects"][0]["growth"]["instances"] > 1000
+        assert "-Xmx 256 MB" in heap["projection"]["text"]
+        assert heap["projection"]["seconds_to_limit"] > 0
+        assert (tmp_path / "run" / "flamegraph.svg").exists()  # the allocation flame graph
+    else:
+        assert heap["classification"] == "steady", heap["reason"]
+
+
+def start_api(service, leak):
+    port = _free_port()
+    s = service(["bash", str(EX / "python_api" / "serve.sh"), "--port", str(port)] + (["--leak"] if leak else []))
+    health = s.wait_for(url=f"http://127.0.0.1:{port}/health")
+    return health["pid"], f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("leak", [True, False], ids=["leak", "no-leak"])
+def test_python_api(service, tmp_path, leak):
+    pytest.importorskip("memray")
+    pid, base = start_api(service, leak)
+    heap, res = heap_run(pid, tmp_path / "run", base + "/items?limit=100")
+    assert heap["runtime"] == "python"
+    assert heap["series"] and heap["series"][-1]["uss"] > 0
+    assert heap["memray_series"], res.stderr
+    if leak:
+        assert heap["classification"] == "growing", heap["reason"]
+        top = heap["suspects"][0]
+        assert top["name"] == "remember_response"
+        assert top["site"].endswith("examples/python_api/app.py:86")
+        folded = (tmp_path / "run" / "profile.folded").read_text()
+        assert "remember_response" in folded
+    else:
+        assert heap["classification"] == "steady", heap["reason"]
+
+
+def test_no_such_pid(tmp_path):
+    res = profkit("heap", "--pid", 4_000_000, "-d", 2, "-o", tmp_path / "run")
+    assert res.returncode == 1
+    assert res.stderr.startswith("profkit: error: no process with PID 4000000")
+    assert "Traceback" not in res.stderr
+
+
+def test_target_exits_mid_run(start_target, tmp_path):
+    p = start_target(sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(3)")
+    p.wait_ready()
+    res = profkit("heap", "--pid", p.pid, "-d", 20, "--no-allocations", "-o", tmp_path / "run", "-q")
+    assert res.returncode == 0, res.stderr
+    heap = json.loads((tmp_path / "run" / "heap.json").read_text())
+    assert heap["series"]  # what was gathered is kept
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert any("exited" in w for w in manifest["warnings"])
