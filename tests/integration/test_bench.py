@@ -1,6 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
 """profkit bench, compare and export on real services under real loopback load (wrk, py-spy)."""
-import gzip
 import json
 import os
 import pathlib
@@ -125,3 +124,85 @@ def test_bench_refusals(tmp_path):
     p = profkit("bench", "--pid", me, "--url", "http://127.0.0.1:1/", "-o", tmp_path / "d",
                 env=dict(os.environ, PATH=str(tmp_path)))
     assert p.returncode == 1 and "wrk is not installed" in p.stderr and "hint: apt-get install wrk" in p.stderr
+
+
+def _checkout(bad):
+    """Start examples/checkout (all three services); returns (Popen, info dict)."""
+    argv = [sys.executable, str(ROOT / "examples" / "checkout" / "services.py"), "up"] + (["--bad-deploy"] if bad else [])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        pytest.fail(f"the checkout example did not start: {proc.stderr.read()[-800:]}")
+    return proc, json.loads(line)
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@needs_wrk
+def test_checkout_bad_deploy_is_found_by_compare(tmp_path):
+    runs = {}
+    for variant, bad in (("good", False), ("bad", True)):
+        proc, info = _checkout(bad)
+        try:
+            run = tmp_path / variant
+            p = profkit("bench", "--pid", info["checkout_pid"], "--url", f"{info['gateway']}/checkout?customer=7",
+                        "--duration", 5, "-C", 4, "--mode", "wall", "--slo", "p99<500ms", "-o", run, "-q", timeout=120)
+            assert p.returncode == (4 if bad else 0), p.stderr
+            runs[variant] = json.loads((run / "load.json").read_text())
+        finally:
+            _stop(proc)
+    print("RED good:", runs["good"]["rate"], runs["good"]["latency_ms"], "bad:", runs["bad"]["rate"], runs["bad"]["latency_ms"])
+    assert runs["good"]["latency_ms"]["p99"] < 500 < runs["bad"]["latency_ms"]["p99"]
+    assert runs["good"]["error_count"] == runs["bad"]["error_count"] == 0
+    out = tmp_path / "cmp"
+    # The head's own SLO (p99<500ms) is missed: 4, which wins over the regression's 3.
+    p = profkit("compare", tmp_path / "good", tmp_path / "bad", "-o", out, "--fail-on-regression", 10)
+    assert p.returncode == 4, p.stderr
+    summary = json.loads((out / "compare.json").read_text())
+    assert summary["top_regressed"][0]["key"].startswith("verify_payment ")
+    comment = (out / "comment.md").read_text()
+    first = next(line for line in comment.split("### Top regressed functions")[1].splitlines() if line.startswith("| verify"))
+    assert "verify\\_payment" in first and "`" in comment.split("### Files")[1]
+    assert "| p99 |" in comment and "❌ missed" in comment and "<" not in comment.replace("&lt;", "")
+    # With an SLO the bad deploy meets, the regression gate alone decides: 3.
+    p = profkit("compare", tmp_path / "good", tmp_path / "bad", "-o", tmp_path / "cmp2", "--fail-on-regression", 10,
+                "--slo", "errors<1%", "--redact-paths")
+    assert p.returncode == 3, p.stderr
+    assert "verify_payment" in p.stderr and "services.py" not in (tmp_path / "cmp2" / "comment.md").read_text()
+    assert (out / "diff.svg").stat().st_size > 0
+
+    # Exports of the real run: go tool pprof sees the same total and top function; speedscope validates.
+    from profkit.model import function_key
+
+    folded = (tmp_path / "bad" / "profile.folded").read_text().splitlines()
+    total = sum(int(line.rsplit(" ", 1)[1]) for line in folded)
+    leaf = {}
+    for line in folded:
+        stack, n = line.rsplit(" ", 1)
+        k = function_key(stack.rsplit(";", 1)[-1]).split(" (")[0]
+        leaf[k] = leaf.get(k, 0) + int(n)
+    top_name = max(leaf, key=leaf.get)
+    pb = tmp_path / "bad.pb.gz"
+    assert profkit("export", tmp_path / "bad", "--to", "pprof", "-o", pb).returncode == 0
+    go = shutil.which("go") or "/usr/local/go/bin/go"
+    if os.path.exists(go):
+        top = subprocess.run([go, "tool", "pprof", "-top", "-sample_index=samples", str(pb)], capture_output=True,
+                             text=True, timeout=120)
+        assert top.returncode == 0, top.stderr
+        assert f"of {total} total" in top.stdout
+        first_row = next(line for line in top.stdout.splitlines() if "%" in line and not line.startswith(("Showing", "Dropped")) and "flat%" not in line)
+        assert first_row.split()[0] == str(leaf[top_name]) and first_row.split()[-1] == top_name
+    ss = tmp_path / "bad.speedscope.json"
+    assert profkit("export", tmp_path / "bad", "--to", "speedscope", "-o", ss).returncode == 0
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((ROOT / "tests" / "data" / "speedscope" / "file-format-schema.json").read_text())
+    jsonschema.validate(json.loads(ss.read_text()), schema)
