@@ -65,3 +65,31 @@ def test_diff_ranks_the_leaking_application_class_first():
     # application rows come before every JDK/array row
     kinds = [r.application for r in rows]
     assert kinds == sorted(kinds, reverse=True)
+
+
+def test_heap_section_escapes_hostile_names(tmp_path):
+    """Class and function names are untrusted: escaped in report.html and in summary.md."""
+    import json
+
+    from profkit.outputs import render_run
+    from profkit.rundir import RunDir
+
+    hostile = '</script><svg onload=alert(1)>|`*&"'
+    run = RunDir.create(str(tmp_path / "run"), target={"pids": [1], "runtime": "jvm", "name": "x"}, mode="heap")
+    series = [{"t": float(i), "rss": 100 * 2**20 + i * 2**20, "uss": 90 * 2**20} for i in range(10)]
+    heap = {"classification": "growing", "basis": "rss", "series": series, "reason": hostile,
+            "fit": {"slope": 2**20, "intercept": 100 * 2**20, "t_start": 2.0, "bytes_per_min": 60 * 2**20,
+                    "ci95_bytes_per_min": [50 * 2**20, 70 * 2**20]},
+            "limit": {"name": "-Xmx", "bytes": 256 * 2**20, "source": "x"},
+            "projection": {"text": "at 60 MB/min, heap reaches -Xmx 256 MB in about 2 minutes", "seconds_to_limit": 150},
+            "suspects": [{"name": hostile, "site": hostile, "bytes": 10, "growth": {"bytes": 5, "bytes_per_min": 1},
+                          "holder": hostile}]}
+    (tmp_path / "run" / "heap.json").write_text(json.dumps(heap))
+    run.finish("complete", duration=10.0)
+    render_run(run)
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "<svg onload" not in html and "</script><svg" not in html
+    assert "&lt;svg onload=alert(1)&gt;" in html
+    assert 'class="heap"' in html and "stroke-dasharray" in html
+    md = (tmp_path / "run" / "summary.md").read_text()
+    assert "## Heap" in md and "<svg onload" not in md and "in about 2 minutes" in md
