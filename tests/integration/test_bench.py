@@ -206,3 +206,20 @@ def test_checkout_bad_deploy_is_found_by_compare(tmp_path):
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads((ROOT / "tests" / "data" / "speedscope" / "file-format-schema.json").read_text())
     jsonschema.validate(json.loads(ss.read_text()), schema)
+
+
+def _actionlint():
+    found = shutil.which("actionlint")
+    if found:
+        return found
+    gopath = subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True).stdout.strip() if shutil.which("go") else ""
+    path = os.path.join(gopath, "bin", "actionlint") if gopath else ""
+    return path if path and os.path.exists(path) else None
+
+
+@pytest.mark.skipif(_actionlint() is None, reason="actionlint is not installed (go install "
+                                                  "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)")
+def test_github_actions_workflow_lints():
+    p = subprocess.run([_actionlint(), str(ROOT / "examples" / "github-actions" / "profkit-bench.yml")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
