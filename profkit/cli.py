@@ -289,6 +289,9 @@ def diff_cmd(before: str, after: str, output: Optional[str], fmt: str, strict: b
     a = _load_for_render([after], fmt, strict, unit)
     if b.unit != a.unit:
         raise UsageError(f"cannot compare {b.unit} with {a.unit}")
+    # Functions are keyed by name and file without the line (shared/CONTRACT.md): key once,
+    # for both the graph and the tables.
+    b, a = b.keyed(), a.keyed()
     options = _options_of(_flamegraph_options(), params)
     target = _default_output(output, "diff.svg")
     _write_output(target, lambda out: render_diff(b, a, options, out, normalize=not absolute))

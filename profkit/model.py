@@ -16,7 +16,7 @@ import enum
 import re
 from collections import Counter
 from dataclasses import dataclass, field, asdict
-from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 __all__ = [
     "Frame",
@@ -149,34 +149,53 @@ class ProfileMeta:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
 
 
-# One pass over all tokens joined by newlines: a kind annotation and a ":LINE" before the closing
-# parenthesis are dropped (function_key of the frame's name), in C but for one small callback.
-_TOKEN_KEY = re.compile(r"^(.* \(.+?):\d+\)(?:_\[[kjiw01]\])?$|^(.+?)_\[[kjiw01]\]$", re.M)
+_KIND_LETTERS = frozenset(_KIND_OF_SUFFIX)
 
 
-_TOKEN_LINE = re.compile(r"^(.* \(.+?):\d+\)((?:_\[[kjiw01]\])?)$", re.M)
+def _split_kind(token: str) -> Tuple[str, str]:
+    """``(name, annotation)`` of a folded token, as :meth:`Frame.from_token` splits it."""
+    if len(token) > 4 and token[-1] == "]" and token[-4:-2] == "_[" and token[-2] in _KIND_LETTERS:
+        return token[:-4], token[-4:]
+    return token, ""
 
 
-def _keyed_tokens(tokens: Sequence[str]) -> Dict[str, str]:
-    """token → the token of the same frame named by its function key (kind annotation kept)."""
-    if any("\n" in t for t in tokens):
-        out = {}
-        for t in tokens:
-            f = Frame.from_token(t)
-            out[t] = Frame(function_key(f.name), f.kind).token
-        return out
-    return dict(zip(tokens, _TOKEN_LINE.sub(r"\1)\2", "\n".join(tokens)).split("\n")))
+def _key_of_name(name: str) -> str:
+    """:func:`function_key` with string operations (the regex is its reference definition)."""
+    if name[-1:] == ")":
+        colon = name.rfind(":")
+        if colon > 0 and name[colon + 1:-1].isdecimal() and name.find(" (", 0, colon - 1) >= 0:
+            return name[:colon] + ")"
+    return name
 
 
-def _function_keys(tokens: Sequence[str], explicit: Mapping[str, "Frame"]) -> Dict[str, str]:
-    """frame id (token) → function key, for many tokens at once."""
-    if any("\n" in t for t in tokens):  # cannot be joined by lines: one at a time
-        return {t: function_key((explicit.get(t) or Frame.from_token(t)).name) for t in tokens}
-    keys = _TOKEN_KEY.sub(lambda m: m.group(1) + ")" if m.group(1) is not None else m.group(2),
-                          "\n".join(tokens)).split("\n")
-    out = dict(zip(tokens, keys))
+def _function_keys(tokens: Iterable[str], explicit: Mapping[str, "Frame"]) -> Dict[str, str]:
+    """frame id (token) → function key, for many frames at once."""
+    out = {t: _key_of_name(_split_kind(t)[0]) for t in tokens}
     for fid, f in explicit.items():  # kinds without an annotation: the token is the name itself
-        out[fid] = function_key(f.name)
+        if fid in out:
+            out[fid] = function_key(f.name)
+    return out
+
+
+def _keyed_tokens(tokens: Iterable[str]) -> Dict[str, str]:
+    """token → the token of the same frame named by its function key (annotation kept).
+
+    :func:`_split_kind` and :func:`_key_of_name` inlined: this runs once per distinct frame of
+    both profiles of a comparison, a million times for large ones.
+    """
+    out = {}
+    letters = _KIND_LETTERS
+    for t in tokens:
+        if t[-1:] == "]" and len(t) > 4 and t[-4:-2] == "_[" and t[-2] in letters:
+            name, kind = t[:-4], t[-4:]
+        else:
+            name, kind = t, ""
+        if name[-1:] == ")":
+            colon = name.rfind(":")
+            if colon > 0 and name[colon + 1:-1].isdecimal() and name.find(" (", 0, colon - 1) >= 0:
+                out[t] = name[:colon] + ")" + kind
+                continue
+        out[t] = t
     return out
 
 
@@ -243,6 +262,7 @@ class Profile:
         self._explicit: Dict[str, Frame] = {}   # tokens whose Frame was given and differs from decoding
         self._stacks: Dict[StackIds, Number] = {}
         self._frames = _FrameTable(self._tokens, self._explicit)
+        self._keyed = False  # True for a profile made by keyed()
 
     # -- building -------------------------------------------------------------------------
     def add(self, stack: Sequence[Union[str, Frame]], weight: Number = 1) -> None:
@@ -366,14 +386,22 @@ class Profile:
         """This profile with every frame named by its :func:`function_key` (line numbers dropped,
         kinds kept); stacks that become equal are merged. Profiles are compared this way, so that
         moving code does not make a function new (``shared/CONTRACT.md``)."""
+        if self._keyed:
+            return self
         out = self._derive()
+        out._keyed = True
         mapping = _keyed_tokens([t for t in self._tokens if t not in self._explicit])
+        # One shared string per distinct key (ids are interned tokens), then stacks map straight over.
+        canon = out._tokens
+        for t, k in mapping.items():
+            mapping[t] = canon.setdefault(k, k)
         for fid, f in self._explicit.items():
             mapping[fid] = out.intern(Frame(function_key(f.name), f.kind))
         get = mapping.__getitem__
-        add = out.add_tokens
+        stacks = out._stacks
         for key, w in self._stacks.items():
-            add(tuple(map(get, key)), w)
+            k = tuple(map(get, key))
+            stacks[k] = stacks.get(k, 0) + w
         return out
 
     # -- summarising ----------------------------------------------------------------------
@@ -382,8 +410,9 @@ class Profile:
 
         A function that appears several times in one stack (recursion) counts once in it.
         """
-        used = {fid for key in self._stacks for fid in key}
-        key_of = _function_keys(list(used), self._explicit).__getitem__
+        keys = _function_keys(self._tokens, self._explicit)
+        identity = all(k is t or k == t for t, k in keys.items())
+        key_of = keys.__getitem__
         self_w: Dict[str, Number] = {}
         total_w: Dict[str, Number] = {}
         # Small integer weights (most stacks of a sampled profile) are counted in C: each stack's
@@ -395,7 +424,8 @@ class Profile:
                 continue
             leaf = key_of(key[-1])
             self_w[leaf] = self_w.get(leaf, 0) + w
-            distinct = list(dict.fromkeys(map(key_of, key)))  # recursion counts once per stack
+            # recursion counts once per stack
+            distinct = list(dict.fromkeys(key if identity else map(key_of, key)))
             if type(w) is int and 0 < w <= 8:
                 chunk.extend(distinct * w)
                 if len(chunk) > 1 << 20:

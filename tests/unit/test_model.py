@@ -101,7 +101,7 @@ def test_bulk_function_keys_equal_the_per_frame_definition():
     import gzip
     import pathlib
 
-    from profkit.model import _function_keys
+    from profkit.model import _function_keys, _keyed_tokens
 
     root = pathlib.Path(__file__).resolve().parents[1] / "data"
     tokens = set()
@@ -109,11 +109,17 @@ def test_bulk_function_keys_equal_the_per_frame_definition():
         for line in path.read_text(errors="replace").splitlines():
             tokens.update(line.rsplit(" ", 1)[0].split(";"))
     tokens |= {"handle (app/views.py:42)", "f (a.py:3)_[i]", "x_[k]", "_[k]", "a (b) (c.py:9)", "weird (x:y)",
-               "<module> (<string>:1)", "java/lang/String.format_[j]", "odd_[x]", "tab\there (t.py:1)"}
+               "<module> (<string>:1)", "java/lang/String.format_[j]", "odd_[x]", "tab\there (t.py:1)",
+               "x (a:1) (b.py:2)", "x (a) (:5)", " (:5)", "f (:1)", "f (a.py:١٢)", "f (a.py:²)", "g (a.py:)",
+               "h (a.py:12)_[k]", "i (b.py:3)_[x]", "j (c.py:4) ", "k(d.py:5)"}
     tokens = sorted(tokens)
     assert len(tokens) > 200
     bulk = _function_keys(tokens, {})
     assert bulk == {t: function_key(Frame.from_token(t).name) for t in tokens}
+    keyed = _keyed_tokens(tokens)
+    for t in tokens:
+        f = Frame.from_token(t)
+        assert keyed[t] == Frame(function_key(f.name), f.kind).token, t
     # A frame whose kind has no annotation keys by its own name.
     assert _function_keys(["n"], {"n": Frame("n (z.py:1)", FrameKind.NATIVE)})["n"] == "n (z.py)"
 
