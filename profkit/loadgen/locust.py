@@ -95,7 +95,12 @@ class LocustGenerator(LoadGenerator):
         if self._argv0() is None:
             return Availability(False, reason="locust is not installed",
                                 hint=f"{sys.executable} -m pip install locust, or use --load wrk")
-        return Availability(True)
+        try:
+            from importlib.metadata import version
+
+            return Availability(True, version=version("locust"))
+        except Exception:  # installed as a separate tool: the version is not ours to read
+            return Availability(True)
 
     def start(self, request: LoadRequest) -> ToolRun:
         argv0 = self._argv0()

@@ -109,6 +109,20 @@ def test_cmd_generator_reads_the_json_line(rest_api, tmp_path):
     assert load["slo"]["overall"] == "met"
 
 
+def test_locust_generator(rest_api, tmp_path):
+    pytest.importorskip("locust")
+    worker, base = rest_api
+    run = tmp_path / "run"
+    p = profkit("bench", "--pid", worker, "--url", f"{base}/items?limit=5", "--duration", 3, "-C", 2, "--load", "locust",
+                "-o", run, "-q")
+    assert p.returncode == 0, p.stderr
+    load = json.loads((run / "load.json").read_text())
+    assert load["generator"] == "locust" and load["requests"] > 0 and load["error_count"] == 0
+    lat = load["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99.9"]
+    assert (run / "raw" / "locust_stats.csv").exists() and (run / "raw" / "locustfile.py").exists()
+
+
 def test_bench_refusals(tmp_path):
     me = os.getpid()
     # a malformed SLO: exit 2, nothing started
