@@ -55,6 +55,8 @@ INSTALL_HINT = "pip install memray (into the target's interpreter too: memray ru
 ATTACH_TIMEOUT = 60.0
 #: Frames kept per stack.
 MAX_STACK = 64
+#: The module ``memray attach`` injects; allocations under it are memray's own.
+HOOK_FILE = "_memray_attach_hook.py"
 
 
 class TargetCannotImportMemray(EnvironmentProblem):
@@ -268,6 +270,8 @@ def live_allocations(path: str, diag: Optional[Diagnostics] = None) -> Profile:
                 stack = rec.stack_trace(max_stacks=MAX_STACK)
             except Exception:  # a stack memray could not resolve
                 stack = []
+            if stack and stack[-1][1].endswith(HOOK_FILE):
+                continue  # memray's own tracker thread, started by the attach: not the target's
             frames = tuple(_frame(fn, file, line) for fn, file, line in reversed(stack))
             if not frames:
                 frames = (Frame("[no Python frame]", FrameKind.SYNTHETIC),)
