@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from profkit.errors import CollectorNotInstalled, EnvironmentProblem, ProfkitError, UsageError
 from profkit.loadgen import LoadGenerator, LoadRequest, loopback_only
@@ -48,9 +48,9 @@ def check_reachable(url: str, timeout: float = 3.0) -> None:
                                  hint="start the service first; profkit bench does not start it") from None
 
 
-def write_load_json(run: RunDir, load: Dict) -> str:
-    """Write ``load.json`` atomically; returns its path."""
-    path = run.file("load.json")
+def write_load_json(run_path: str, load: Dict) -> str:
+    """Write ``RUN_PATH/load.json`` atomically; returns its path."""
+    path = os.path.join(run_path, "load.json")
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(load, fh, indent=2, sort_keys=True)
@@ -60,10 +60,29 @@ def write_load_json(run: RunDir, load: Dict) -> str:
 
 
 def _run_load(gen: LoadGenerator, req: LoadRequest, during: Callable[[], object], stop: threading.Event,
-              grace: float = 15.0):
+              grace: float = 15.0, on_done: Optional[Callable[[Dict], None]] = None):
     """Start the generator, call ``during()`` (the profiling), then let the generator end by itself
-    (it was told the duration) or stop it; returns (figures, during's result, commands, stderr)."""
+    (it was told the duration) or stop it. Returns (figures, during's result, commands, stderr,
+    early): ``early`` when ``on_done(figures)`` already ran while ``during()`` was still busy."""
     handle = gen.start(req)
+    box: Dict = {}
+
+    def watch() -> None:
+        # The generator ends at the duration, usually before the session has stopped its
+        # collectors, parsed and rendered: handing the figures over then (on_done writes
+        # load.json) lets the session's own render include the load section — one render, not two.
+        if handle.wait(req.duration + grace) is None or stop.is_set():
+            return
+        try:
+            figures = gen.parse(handle.raw, req)
+            on_done(figures)
+            box["figures"] = figures
+        except Exception:  # the main path parses again and reports properly
+            box.clear()
+
+    watcher = threading.Thread(target=watch, name="profkit-load-watch", daemon=True) if on_done else None
+    if watcher:
+        watcher.start()
     result = None
     try:
         result = during()
@@ -72,8 +91,24 @@ def _run_load(gen: LoadGenerator, req: LoadRequest, during: Callable[[], object]
             handle.wait(0.2)
     finally:
         handle.stop()
+        if watcher:
+            watcher.join(grace)
         err = handle.close()
-    return gen.parse(handle.raw, req), result, handle.commands, err
+    early = "figures" in box
+    figures = box["figures"] if early else gen.parse(handle.raw, req)
+    return figures, result, handle.commands, err, early
+
+
+def _rendered_with_load(run: RunDir) -> bool:
+    """Whether summary.md and report.html already carry the load section."""
+    try:
+        with open(run.file("summary.md"), encoding="utf-8", errors="replace") as fh:
+            summary = fh.read()
+        with open(run.file("report.html"), encoding="utf-8", errors="replace") as fh:
+            report = fh.read()
+    except OSError:
+        return False
+    return "## Load" in summary and 'id="load"' in report
 
 
 def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, slos: Sequence[str], *,
@@ -104,27 +139,45 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
         raise UsageError(f"cannot create run directory {path}: {e.strerror or e}") from None
     req = replace(load, raw_dir=os.path.join(path, "raw"), duration=session_options.duration)
     opts = replace(session_options, output=path)
-    figures, run, commands, err = _run_load(
-        gen, req, lambda: run_session(targets, opts, stop=stop, progress=progress), stop)
-    figures.update({"version": avail.version, "commands": commands, "closed_loop": gen.closed_loop})
+    commands_box: List = []
+
+    def finalize(figures: Dict) -> None:
+        figures.update({"version": avail.version, "commands": commands_box or None, "closed_loop": gen.closed_loop})
+        figures["slo"] = verdicts(slos, figures)
+        write_load_json(path, figures)
+
+    def during():
+        return run_session(targets, opts, stop=stop, progress=progress)
+
+    figures, run, commands, err, early = _run_load(gen, req, during, stop, on_done=finalize)
+    commands_box.extend(commands)
+    if not early:
+        finalize(figures)
+    figures["commands"] = commands
+    rerender = not early or not _rendered_with_load(run)
     if stop.is_set():
         run.warn("the load was stopped early (Ctrl-C); its figures cover the time until then")
-    figures["slo"] = verdicts(slos, figures)
+        rerender = True
     if baseline_pairs:
         figures["overhead"] = measure_overhead(targets, session_options, gen, req, baseline_pairs, baseline_seconds)
+        rerender = True
     run.manifest["load"] = {"generator": gen.id, "version": avail.version, "url": load.url, "commands": commands}
     ok = (figures.get("requests") or 0) - ((figures.get("errors") or {}).get("status") or 0)
+    warnings = []
     if figures.get("requests") is None:
-        run.warn(f"the load generator ({gen.id}) reported no figures; the report has no RED panel"
-                 + (f" (stderr: {' '.join(err.split())[:200]})" if err.strip() else ""))
+        warnings.append(f"the load generator ({gen.id}) reported no figures; the report has no RED panel"
+                        + (f" (stderr: {' '.join(err.split())[:200]})" if err.strip() else ""))
     elif ok <= 0:
-        run.warn(f"zero successful requests to {load.url}")
+        warnings.append(f"zero successful requests to {load.url}")
     unknown = [o["text"] for o in figures["slo"]["objectives"] if o["status"] == "unknown"]
     if unknown:
-        run.warn(f"SLO not checked, the generator did not report the figure: {', '.join(unknown)}")
-    write_load_json(run, figures)
+        warnings.append(f"SLO not checked, the generator did not report the figure: {', '.join(unknown)}")
+    for w in warnings:
+        run.warn(w)
+    write_load_json(path, figures)
     run.save()
-    render_run(run)
+    if rerender or warnings:
+        render_run(run)
     if figures.get("requests") is not None and ok <= 0:
         detail = f"{figures.get('error_count') or 0} errors" + (f"; {' '.join(err.split())[:200]}" if err.strip() else "")
         raise EnvironmentProblem(f"zero successful requests to {load.url} ({detail}); the run is in {path}/",
@@ -150,7 +203,7 @@ def measure_overhead(targets, session_options, gen: LoadGenerator, req: LoadRequ
         r = replace(req, raw_dir=d, duration=seconds)
         opts = replace(session_options, duration=seconds, output=os.path.join(d, "run"))
         during = (lambda: run_session(targets, opts, stop=never)) if profiled else (lambda: None)
-        fig, _, _, _ = _run_load(gen, r, during, never, grace=seconds + 15)
+        fig, _, _, _, _ = _run_load(gen, r, during, never, grace=seconds + 15)
         return float(fig.get("rate") or 0.0)
 
     try:

@@ -64,21 +64,22 @@ def _hotspots(run: RunDir, n: int = 5) -> List[Tuple[str, float]]:
     path = run.file("profile.folded")
     if not os.path.exists(path):
         return []
-    by: Dict[str, float] = {}
+    by: Dict[bytes, float] = {}
     total = 0.0
-    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+    # Bytes, not text: only each line's leaf frame is decoded (profiles can be hundreds of MB).
+    with open(path, "rb") as fh:
         for line in fh:
-            stack, _, count = line.rstrip("\n").rpartition(" ")
+            stack, _, count = line.rstrip(b"\r\n").rpartition(b" ")
             try:
                 w = float(count)
             except ValueError:
                 continue
-            leaf = stack.rsplit(";", 1)[-1]
+            leaf = stack.rpartition(b";")[2]
             by[leaf] = by.get(leaf, 0.0) + w
             total += w
     keyed: Dict[str, float] = {}
     for leaf, w in by.items():
-        k = function_key(leaf)
+        k = function_key(leaf.decode("utf-8", "surrogateescape"))
         keyed[k] = keyed.get(k, 0.0) + w
     top = sorted(keyed.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
     return [(k, 100.0 * w / total) for k, w in top] if total else []
