@@ -144,3 +144,55 @@ def test_locust_csv():
 
 def test_locust_missing_file():
     assert parse_locust_stats("", REQ)["requests"] is None
+
+
+# -- the load section of the reports: hostile names stay inert ------------------------------
+HOSTILE_LEAF = "</script><svg onload=alert(1)> [x](javascript:y) |cell| `code` (evil/<b>.py:3)"
+
+
+def _bench_run(tmp_path):
+    from profkit.rundir import RunDir
+
+    run = RunDir.create(str(tmp_path / "run"), target={"pids": [1], "name": "svc<i>", "runtime": "python"},
+                        mode="wall", rate=100, duration=2.0, duration_requested=2.0)
+    (tmp_path / "run" / "profile.folded").write_text(f"main (app.py:1);{HOSTILE_LEAF} 7\nmain (app.py:1) 3\n")
+    load = {"generator": "wrk", "url": "http://127.0.0.1:1/<script>alert(1)</script>", "connections": 2,
+            "duration_s": 2.0, "requests": 10, "rate": 5.0, "errors": {"connect": 0, "read": 0, "write": 0,
+                                                                       "timeout": 0, "status": 1},
+            "error_count": 1, "error_pct": 10.0,
+            "latency_ms": {"mean": 5.0, "p50": 4.0, "p90": 8.0, "p99": 9.0, "p99.9": 9.5, "max": 10.0},
+            "distribution": [[1.0, 1.0], [50.0, 4.0], [90.0, 8.0], [99.0, 9.0], [99.9, 9.5]], "closed_loop": True,
+            "slo": {"objectives": [{"text": "p99<5ms", "metric": "p99", "op": "<", "value": 5.0, "unit": "ms",
+                                    "actual": 9.0, "status": "missed"}], "overall": "missed"}}
+    (tmp_path / "run" / "load.json").write_text(json.dumps(load))
+    run.finish("complete")
+    return run
+
+
+def test_load_section_escapes_everything(tmp_path):
+    from profkit.outputs import render_run
+
+    run = _bench_run(tmp_path)
+    render_run(run)
+    html = (tmp_path / "run" / "report.html").read_text()
+    section = html[html.index('<section id="load">'):html.index("</section>")]
+    assert "<script>" not in section and "<svg onload" not in section and "<b>" not in section
+    assert "&lt;script&gt;" in section and "latency by percentile" in section and "<polyline" in section
+    summary = (tmp_path / "run" / "summary.md").read_text()
+    load_md = summary[summary.index("## Load"):]
+    assert "<script" not in load_md and "<svg" not in load_md and "\\|cell\\|" in load_md
+    assert "| p99\\.9 |" in load_md or "| p99.9 |" in load_md
+    assert "### SLO: MISSED" in load_md and "closed-loop" in load_md
+
+
+def test_compare_refuses_another_schema(tmp_path):
+    from profkit.comment import compare_runs
+    from profkit.errors import InputError
+
+    _bench_run(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "manifest.json").write_text(json.dumps({"schema": 2}))
+    with pytest.raises(InputError) as e:
+        compare_runs(str(tmp_path / "run"), str(other), str(tmp_path / "out"))
+    assert e.value.exit_code == 2 and "schema 2" in e.value.message
