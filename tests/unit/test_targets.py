@@ -45,7 +45,10 @@ def test_missing_zombie_and_kernel_thread_are_refused():
     with pytest.raises(TargetNotFound, match="kernel thread"):
         inspect(2)
     proc = subprocess.Popen(["true"])
-    time.sleep(0.3)  # exited, not reaped: a zombie
+    for _ in range(100):  # exited, not reaped: a zombie (however long a loaded machine takes)
+        if process_state(proc.pid) == "Z":
+            break
+        time.sleep(0.05)
     try:
         with pytest.raises(TargetNotFound, match="exited"):
             inspect(proc.pid)
