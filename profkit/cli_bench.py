@@ -17,7 +17,7 @@ _slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
 
 def register(cli: click.Group) -> None:
     """Add ``bench``, ``compare`` and ``export`` to the ``profkit`` group."""
-    from profkit.cli_live import _live_options, _ProgressLine, _session_options, _with_stop_signals
+    from profkit.cli_live import _finish, _live_options, _ProgressLine, _session_options, _with_stop_signals
 
     @cli.command(context_settings=CONTEXT)
     @click.option("--pid", "-p", "pids", type=int, multiple=True, required=True, help="Process to profile (repeatable).")
@@ -78,7 +78,7 @@ def register(cli: click.Group) -> None:
                                                             baseline_seconds=baseline_seconds))
         finally:
             progress.done()
-        _bench_finish(run, quiet)
+        _finish(run, quiet)
 
 
     @cli.command(context_settings=CONTEXT)
@@ -187,11 +187,4 @@ def register(cli: click.Group) -> None:
                 (write_speedscope(profile, fh, name=name) if fmt == "speedscope" else write_folded(profile, fh))
         os.replace(tmp, output)
         click.echo(f"wrote {output} ({fmt}, {len(profile):,} stacks)", err=True)
-
-
-def _bench_finish(run, quiet: bool) -> None:
-    from profkit.cli_live import _finish
-
-    _finish(run, quiet)
-
 
