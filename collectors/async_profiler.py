@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from profkit.errors import CollectorFailed, CollectorNotInstalled, Diagnostics, EnvironmentProblem, TargetNotFound
-from profkit.folded import parse_count, parse_line
+from profkit.folded import folded_lines, parse_count
 from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 
@@ -498,13 +498,8 @@ class AsyncProfilerCollector(Collector):
         """YES for folded text with async-profiler's JVM markers (``_[j]``, ``[tid=N]``,
         ``java/lang/…`` frames); MAYBE with only weak hints (``_[k]``, ``[unknown_Java]``);
         NO otherwise, so that plain folded text and py-spy's raw output are not claimed."""
-        lines = [l for l in head.splitlines()[:50] if l.strip()]
-        if len(head) >= 65536:
-            lines = lines[:-1]  # the last line may be cut
-        if not lines:
-            return Sniff.NO
-        good = sum(1 for l in lines if parse_line(l.decode("utf-8", "replace")) is not None)
-        if good < max(1, int(len(lines) * 0.9)):
+        lines = folded_lines(head)
+        if lines is None:
             return Sniff.NO
         if any(_STRONG.search(l) for l in lines):
             return Sniff.YES

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from profkit.errors import Diagnostics
-from profkit.folded import parse_line, read_folded
+from profkit.folded import folded_lines, read_folded
 from profkit.inputs import Source
 from profkit.model import Profile, UNITS
 
@@ -34,13 +34,7 @@ class FoldedCollector(Collector):
     Options = FoldedOptions
 
     def sniff(self, head: bytes) -> Sniff:
-        lines = [l for l in head.decode("utf-8", "replace").splitlines()[:50] if l.strip()]
-        if head and len(head) == 65536:
-            lines = lines[:-1]  # the last line may be cut
-        if not lines:
-            return Sniff.NO
-        good = sum(1 for l in lines if parse_line(l) is not None)
-        return Sniff.MAYBE if good >= max(1, int(len(lines) * 0.9)) else Sniff.NO
+        return Sniff.NO if folded_lines(head) is None else Sniff.MAYBE
 
     def parse(self, source: Source, options: FoldedOptions, diag: Diagnostics) -> Profile:
         return parse(source, options, diag)

@@ -42,7 +42,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 from profkit.errors import CollectorFailed, CollectorNotInstalled, Diagnostics
 from profkit.inputs import MAX_LINE, Source
 from profkit.model import Profile, ProfileMeta
-from profkit.targets import CAP_PERFMON, CAP_SYS_ADMIN, ChildTool, has_cap, perf_event_paranoid
+from profkit.targets import CAP_PERFMON, CAP_SYS_ADMIN, ChildTool, has_cap, perf_event_paranoid, read_small
 
 from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option
 
@@ -603,7 +603,7 @@ class PerfRecording(Recording):
             if tool.wait(timeout) is None:
                 tool.stop(grace=2.0)
             err_path = data + ".stderr"
-            err = _read_small(err_path)
+            err = read_small(err_path)
             if not (os.path.exists(data) and os.path.getsize(data) > 0):
                 failures.append(CollectorFailed(tool.argv, tool.proc.returncode, err, hint=_perf_hint(err)))
                 continue
@@ -617,25 +617,17 @@ class PerfRecording(Recording):
                     rc = subprocess.run(cmd, stdout=fh, stderr=ferr, timeout=600).returncode
                 except subprocess.TimeoutExpired:
                     rc = -9
-            script_err = _read_small(text + ".stderr")
+            script_err = read_small(text + ".stderr")
             if rc != 0 and os.path.getsize(text) == 0:
                 failures.append(CollectorFailed(cmd, rc, script_err))
                 continue
             for path in (err_path, text + ".stderr"):
-                if not _read_small(path).strip():
+                if not read_small(path).strip():
                     os.unlink(path)
             out.append(text)
         if failures and not out:
             raise failures[0]
         return out
-
-
-def _read_small(path: str, limit: int = 8192) -> str:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def _perf_check(runtime: str, mode: str) -> Availability:

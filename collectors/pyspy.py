@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 from profkit.errors import CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics
-from profkit.folded import parse_line
+from profkit.folded import folded_lines, parse_line
 from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 
-from profkit.targets import ChildTool, ptrace_problem
+from profkit.targets import ChildTool, ptrace_problem, read_small
 
 from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option
 
@@ -273,13 +273,8 @@ class PySpyCollector(Collector):
         """YES for speedscope JSON; MAYBE for folded text whose frames carry py-spy's ``(file.py:N)``."""
         if _looks_like_speedscope(head):
             return Sniff.YES
-        lines = [l for l in head.splitlines()[:50] if l.strip()]
-        if len(head) >= 65536:
-            lines = lines[:-1]  # the last line may be cut
-        if not lines:
-            return Sniff.NO
-        good = sum(1 for l in lines if parse_line(l.decode("utf-8", "replace")) is not None)
-        if good < max(1, int(len(lines) * 0.9)):
+        lines = folded_lines(head)
+        if lines is None:
             return Sniff.NO
         return Sniff.MAYBE if any(_PY_LOCATION.search(l) for l in lines) else Sniff.NO
 
@@ -410,7 +405,7 @@ class PySpyRecording(Recording):
                 tool.stop(grace=1.0)
             rc = tool.proc.returncode
             err_path = out + ".stderr"
-            err = _read_small(err_path)
+            err = read_small(err_path)
             if rc != 0 and not (os.path.exists(out) and os.path.getsize(out) > 0):
                 failures.append(CollectorFailed(tool.argv, rc, err, hint=_pyspy_hint(err)))
             elif not err.strip():
@@ -419,14 +414,6 @@ class PySpyRecording(Recording):
         if failures and not got:
             raise failures[0]
         return got
-
-
-def _read_small(path: str, limit: int = 8192) -> str:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace")
-    except OSError:
-        return ""
 
 
 def _pyspy_hint(stderr: str) -> Optional[str]:

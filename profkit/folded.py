@@ -14,12 +14,12 @@ and profkit's leaf modules.
 from __future__ import annotations
 
 import re
-from typing import IO, Iterable, Iterator, List, Optional, Tuple
+from typing import IO, Iterable, List, Optional, Tuple
 
 from profkit.errors import Diagnostics
 from profkit.model import Number, Profile, ProfileMeta
 
-__all__ = ["format_weight", "parse_count", "parse_line", "read_folded", "read_folded_pairs", "write_folded"]
+__all__ = ["folded_lines", "format_weight", "parse_count", "parse_line", "read_folded", "write_folded"]
 
 _DECIMAL = re.compile(r"\d+\.\d*\Z")
 
@@ -51,17 +51,16 @@ def parse_line(line: str) -> Optional[Tuple[str, Number, Optional[Number]]]:
     return stack, n, None
 
 
-def read_folded_pairs(lines: Iterable[str], diag: Optional[Diagnostics] = None
-                      ) -> Iterator[Tuple[List[str], Number, Optional[Number]]]:
-    """Yield ``(frame tokens, count, after-or-None)`` for each folded line."""
-    for lineno, line in enumerate(lines, 1):
-        parsed = parse_line(line)
-        if parsed is None:
-            if line.strip() and diag is not None:
-                diag.malformed(lineno, line)
-            continue
-        stack, n, after = parsed
-        yield stack.split(";"), n, after
+def folded_lines(head: bytes) -> Optional[List[bytes]]:
+    """The non-blank lines of ``head`` (a cut last line dropped) when at least 90% of them
+    parse as folded stacks, else None: the common part of the folded formats' sniffers."""
+    lines = [l for l in head.splitlines()[:50] if l.strip()]
+    if len(head) >= 65536:
+        lines = lines[:-1]  # the last line may be cut
+    if not lines:
+        return None
+    good = sum(1 for l in lines if parse_line(l.decode("utf-8", "replace")) is not None)
+    return lines if good >= max(1, int(len(lines) * 0.9)) else None
 
 
 def read_folded(lines: Iterable[str], diag: Optional[Diagnostics] = None, *,

@@ -30,6 +30,7 @@ __all__ = [
     "inspect",
     "perf_event_paranoid",
     "ptrace_problem",
+    "read_small",
     "ptrace_scope",
     "has_cap",
     "in_container",
@@ -263,6 +264,15 @@ class ChildTool:
         except (OSError, ValueError):
             return ""
         return data.decode("utf-8", "replace")[-limit:]
+
+
+def read_small(path: str, limit: int = 8192) -> str:
+    """The first ``limit`` bytes of a small text file (a tool's saved stderr), "" if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def ptrace_problem() -> Optional[Tuple[str, str]]:
