@@ -138,7 +138,7 @@ def run_heap(target: Target, options: HeapOptions, *, stop: threading.Event,
     run = RunDir.create(options.output or default_run_path(pid, target.name),
                         target={"pids": [pid], "runtime": runtime, "name": target.name, "cmdline": target.cmdline,
                                 "exe": target.exe},
-                        mode="heap", rate=None, interval=options.interval, duration_requested=options.duration)
+                        mode="heap", rate=round(1.0 / options.interval, 2), interval=options.interval, duration_requested=options.duration)
     parts = _Parts()
     heap: Dict[str, object] = {"schema": 1, "pid": pid, "runtime": runtime, "interval": options.interval}
     jvm_state: Dict[str, object] = {}
