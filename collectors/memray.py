@@ -51,8 +51,9 @@ __all__ = ["MemrayCollector", "MemrayRecordOptions", "MemrayRecording", "TargetC
 #: memray's capture files start with this magic (``MEMRAY`` plus NUL).
 MAGIC = b"memray\x00"
 INSTALL_HINT = "pip install memray (into the target's interpreter too: memray runs inside it)"
-#: Seconds one ``memray attach`` may take (lldb loads symbols first).
-ATTACH_TIMEOUT = 60.0
+#: Seconds one ``memray attach`` may take (lldb loads symbols first; against an interpreter without
+#: symbols, e.g. a distribution's stripped python3, lldb was seen to hang instead of failing).
+ATTACH_TIMEOUT = 30.0
 #: Frames kept per stack.
 MAX_STACK = 64
 #: The module ``memray attach`` injects; allocations under it are memray's own.
@@ -171,7 +172,7 @@ class MemrayRecording(Recording):
 
     def _attach(self, pid: int) -> None:
         out = os.path.join(self.request.raw_dir, f"memray-{pid}.bin")
-        last = ""
+        failures: List[Tuple[str, str]] = []
         for method in debuggers():
             argv = _attach_argv(method, pid, self.request.duration, out, self.options)
             self.commands.append(argv)
@@ -186,13 +187,15 @@ class MemrayRecording(Recording):
                 self.attach_seconds[pid] = round(time.monotonic() - t0, 2)
                 self.ends[pid] = time.monotonic() + max(1, int(round(self.request.duration)))
                 return
-            last = text
-            if "permission" in text.lower() or "operation not permitted" in text.lower():
-                problem = ptrace_problem()
-                raise PermissionDenied(f"memray cannot attach to process {pid}: permission denied",
-                                       hint=problem[1] if problem else "run profkit as the target's user or as root")
-        raise CollectorFailed(self.commands[-1] if self.commands else ["memray", "attach"], 1, last,
-                              hint="check `profkit doctor --pid PID`; memray attach needs lldb (or gdb) and ptrace")
+            failures.append((method, text))
+        problem = ptrace_problem()
+        if problem:
+            raise PermissionDenied(f"memray cannot attach to process {pid}: {problem[0]}", hint=problem[1])
+        # lldb's answer first: gdb, the fallback, fails on some kernels for reasons of its own
+        method, text = failures[0] if failures else ("lldb", "")
+        raise CollectorFailed(self.commands[-1] if self.commands else ["memray", "attach"], 1,
+                              f"{method}: {' '.join(text.split()[-40:])}",
+                              hint="memray attach needs lldb (or gdb), ptrace, and a Python 3.7+ target with symbols")
 
     def poll(self) -> bool:
         return not self._stopped and any(time.monotonic() < end for end in self.ends.values())

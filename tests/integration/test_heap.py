@@ -190,3 +190,20 @@ def test_target_exits_mid_run(start_target, tmp_path):
     assert heap["series"]  # what was gathered is kept
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert any("exited" in w for w in manifest["warnings"])
+
+
+def test_ctrl_c_ends_early_and_still_writes(start_target, tmp_path):
+    p = start_target(sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)")
+    p.wait_ready()
+    proc = subprocess.Popen([sys.executable, "-m", "profkit", "heap", "--pid", str(p.pid), "-d", "30", "--no-allocations",
+                             "-o", str(tmp_path / "run"), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    heap = json.loads((tmp_path / "run" / "heap.json").read_text())
+    assert heap["series"] and heap["classification"] == "steady"
+    assert (tmp_path / "run" / "report.html").exists()
+

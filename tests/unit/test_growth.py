@@ -126,3 +126,15 @@ def test_analyse_is_json_ready():
     assert out["classification"] == "growing"
     assert out["limit"]["name"] == "-Xmx"
     assert out["projection"]["seconds_to_limit"] > 0
+
+
+def test_limits_of_this_process_include_the_machine_ram_and_xmx():
+    import os
+
+    from profkit.heap import limits_for, oom_kills
+
+    limits = {lim.name: lim for lim in limits_for(os.getpid(), max_heap=256 * MB)}
+    assert limits["-Xmx"].bytes == 256 * MB
+    assert limits["machine RAM"].bytes > 0
+    events = oom_kills(os.getpid())
+    assert events is None or events["oom_kill"] >= 0
