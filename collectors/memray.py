@@ -68,7 +68,7 @@ class TargetCannotImportMemray(EnvironmentProblem):
 class MemrayRecordOptions:
     """Options of ``memray attach``."""
 
-    native: bool = option(False, "memray: record native (C) frames too (slower)")
+    native: bool = option(False, "include native C/C++/Cython frames (memray attach --native; slower)")
 
 
 def _memray_version() -> Optional[str]:
