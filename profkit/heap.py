@@ -455,7 +455,7 @@ def _analyse(run: RunDir, target: Target, options: HeapOptions, parts: _Parts, h
     if "memray_series" in heap:
         pts = [(r["t"], r["heap"]) for r in heap["memray_series"]]
         heap["memray_heap"] = growth.analyse(pts, limits, warmup=options.warmup, what="Python heap")
-    for key in ("classification", "fit", "limit", "projection", "reason", "basis_detail"):
+    for key in ("classification", "fit", "limit", "projection", "reason", "warmup_s", "start_level"):
         if key in primary:
             heap[key] = primary[key]
     heap["basis_detail"] = primary.get("basis")
