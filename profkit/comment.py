@@ -200,6 +200,8 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create {out_dir}: {e.strerror or e}") from None
+    # Functions are keyed by name and file without the line: key once, for the tables and the graph.
+    bp, hp = bp.keyed(), hp.keyed()
     deltas = compare_functions(bp, hp)
     bad = regressions(deltas, threshold) if threshold is not None else []
     files = {}

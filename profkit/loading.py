@@ -16,11 +16,11 @@ from profkit.errors import CaptureFormatError, Diagnostics, InputError, UsageErr
 from profkit.inputs import Source, looks_binary
 from profkit.model import Profile
 
-__all__ = ["load_profile", "resolve_format"]
+__all__ = ["gc_paused", "load_profile", "resolve_format"]
 
 
 @contextlib.contextmanager
-def _gc_paused():
+def gc_paused():
     """Parsing allocates millions of tuples and strings that never form cycles; the cyclic
     collector would rescan them over and over (about a third of the parse time)."""
     was = gc.isenabled()
@@ -80,7 +80,7 @@ def load_profile(inputs: Sequence[str], fmt: str = "auto", options: Optional[Map
         parse_options = options_from_mapping(collector.Options, opts)
         diag.source = source.name
         try:
-            with _gc_paused():
+            with gc_paused():
                 profile = collector.parse(source, parse_options, diag)
         finally:
             source.close()

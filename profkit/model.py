@@ -263,6 +263,7 @@ class Profile:
         self._stacks: Dict[StackIds, Number] = {}
         self._frames = _FrameTable(self._tokens, self._explicit)
         self._keyed = False  # True for a profile made by keyed()
+        self._stats: Optional[Dict[str, "FunctionStat"]] = None  # function_stats(), until the next add
 
     # -- building -------------------------------------------------------------------------
     def add(self, stack: Sequence[Union[str, Frame]], weight: Number = 1) -> None:
@@ -278,11 +279,13 @@ class Profile:
         key = tuple(map(canon, tokens, tokens))
         stacks = self._stacks
         stacks[key] = stacks.get(key, 0) + weight
+        self._stats = None
 
     def add_ids(self, key: StackIds, weight: Number) -> None:
         """Add ``weight`` to a stack of ids returned by :meth:`intern`."""
         stacks = self._stacks
         stacks[key] = stacks.get(key, 0) + weight
+        self._stats = None
 
     def intern(self, frame: Union[str, Frame]) -> str:
         """The id of a frame (given as a token or a Frame), interning it if new."""
@@ -409,7 +412,14 @@ class Profile:
         """Self and total weight per function (keyed by :func:`function_key`).
 
         A function that appears several times in one stack (recursion) counts once in it.
+        Computed on :meth:`keyed` (one key per distinct frame, then no lookups per frame) and
+        kept until the profile changes: summaries ask for it several times.
         """
+        if self._stats is not None:
+            return self._stats
+        if not self._keyed:
+            self._stats = self.keyed().function_stats()
+            return self._stats
         keys = _function_keys(self._tokens, self._explicit)
         identity = all(k is t or k == t for t, k in keys.items())
         key_of = keys.__getitem__
@@ -437,7 +447,8 @@ class Profile:
         counted.update(chunk)
         for k, n in counted.items():
             total_w[k] = total_w.get(k, 0) + n
-        return {k: FunctionStat(k, self_w.get(k, 0), t) for k, t in total_w.items()}
+        self._stats = {k: FunctionStat(k, self_w.get(k, 0), t) for k, t in total_w.items()}
+        return self._stats
 
     def top_functions(self, n: int = 10, by: str = "self") -> List[FunctionStat]:
         """The ``n`` heaviest functions by ``self`` or ``total`` weight (ties broken by name)."""

@@ -66,8 +66,11 @@ def load_run_profile(run: RunDir) -> Optional[Profile]:
                        start=m.get("start"), duration=m.get("duration"), sample_rate=m.get("rate"))
     if os.path.getsize(path) == 0:
         return Profile(m.get("unit", "samples"), meta)
+    from profkit.loading import gc_paused
+
     diag = Diagnostics(path)
-    return read_folded(Source(path, diag).text_lines(), diag, unit=m.get("unit", "samples"), meta=meta)
+    with gc_paused():
+        return read_folded(Source(path, diag).text_lines(), diag, unit=m.get("unit", "samples"), meta=meta)
 
 
 def render_run(run: RunDir) -> Dict[str, str]:
