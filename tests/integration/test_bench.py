@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 """profkit bench, compare and export on real services under real loopback load (wrk, py-spy)."""
+import functools
 import json
 import os
 import pathlib
@@ -16,7 +17,18 @@ import pytest
 from conftest import manifest, profkit
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-needs_wrk = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)")
+def requires(found, message):
+    """A missing tool fails the test with ``message`` (CI installs it): never a silent skip."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            assert found, message
+            return fn(*args, **kwargs)
+        return wrapper
+    return decorate
+
+
+needs_wrk = requires(shutil.which("wrk"), "wrk is not installed (apt-get install wrk)")
 
 
 def free_port():
@@ -110,7 +122,8 @@ def test_cmd_generator_reads_the_json_line(rest_api, tmp_path):
 
 
 def test_locust_generator(rest_api, tmp_path):
-    pytest.importorskip("locust")
+    import locust  # in the test extra: a missing one fails the test
+    assert locust.__version__
     worker, base = rest_api
     run = tmp_path / "run"
     p = profkit("bench", "--pid", worker, "--url", f"{base}/items?limit=5", "--duration", 3, "-C", 2, "--load", "locust",
@@ -217,7 +230,7 @@ def test_checkout_bad_deploy_is_found_by_compare(tmp_path):
         assert first_row.split()[0] == str(leaf[top_name]) and first_row.split()[-1] == top_name
     ss = tmp_path / "bad.speedscope.json"
     assert profkit("export", tmp_path / "bad", "--to", "speedscope", "-o", ss).returncode == 0
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
     schema = json.loads((ROOT / "tests" / "data" / "speedscope" / "file-format-schema.json").read_text())
     jsonschema.validate(json.loads(ss.read_text()), schema)
 
@@ -231,8 +244,7 @@ def _actionlint():
     return path if path and os.path.exists(path) else None
 
 
-@pytest.mark.skipif(_actionlint() is None, reason="actionlint is not installed (go install "
-                                                  "github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)")
+@requires(_actionlint(), "actionlint is not installed (go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)")
 def test_github_actions_workflow_lints():
     p = subprocess.run([_actionlint(), str(ROOT / "examples" / "github-actions" / "profkit-bench.yml")],
                        capture_output=True, text=True, timeout=60)
