@@ -98,7 +98,6 @@ def test_unknown_unit_is_rejected():
 
 
 def test_bulk_function_keys_equal_the_per_frame_definition():
-    import gzip
     import pathlib
 
     from profkit.model import _function_keys, _keyed_tokens
