@@ -171,7 +171,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
       profkit flamegraph app.folded -o app.svg                 # interactive flame graph
       profkit diff before.folded after.folded -o diff.svg --markdown diff.md
 
-    Exit codes: 0 done, 1 environment/target error, 2 usage or bad input, 3 regression gate.
+    Exit codes: 0 done, 1 environment/target error, 2 usage or bad input, 3 regression gate,
+    4 SLO missed.
     """
     ctx.obj = {"debug": debug}
 
