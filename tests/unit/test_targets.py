@@ -137,3 +137,12 @@ def test_psutil_sampler_writes_as_it_goes(busy_python, tmp_path):
     rec.finish()
     s = summarise(str(tmp_path / "metrics.jsonl"))
     assert s["samples"] >= 4 and s["cpu_mean_pct"] > 5 and s["rss_peak"] > 1_000_000
+
+
+def test_a_minimal_run_directory_renders(tmp_path):
+    from profkit.outputs import render_run
+
+    run = RunDir.create(str(tmp_path / "r"), target={"pids": [1], "name": "x"})  # no duration, mode, rate
+    written = render_run(RunDir.open(str(tmp_path / "r")))
+    assert sorted(written) == ["report", "summary"]
+    assert "profkit run: x" in (tmp_path / "r" / "report.html").read_text()
