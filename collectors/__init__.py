@@ -7,11 +7,11 @@ produces a warning naming it, not a crash.
 """
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import Dict, List, Optional
 
 from profkit.errors import EnvironmentProblem, ProfkitError, UsageError
+from profkit.plugins import entry_points_of
 
 from collectors.base import Collector, Sniff
 
@@ -22,17 +22,7 @@ _cache: Dict[str, Collector] = {}
 
 
 def _entry_points():
-    from importlib.metadata import entry_points
-
-    if sys.version_info >= (3, 10):
-        eps = entry_points(group=GROUP)
-    else:  # pragma: no cover - Python 3.9
-        eps = entry_points().get(GROUP, [])
-    # A distribution installed twice (e.g. editable + site) lists its entry points twice.
-    seen = {}
-    for ep in eps:
-        seen.setdefault(ep.name, ep)
-    return seen
+    return entry_points_of(GROUP)
 
 
 def available_ids() -> List[str]:

@@ -20,7 +20,6 @@ to loopback addresses (:func:`loopback_only`, the same rule as ``examples/load/`
 from __future__ import annotations
 
 import ipaddress
-import sys
 import urllib.parse
 from dataclasses import dataclass
 from typing import Dict, List, Optional
@@ -150,13 +149,9 @@ class ToolRun:
 
 
 def _entry_points():
-    from importlib.metadata import entry_points
+    from profkit.plugins import entry_points_of
 
-    eps = entry_points(group=GROUP) if sys.version_info >= (3, 10) else entry_points().get(GROUP, [])
-    seen = {}
-    for ep in eps:
-        seen.setdefault(ep.name, ep)
-    return seen
+    return entry_points_of(GROUP)
 
 
 def available_ids() -> List[str]:

@@ -12,6 +12,7 @@ from profkit.errors import Diagnostics, InputError
 from profkit.folded import read_folded, write_folded
 from profkit.inputs import Source
 from profkit.model import FrameKind
+from goldens import check_golden, opts_id
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "async-profiler"
 CASES = [
@@ -20,24 +21,6 @@ CASES = [
     ("alloc.collapsed", {"event": "alloc"}),
     ("alloc-ann-total.collapsed", {"event": "alloc", "total": True}),
 ]
-
-
-def opts_id(opts):
-    return "-".join(k if v is True else f"{k}={v}" for k, v in sorted(opts.items())) or "default"
-
-
-def check_golden(profile, golden, bless):
-    """Compare a profile's folded text with its golden; --bless (or a missing golden) writes it."""
-    out = io.StringIO()
-    write_folded(profile, out)
-    text = out.getvalue()
-    if bless or not golden.exists():
-        existed = golden.exists()
-        golden.write_text(text)
-        if not bless and not existed:
-            pytest.fail(f"golden {golden.name} was missing and has been written; check it and rerun")
-        return
-    assert text == golden.read_text(), f"output differs from {golden}; run pytest --bless if intended"
 
 
 def read(path, diag=None, **opts):

@@ -5,7 +5,6 @@ The tests that read the ``.jfr`` itself run the JDK's real ``jfr`` tool; without
 (CI installs the JDK), they do not skip.
 """
 import gzip
-import io
 import json
 import os
 import pathlib
@@ -17,9 +16,9 @@ import collectors.jfr as jfr_module
 from collectors.base import Sniff
 from collectors.jfr import JfrCollector, JfrOptions, find_jfr, parse
 from profkit.errors import CaptureFormatError, CollectorNotInstalled, Diagnostics, InputError
-from profkit.folded import write_folded
 from profkit.inputs import Source
 from profkit.model import FrameKind
+from goldens import check_golden, opts_id
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "jfr"
 JSON = DATA / "profkit-target.json.gz"
@@ -27,26 +26,8 @@ JFR = DATA / "profkit-target.jfr"
 CASES = [{}, {"event": "alloc"}, {"threads": True}]
 
 
-def opts_id(opts):
-    return "-".join(k if v is True else f"{k}={v}" for k, v in sorted(opts.items())) or "default"
-
-
 def golden_path(opts):
     return DATA / "results" / f"profkit-target-{opts_id(opts)}.folded"
-
-
-def check_golden(profile, golden, bless):
-    """Compare a profile's folded text with its golden; --bless (or a missing golden) writes it."""
-    out = io.StringIO()
-    write_folded(profile, out)
-    text = out.getvalue()
-    if bless or not golden.exists():
-        existed = golden.exists()
-        golden.write_text(text)
-        if not bless and not existed:
-            pytest.fail(f"golden {golden.name} was missing and has been written; check it and rerun")
-        return
-    assert text == golden.read_text(), f"output differs from {golden}; run pytest --bless if intended"
 
 
 def read(path, diag=None, **opts):

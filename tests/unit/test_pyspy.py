@@ -2,7 +2,6 @@
 """The py-spy parser on real captures (tests/data/py-spy/README.md says how they were recorded)."""
 import dataclasses
 import gzip
-import io
 import json
 import pathlib
 
@@ -11,9 +10,9 @@ import pytest
 from collectors.base import Sniff
 from collectors.pyspy import PySpyCollector, PySpyOptions, parse
 from profkit.errors import CaptureFormatError, Diagnostics, InputError
-from profkit.folded import write_folded
 from profkit.inputs import Source
 from profkit.model import FrameKind
+from goldens import check_golden, opts_id
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "py-spy"
 CASES = [
@@ -26,26 +25,8 @@ CASES = [
 ]
 
 
-def opts_id(opts):
-    return "-".join(k if v is True else f"{k}={v}" for k, v in sorted(opts.items())) or "default"
-
-
 def golden_path(capture, opts):
     return DATA / "results" / f"{capture.rsplit('.', 1)[0]}-{opts_id(opts)}.folded"
-
-
-def check_golden(profile, golden, bless):
-    """Compare a profile's folded text with its golden; --bless (or a missing golden) writes it."""
-    out = io.StringIO()
-    write_folded(profile, out)
-    text = out.getvalue()
-    if bless or not golden.exists():
-        existed = golden.exists()
-        golden.write_text(text)
-        if not bless and not existed:
-            pytest.fail(f"golden {golden.name} was missing and has been written; check it and rerun")
-        return
-    assert text == golden.read_text(), f"output differs from {golden}; run pytest --bless if intended"
 
 
 def read(path, diag=None, **opts):

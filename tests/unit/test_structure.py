@@ -6,7 +6,7 @@ import pathlib
 import profkit
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-LEAVES = {"profkit.model", "profkit.errors", "profkit.folded", "profkit.options", "profkit.inputs"}
+LEAVES = {"profkit.model", "profkit.errors", "profkit.folded", "profkit.options", "profkit.inputs", "profkit.plugins"}
 
 
 def imports_of(path):

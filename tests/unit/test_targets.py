@@ -142,7 +142,7 @@ def test_psutil_sampler_writes_as_it_goes(busy_python, tmp_path):
 def test_a_minimal_run_directory_renders(tmp_path):
     from profkit.outputs import render_run
 
-    run = RunDir.create(str(tmp_path / "r"), target={"pids": [1], "name": "x"})  # no duration, mode, rate
+    RunDir.create(str(tmp_path / "r"), target={"pids": [1], "name": "x"})  # no duration, mode, rate
     written = render_run(RunDir.open(str(tmp_path / "r")))
     assert sorted(written) == ["report", "summary"]
     assert "profkit run: x" in (tmp_path / "r" / "report.html").read_text()
