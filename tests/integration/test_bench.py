@@ -122,8 +122,11 @@ def test_cmd_generator_reads_the_json_line(rest_api, tmp_path):
 
 
 def test_locust_generator(rest_api, tmp_path):
-    import locust  # in the test extra: a missing one fails the test
-    assert locust.__version__
+    # Never `import locust` here: it monkey-patches subprocess and signals (gevent) for the whole
+    # test process, after which gevent reaps other tests' children. Ask the metadata instead.
+    from importlib.metadata import version
+
+    assert version("locust"), "locust is in the test extra: pip install -e '.[test]'"
     worker, base = rest_api
     run = tmp_path / "run"
     p = profkit("bench", "--pid", worker, "--url", f"{base}/items?limit=5", "--duration", 3, "-C", 2, "--load", "locust",
