@@ -10,7 +10,6 @@ Kill safety is the point of the SIGKILL tests: the profiler runs *inside* the JV
 dies it must stop by itself (async-profiler's ``timeout=``, JFR's ``duration=``) and leave the
 JVM running, with the data written so far in ``raw/``.
 """
-import json
 import os
 import pathlib
 import shutil
@@ -22,6 +21,7 @@ import time
 import pytest
 
 from collectors.jfr import check_recording
+from conftest import manifest, profkit, state_of
 from profkit.errors import InputError
 
 SOURCE = pathlib.Path(__file__).resolve().parent / "targets" / "ProfkitHot.java"
@@ -30,16 +30,6 @@ HOT, ALLOC = "ProfkitHot.spin", "ProfkitHot.allocate"
 
 # -- helpers --------------------------------------------------------------------------------------
 
-def state_of(pid):
-    """One-letter /proc state, or None when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            stat = fh.read()
-    except FileNotFoundError:
-        return None
-    return stat[stat.rindex(")") + 2:].split(" ", 1)[0]
-
-
 def assert_running(pid):
     """The JVM runs and is not left stopped, sampled over a second."""
     states = set()
@@ -47,11 +37,6 @@ def assert_running(pid):
         states.add(state_of(pid))
         time.sleep(0.1)
     assert states <= {"R", "S"}, f"JVM {pid} states {states}"
-
-
-def profkit(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "profkit", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def start_profkit(*args):
@@ -94,10 +79,6 @@ def inclusive_share(path, function):
     total = sum(w for _, w in rows)
     assert total > 0, f"{path} is empty"
     return sum(w for frames, w in rows if function in frames) / total
-
-
-def manifest(run):
-    return json.loads((pathlib.Path(run) / "manifest.json").read_text())
 
 
 def jcmd(pid, *args):
