@@ -135,17 +135,6 @@ def _unavailable(c: Collector, avail: Availability) -> EnvironmentProblem:
     return cls(f"{c.id} cannot run: {avail.reason}", hint=avail.hint or None)
 
 
-class _Progress:
-    """Calls ``report(elapsed, remaining, status)`` about twice a second."""
-
-    def __init__(self, report: Optional[Callable[[float, float, str], None]]):
-        self.report = report
-
-    def __call__(self, elapsed: float, remaining: float, status: str) -> None:
-        if self.report:
-            self.report(elapsed, remaining, status)
-
-
 def run_session(targets: List[Target], options: SessionOptions, *, stop: threading.Event,
                 progress: Optional[Callable[[float, float, str], None]] = None,
                 launched=None) -> RunDir:
@@ -200,7 +189,7 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: threadi
             if first_failure is not None:
                 raise first_failure  # its own message, exit code and hint
             raise EnvironmentProblem("no collector could start")
-        report = _Progress(progress)
+        report = progress or (lambda elapsed, remaining, status: None)
         gone_reason = None
         while True:
             elapsed = time.monotonic() - t0
