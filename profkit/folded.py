@@ -17,7 +17,7 @@ import re
 from typing import IO, Iterable, List, Optional, Tuple
 
 from profkit.errors import Diagnostics
-from profkit.model import Number, Profile, ProfileMeta
+from profkit.model import Number, Profile, ProfileMeta, key_folded_stack
 
 __all__ = ["folded_lines", "format_weight", "parse_count", "parse_line", "read_folded", "write_folded"]
 
@@ -64,16 +64,21 @@ def folded_lines(head: bytes) -> Optional[List[bytes]]:
 
 
 def read_folded(lines: Iterable[str], diag: Optional[Diagnostics] = None, *,
-                unit: str = "samples", meta: Optional[ProfileMeta] = None) -> Profile:
+                unit: str = "samples", meta: Optional[ProfileMeta] = None, keyed: bool = False) -> Profile:
     """Read folded text into a :class:`Profile`. Differential lines count their *after* column,
-    as flamegraph.pl sizes them."""
-    profile = Profile(unit, meta)
+    as flamegraph.pl sizes them.
+
+    With ``keyed`` every frame is named by its function key as it is read (the same profile as
+    ``read_folded(…).keyed()``, without ever holding the frames that differ by line number only:
+    this is how profiles are read to be compared)."""
+    profile = Profile(unit, meta, keyed=keyed)
     add = profile.add_tokens
+    key = key_folded_stack if keyed else str
     for lineno, line in enumerate(lines, 1):
         # The common case (one integer count) stays on a short path.
         stack, _, count = line.rstrip().rpartition(" ")
         if stack and count.isdigit() and count.isascii() and not stack[-1:].isdigit():
-            add(stack.split(";"), int(count))
+            add(key(stack).split(";"), int(count))
             continue
         parsed = parse_line(line)
         if parsed is None:
@@ -81,7 +86,7 @@ def read_folded(lines: Iterable[str], diag: Optional[Diagnostics] = None, *,
                 diag.malformed(lineno, line)
             continue
         stack, n, after = parsed
-        add(stack.split(";"), n if after is None else after)
+        add(key(stack).split(";"), n if after is None else after)
     return profile
 
 

@@ -54,8 +54,9 @@ def write_outputs(run: RunDir, profiles: Dict[str, Profile], order: Sequence[str
     render_run(run)
 
 
-def load_run_profile(run: RunDir) -> Optional[Profile]:
-    """``profile.folded`` of a run, with the unit and metadata from its manifest; None if absent."""
+def load_run_profile(run: RunDir, *, keyed: bool = False) -> Optional[Profile]:
+    """``profile.folded`` of a run, with the unit and metadata from its manifest; None if absent.
+    ``keyed`` names frames by function as they are read (for comparisons)."""
     path = run.file("profile.folded")
     if not os.path.exists(path):
         return None
@@ -65,12 +66,13 @@ def load_run_profile(run: RunDir) -> Optional[Profile]:
                        command=" ".join(target.get("cmdline") or []) or target.get("name"),
                        start=m.get("start"), duration=m.get("duration"), sample_rate=m.get("rate"))
     if os.path.getsize(path) == 0:
-        return Profile(m.get("unit", "samples"), meta)
+        return Profile(m.get("unit", "samples"), meta, keyed=keyed)
     from profkit.loading import gc_paused
 
     diag = Diagnostics(path)
     with gc_paused():
-        return read_folded(Source(path, diag).text_lines(), diag, unit=m.get("unit", "samples"), meta=meta)
+        return read_folded(Source(path, diag).text_lines(), diag, unit=m.get("unit", "samples"), meta=meta,
+                           keyed=keyed)
 
 
 def render_run(run: RunDir) -> Dict[str, str]:

@@ -120,3 +120,27 @@ def test_huge_lines_are_skipped_not_held(tmp_path):
     assert p.total == 3
     assert src.diag.malformed_count == 1
     assert any("longer than" in w for w in src.diag.warnings)
+
+
+def test_reading_keyed_equals_keying_what_was_read():
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1] / "data"
+    texts = [p.read_text(errors="surrogateescape") for p in root.glob("*/results/*.folded")]
+    texts.append("main (app.py:1);handle (v.py:12);q (db.py:5) 2\n"
+                 "main (app.py:2);handle (v.py:40);q (db.py:9) 3\n"
+                 "main (app.py:1);handle (v.py:12)_[j] 4 7\n"      # differential: the after column counts
+                 "main (app.py:1);f (a:1:2);k_[k] 1.5\n"           # a second ':N' is part of the name
+                 "not a folded line\n"
+                 "lead (x.py:3) (y.py:4);(z.py:5) 6\n")
+    assert len(texts) > 5
+    for text in texts:
+        d1, d2 = Diagnostics(), Diagnostics()
+        keyed = read_folded(io.StringIO(text), d1, keyed=True)
+        expect = read_folded(io.StringIO(text), d2).keyed()
+        assert keyed.is_keyed and keyed.keyed() is keyed
+        assert dict(keyed.items()) == dict(expect.items())
+        assert d1.malformed_count == d2.malformed_count
+        assert keyed.function_stats() == expect.function_stats()
+    assert dict(read_folded(io.StringIO(texts[-1]), keyed=True).items())[
+        ("main (app.py)", "f (a:1)", "k_[k]")] == 1.5

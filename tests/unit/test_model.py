@@ -113,14 +113,34 @@ def test_bulk_function_keys_equal_the_per_frame_definition():
                "h (a.py:12)_[k]", "i (b.py:3)_[x]", "j (c.py:4) ", "k(d.py:5)"}
     tokens = sorted(tokens)
     assert len(tokens) > 200
-    bulk = _function_keys(tokens, {})
-    assert bulk == {t: function_key(Frame.from_token(t).name) for t in tokens}
     keyed = _keyed_tokens(tokens)
     for t in tokens:
         f = Frame.from_token(t)
         assert keyed[t] == Frame(function_key(f.name), f.kind).token, t
+    # Stats keys of a keyed profile's frames are their names: never keyed a second time.
+    bulk = _function_keys(sorted(set(keyed.values())), {})
+    assert {t: bulk[keyed[t]] for t in tokens} == {t: function_key(Frame.from_token(t).name) for t in tokens}
+    assert _function_keys(["f (a:1)"], {}) == {"f (a:1)": "f (a:1)"}
     # A frame whose kind has no annotation keys by its own name.
-    assert _function_keys(["n"], {"n": Frame("n (z.py:1)", FrameKind.NATIVE)})["n"] == "n (z.py)"
+    assert _function_keys(["n"], {"n": Frame("n (z.py)", FrameKind.NATIVE)})["n"] == "n (z.py)"
+    # A name with ';' in it (not from folded text) is keyed on its own.
+    assert _keyed_tokens(["a;b (c.py:1)", "d (e.py:2)"]) == {"a;b (c.py:1)": "a;b (c.py)", "d (e.py:2)": "d (e.py)"}
+
+
+def test_whole_stack_keying_equals_keying_each_frame():
+    import random
+
+    from profkit.model import key_folded_stack
+
+    rng = random.Random(11)
+    alphabet = ["a", "b", " ", "(", ")", ":", "1", "42", "_[", "]", "k", "j", "x", "\n", "١", ".py", " (", ":7)"]
+    for _ in range(20000):
+        frames = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 9))) for _ in range(rng.randrange(1, 6))]
+        expect = []
+        for t in frames:
+            f = Frame.from_token(t)
+            expect.append(Frame(function_key(f.name), f.kind).token if t else t)
+        assert key_folded_stack(";".join(frames)) == ";".join(expect), frames
 
 
 def test_keyed_profile_drops_line_numbers_keeps_kinds_and_merges():
