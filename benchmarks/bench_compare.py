@@ -8,7 +8,9 @@ Makes two run directories from ``../shared/bench/make-folded.py --variant A/B`` 
 py-spy-like stacks each) with a load.json each, then measures:
 
   * ``profkit compare BASE HEAD`` as a whole process (best of --repeat), and its phases in-process:
-    reading both profiles, function deltas, the differential SVG, comment.md;
+    reading one profile keyed by function with its function table, both of them side by side
+    (profkit.forked: one in a forked child when there are two CPUs), function deltas, the
+    differential SVG, comment.md;
   * ``render_run`` of the head run with and without ``load.json``: the load section's cost
     beyond rendering the flame graph and the rest of the report.
 
@@ -69,7 +71,7 @@ def main():
         base, head = os.path.join(tmp, "base"), os.path.join(tmp, "head")
         make_run(base, "A", a.stacks)
         make_run(head, "B", a.stacks)
-        size = sum(os.path.getsize(os.path.join(p, "profile.folded")) for p in (base, head)) / 2**20
+        size = sum(os.path.getsize(os.path.join(p, "profile.folded")) for p in (base, head)) / 2 / 2**20
         out = os.path.join(tmp, "out")
         whole = best(lambda: subprocess.run([sys.executable, "-m", "profkit", "compare", base, head, "-o", out,
                                              "--fail-on-regression", "50"], check=True, capture_output=True), a.repeat)
@@ -80,9 +82,19 @@ def main():
         from profkit.outputs import load_run_profile, render_run
         from profkit.rundir import RunDir
 
+        from profkit.forked import can_fork, side_by_side
+
+        def keyed(run):
+            prof = load_run_profile(run, keyed=True)
+            prof.function_stats()
+            return prof
+
         rb, rh = RunDir.open(base), RunDir.open(head)
         t0 = time.perf_counter()
-        bp, hp = load_run_profile(rb), load_run_profile(rh)
+        keyed(rb)
+        t_one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        bp, hp = side_by_side(lambda: keyed(rb), lambda: keyed(rh))
         t_read = time.perf_counter() - t0
         t0 = time.perf_counter()
         deltas = compare_functions(bp, hp)
@@ -108,7 +120,9 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res = {"stacks_each": a.stacks, "folded_mb_each": round(size, 1), "compare_process_s": round(whole, 2),
-           "phases_s": {"read_both": round(t_read, 2), "function_deltas": round(t_delta, 2),
+           "two_cpus_for_reading": can_fork(),
+           "phases_s": {"read_key_and_tabulate_one": round(t_one, 2), "both_side_by_side": round(t_read, 2),
+                        "function_deltas": round(t_delta, 2),
                         "diff_svg": round(t_svg, 2), "comment_md": round(t_md, 3)},
            "render_run_with_load_s": round(with_load, 2), "render_run_without_load_s": round(without, 2),
            "load_section_alone_s": round(section, 3)}

@@ -214,6 +214,17 @@ def collapse(ctx: click.Context, fmt: str, strict: bool, output: str, inputs: Tu
 collapse.epilog = "Run 'profkit collectors' for every format and its options."
 
 
+#: Above this many input bytes in all, ``diff`` reads its two profiles at once (profkit.forked).
+PARALLEL_BYTES = 8 << 20
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def _load_for_render(inputs: Sequence[str], fmt: str, strict: bool, unit: Optional[str]):
     from profkit.loading import load_profile
 
@@ -286,13 +297,19 @@ def diff_cmd(before: str, after: str, output: Optional[str], fmt: str, strict: b
     from flamegraph import render_diff
     from profkit.compare import compare_functions, markdown_report, regressions
 
-    b = _load_for_render([before], fmt, strict, unit)
-    a = _load_for_render([after], fmt, strict, unit)
+    from profkit.forked import side_by_side
+
+    def keyed(path: str):
+        # Functions are keyed by name and file without the line (shared/CONTRACT.md): key once,
+        # for both the graph and the tables; large inputs are read side by side.
+        prof = _load_for_render([path], fmt, strict, unit).keyed()
+        prof.function_stats()
+        return prof
+
+    big = "-" not in (before, after) and sum(_file_size(p) for p in (before, after)) > PARALLEL_BYTES
+    b, a = side_by_side(lambda: keyed(before), lambda: keyed(after), parallel=big)
     if b.unit != a.unit:
         raise UsageError(f"cannot compare {b.unit} with {a.unit}")
-    # Functions are keyed by name and file without the line (shared/CONTRACT.md): key once,
-    # for both the graph and the tables.
-    b, a = b.keyed(), a.keyed()
     options = _options_of(_flamegraph_options(), params)
     target = _default_output(output, "diff.svg")
     _write_output(target, lambda out: render_diff(b, a, options, out, normalize=not absolute))

@@ -144,19 +144,16 @@ def comment_markdown(deltas: Sequence[FunctionDelta], *, base_label: str, head_l
 
 
 def redacted(profile):
-    """A copy of ``profile`` whose frame names carry no file paths (``--redact-paths``)."""
+    """A copy of ``profile`` whose frame names carry no file paths (``--redact-paths``).
+
+    A keyed profile stays keyed: dropping the ``(file)`` adds no line number to key away."""
     from profkit.model import Profile
 
-    out = Profile(profile.unit, profile.meta)
-    cache: Dict[str, str] = {}
+    out = Profile(profile.unit, profile.meta, keyed=profile.is_keyed)
+    new = {fid: redact_token(fid) for fid in profile.frames}
+    get = new.__getitem__
     for key, w in profile.items():
-        toks = []
-        for t in key:
-            r = cache.get(t)
-            if r is None:
-                r = cache[t] = redact_token(t)
-            toks.append(r)
-        out.add_tokens(toks, w)
+        out.add_tokens(list(map(get, key)), w)
     return out
 
 
@@ -175,6 +172,7 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
     from flamegraph.options import FlameGraphOptions
     from profkit.compare import compare_functions
     from profkit.errors import InputError, UsageError
+    from profkit.forked import side_by_side
     from profkit.loadgen.bench import load_of
     from profkit.outputs import load_run_profile
     from profkit.rundir import RunDir
@@ -183,7 +181,17 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
     for text in slos:
         parse_objective(text)
     base, head = RunDir.open(base_dir), RunDir.open(head_dir)
-    bp, hp = load_run_profile(base), load_run_profile(head)
+
+    def keyed_profile(run):
+        # Functions are keyed by name and file without the line, as the profile is read; the
+        # function table is computed on the same side (both sides run at once when they are big).
+        prof = load_run_profile(run, keyed=True)
+        if prof is not None:
+            prof.function_stats()
+        return prof
+
+    big = sum(_size(run.file("profile.folded")) for run in (base, head)) > PARALLEL_BYTES
+    bp, hp = side_by_side(lambda: keyed_profile(base), lambda: keyed_profile(head), parallel=big)
     for run, prof in ((base, bp), (head, hp)):
         if prof is None:
             raise InputError(f"{run.path}: no profile.folded to compare")
@@ -200,8 +208,6 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create {out_dir}: {e.strerror or e}") from None
-    # Functions are keyed by name and file without the line: key once, for the tables and the graph.
-    bp, hp = bp.keyed(), hp.keyed()
     deltas = compare_functions(bp, hp)
     bad = regressions(deltas, threshold) if threshold is not None else []
     files = {}
@@ -229,6 +235,19 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
     _write(os.path.join(out_dir, "compare.json"), json.dumps(summary, indent=2, sort_keys=True) + "\n")
     files["comment"] = os.path.join(out_dir, "comment.md")
     return {"files": files, "regressions": bad, "head_slo": head_slo, "base_slo": base_slo, "deltas": deltas}
+
+
+#: Above this many bytes of folded text in all, the two profiles of a comparison are read at once.
+PARALLEL_BYTES = 8 << 20
+
+
+def _size(path: str) -> int:
+    import os
+
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _write(path: str, text: str) -> None:

@@ -1,0 +1,128 @@
+# SPDX-License-Identifier: Apache-2.0
+"""profkit.forked (two jobs side by side), and the comparisons that use it: reading two large
+profiles at once must give exactly what reading them one after the other gives."""
+import json
+import os
+import pathlib
+import random
+import re
+import shutil
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from profkit.errors import CaptureFormatError, InputError
+from profkit.forked import ChildFailed, can_fork, side_by_side
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_two_cpus_here():
+    # The speed target of `profkit compare` counts on reading both profiles at once; the CI
+    # machine has two cores, like this one. If this fails, the machine changed, not profkit.
+    assert can_fork(), f"only {len(os.sched_getaffinity(0))} CPU available to this process"
+
+
+def _children():
+    return {c.pid for c in psutil.Process().children()}
+
+
+def test_results_come_back_in_order_from_another_process():
+    before = _children()
+    here = os.getpid()
+    a, b = side_by_side(lambda: (os.getpid(), "a" * 300_000), lambda: (os.getpid(), "b"))
+    assert a[0] != here and b[0] == here  # the first job ran in a child
+    assert a[1] == "a" * 300_000 and b[1] == "b"  # more than a pipe buffer comes back whole
+    a, b = side_by_side(lambda: os.getpid(), lambda: os.getpid(), parallel=False)
+    assert a == b == here
+    assert _children() <= before
+
+
+def test_profkit_errors_keep_class_message_hint_and_details():
+    def bad():
+        raise CaptureFormatError("junk", location="x.folded:3", hint="try --format perf")
+
+    before = _children()
+    with pytest.raises(CaptureFormatError) as e:
+        side_by_side(bad, lambda: 1)
+    assert e.value.message == "x.folded:3: junk" and e.value.hint == "try --format perf"
+    assert e.value.location == "x.folded:3" and e.value.exit_code == 2
+    assert isinstance(e.value, InputError)
+    assert _children() <= before
+
+
+def test_an_unexpected_error_carries_the_childs_traceback():
+    with pytest.raises(ChildFailed) as e:
+        side_by_side(lambda: {}["missing"], lambda: 1)
+    assert "KeyError: 'missing'" in str(e.value) and "Traceback" in str(e.value)
+
+
+def test_the_child_is_killed_when_this_side_fails():
+    def slow():
+        import time
+
+        time.sleep(60)
+
+    def boom():
+        raise RuntimeError("here")
+
+    before = _children()
+    with pytest.raises(RuntimeError, match="here"):
+        side_by_side(slow, boom)
+    assert _children() <= before  # killed and reaped, no zombie
+
+
+def _profile_text(seed, n=9000):
+    """Deep py-spy-like stacks with line numbers (≈ 4.5 MB): more than the parallel threshold in two."""
+    rng = random.Random(seed)
+    funcs = [f"{v}_{o} (app/{m}.py:{{}})" for v in ("get", "load", "parse", "emit") for o in ("row", "user", "item")
+             for m in ("views", "models", "db")]
+    lines = {}
+    for _ in range(n):
+        depth = rng.randrange(5, 40)
+        stack = ";".join(rng.choice(funcs).format(rng.randrange(1, 400)) for _ in range(depth))
+        lines[stack] = lines.get(stack, 0) + rng.randrange(1, 20)
+    return "".join(f"{s} {w}\n" for s, w in sorted(lines.items()))
+
+
+def _run_profkit(args, one_cpu=False):
+    cmd = [sys.executable, "-m", "profkit", *map(str, args)]
+    if one_cpu:  # one CPU: profkit.forked falls back to reading one after the other
+        cmd = [shutil.which("taskset"), "-c", "0"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+def test_diff_of_large_inputs_is_the_same_read_at_once_or_in_turn(tmp_path):
+    a, b = tmp_path / "a.folded", tmp_path / "b.folded"
+    a.write_text(_profile_text(1))
+    b.write_text(_profile_text(2))
+    assert a.stat().st_size + b.stat().st_size > 8 << 20
+    _run_profkit(["diff", a, b, "-o", tmp_path / "par.svg", "--markdown", tmp_path / "par.md"])
+    _run_profkit(["diff", a, b, "-o", tmp_path / "seq.svg", "--markdown", tmp_path / "seq.md"], one_cpu=True)
+    assert (tmp_path / "par.svg").read_bytes() == (tmp_path / "seq.svg").read_bytes()
+    assert (tmp_path / "par.md").read_text() == (tmp_path / "seq.md").read_text()
+    assert "| function |" in (tmp_path / "par.md").read_text()
+
+
+def test_compare_of_large_runs_is_the_same_read_at_once_or_in_turn(tmp_path):
+    for name, seed in (("base", 3), ("head", 4)):
+        run = tmp_path / name
+        (run / "raw").mkdir(parents=True)
+        (run / "profile.folded").write_text(_profile_text(seed))
+        (run / "manifest.json").write_text(json.dumps({
+            "schema": 1, "status": "complete", "mode": "wall", "rate": 100, "duration": 10.0, "unit": "samples",
+            "primary": "py-spy", "target": {"pids": [1], "name": name, "runtime": "python"}, "warnings": [],
+            "collectors": [{"id": "py-spy"}]}))
+    outputs = {}
+    for label, one_cpu in (("par", False), ("seq", True)):
+        out = tmp_path / label / "cmp"
+        _run_profkit(["compare", tmp_path / "base", tmp_path / "head", "-o", out], one_cpu=one_cpu)
+        outputs[label] = {f: (out / f).read_text().replace(str(out), "OUT") for f in
+                          ("diff.svg", "comment.md", "compare.json")}
+    assert outputs["par"] == outputs["seq"]
+    comment = outputs["par"]["comment.md"]
+    assert "(app/" in comment and not re.search(r"\(app/\w+\.py:\d+\)", comment)  # keyed by function
