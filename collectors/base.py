@@ -64,6 +64,11 @@ class Collector:
         """Read a capture into a Profile; malformed lines go to ``diag``."""
         raise NotImplementedError
 
+    def parse_keyed(self, source: Source, options: Any, diag: Diagnostics) -> Profile:
+        """:meth:`parse` with every frame named by its function key (:meth:`Profile.keyed`), as
+        profiles are compared. A collector that can key frames while it reads overrides this."""
+        return self.parse(source, options, diag).keyed()
+
     # Live recording: collectors that can record override these three.
     #: the frozen dataclass of record options (None: this collector only parses)
     RecordOptions: ClassVar[Any] = None

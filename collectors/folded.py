@@ -21,9 +21,11 @@ class FoldedOptions:
     unit: str = option("samples", "unit of the counts (a bare folded file carries none)", choices=UNITS)
 
 
-def parse(source: Source, options: FoldedOptions = FoldedOptions(), diag: Diagnostics = None) -> Profile:
-    """Read folded text into a Profile."""
-    return read_folded(source.text_lines(), diag if diag is not None else source.diag, unit=options.unit)
+def parse(source: Source, options: FoldedOptions = FoldedOptions(), diag: Diagnostics = None, *,
+          keyed: bool = False) -> Profile:
+    """Read folded text into a Profile (with ``keyed``, frames named by function as they are read)."""
+    return read_folded(source.text_lines(), diag if diag is not None else source.diag, unit=options.unit,
+                       keyed=keyed)
 
 
 class FoldedCollector(Collector):
@@ -38,3 +40,6 @@ class FoldedCollector(Collector):
 
     def parse(self, source: Source, options: FoldedOptions, diag: Diagnostics) -> Profile:
         return parse(source, options, diag)
+
+    def parse_keyed(self, source: Source, options: FoldedOptions, diag: Diagnostics) -> Profile:
+        return parse(source, options, diag, keyed=True)

@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 from profkit.errors import CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics
 from profkit.folded import folded_lines, parse_line
 from profkit.inputs import Source
-from profkit.model import Frame, FrameKind, Profile, ProfileMeta
+from profkit.model import Frame, FrameKind, Profile, ProfileMeta, function_key, key_folded_stack
 
 from profkit.targets import ChildTool, ptrace_problem, read_small
 
@@ -61,22 +61,25 @@ class PySpyOptions:
     rate: float = option(0.0, "speedscope: the sampling rate in Hz (py-spy --rate); 0 infers it from the weights")
 
 
-def _root_frame(token: str) -> Union[str, Frame]:
-    """A leading raw frame as the Frame it stands for (process/thread), else the token itself."""
+def _root_frame(token: str, keyed: bool = False) -> Union[str, Frame]:
+    """A leading raw frame as the Frame it stands for (process/thread), else the token itself
+    (named by its function key with ``keyed``)."""
     if token.startswith("process ") and _PROCESS.match(token):
-        return Frame(token, FrameKind.PROCESS)
+        return Frame(function_key(token) if keyed else token, FrameKind.PROCESS)
     if token.startswith("thread ") and _THREAD.match(token):
-        return Frame(token, FrameKind.THREAD)
+        return Frame(function_key(token) if keyed else token, FrameKind.THREAD)
     return token
 
 
-def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMeta] = None) -> Profile:
+def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMeta] = None, *,
+              keyed: bool = False) -> Profile:
     """Read py-spy ``--format raw`` lines into a profile in samples.
 
     Lines that are not ``stack count`` (or carry two counts, which py-spy never writes) are
-    counted as malformed.
+    counted as malformed. With ``keyed`` frames are named by function as they are read (the
+    profile :meth:`~profkit.model.Profile.keyed` would make of the plain one).
     """
-    profile = Profile("samples", meta)
+    profile = Profile("samples", meta, keyed=keyed)
     add = profile.add
     add_tokens = profile.add_tokens
     roots: Dict[str, Union[str, Frame]] = {}
@@ -91,6 +94,11 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
                     diag.malformed(lineno, line)
                 continue
             stack, n, _ = parsed
+        if keyed and stack[:1] not in ("p", "t"):  # no process/thread root frames: key the whole text
+            stack = key_folded_stack(stack)
+            keyed_rest = False
+        else:
+            keyed_rest = keyed
         frames: List[Union[str, Frame]] = stack.split(";")  # type: ignore[assignment]
         # process frames (parents first), then at most one thread frame, are always at the root
         i = 0
@@ -98,13 +106,15 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
             tok = frames[i]
             frame = roots.get(tok)  # type: ignore[arg-type]
             if frame is None:
-                frame = roots[tok] = _root_frame(tok)  # type: ignore[index]
+                frame = roots[tok] = _root_frame(tok, keyed)  # type: ignore[index]
             if isinstance(frame, str):
                 break
             frames[i] = frame
             i += 1
             if frame.kind is FrameKind.THREAD:  # type: ignore[union-attr]
                 break
+        if keyed_rest:
+            frames[i:] = key_folded_stack(";".join(frames[i:])).split(";")  # type: ignore[arg-type]
         if i == 0:  # no process/thread root frames: plain tokens, the fast path
             add_tokens(frames, n)  # type: ignore[arg-type]
             continue
@@ -250,16 +260,19 @@ def _looks_like_speedscope(head: bytes) -> bool:
                                  or re.search(rb'"exporter"\s*:\s*"py-spy@', text) is not None)
 
 
-def parse(source: Source, options: PySpyOptions = PySpyOptions(), diag: Optional[Diagnostics] = None) -> Profile:
-    """Read a py-spy capture (raw folded text or speedscope JSON) into a Profile."""
+def parse(source: Source, options: PySpyOptions = PySpyOptions(), diag: Optional[Diagnostics] = None, *,
+          keyed: bool = False) -> Profile:
+    """Read a py-spy capture (raw folded text or speedscope JSON) into a Profile (with ``keyed``,
+    frames named by function, see :meth:`~profkit.model.Profile.keyed`)."""
     diag = diag if diag is not None else source.diag
     fmt = options.format
     if fmt == "auto":
         fmt = "speedscope" if source.head().lstrip()[:1] == b"{" else "raw"
     meta = ProfileMeta(collector="py-spy", extra={"format": fmt})
     if fmt == "speedscope":
-        return parse_speedscope(source, options, diag, meta)
-    return parse_raw(source.text_lines(), diag, meta)
+        profile = parse_speedscope(source, options, diag, meta)
+        return profile.keyed() if keyed else profile
+    return parse_raw(source.text_lines(), diag, meta, keyed=keyed)
 
 
 class PySpyCollector(Collector):
@@ -281,6 +294,10 @@ class PySpyCollector(Collector):
     def parse(self, source: Source, options: PySpyOptions, diag: Diagnostics) -> Profile:
         """Read a py-spy capture; see :func:`parse`."""
         return parse(source, options, diag)
+
+    def parse_keyed(self, source: Source, options: PySpyOptions, diag: Diagnostics) -> Profile:
+        """Read a py-spy capture with frames named by function as they are read."""
+        return parse(source, options, diag, keyed=True)
 
     # -- live recording ---------------------------------------------------------------------
     RecordOptions = None  # set below (PySpyRecordOptions)

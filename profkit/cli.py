@@ -225,11 +225,11 @@ def _file_size(path: str) -> int:
         return 0
 
 
-def _load_for_render(inputs: Sequence[str], fmt: str, strict: bool, unit: Optional[str]):
+def _load_for_render(inputs: Sequence[str], fmt: str, strict: bool, unit: Optional[str], keyed: bool = False):
     from profkit.loading import load_profile
 
     diag = Diagnostics()
-    profile = load_profile(list(inputs), fmt, diag=diag, strict=strict, unit=unit)
+    profile = load_profile(list(inputs), fmt, diag=diag, strict=strict, unit=unit, keyed=keyed)
     _report(diag)
     return profile
 
@@ -302,7 +302,7 @@ def diff_cmd(before: str, after: str, output: Optional[str], fmt: str, strict: b
     def keyed(path: str):
         # Functions are keyed by name and file without the line (shared/CONTRACT.md): key once,
         # for both the graph and the tables; large inputs are read side by side.
-        prof = _load_for_render([path], fmt, strict, unit).keyed()
+        prof = _load_for_render([path], fmt, strict, unit, keyed=True)
         prof.function_stats()
         return prof
 

@@ -50,12 +50,12 @@ def resolve_format(source: Source, fmt: str) -> str:
 
 def load_profile(inputs: Sequence[str], fmt: str = "auto", options: Optional[Mapping[str, Any]] = None,
                  *, diag: Optional[Diagnostics] = None, strict: bool = False,
-                 unit: Optional[str] = None) -> Profile:
+                 unit: Optional[str] = None, keyed: bool = False) -> Profile:
     """Parse one or more inputs (paths or ``-``) into one Profile (several inputs are merged).
 
     ``options`` are the chosen format's parse options by field name. Malformed lines are
     counted in ``diag``; with ``strict`` any malformed line is an error. An input that yields
-    no stacks is an error (exit 2).
+    no stacks is an error (exit 2). With ``keyed`` frames are named by function (for comparing).
     """
     diag = diag if diag is not None else Diagnostics()
     if not inputs:
@@ -81,7 +81,8 @@ def load_profile(inputs: Sequence[str], fmt: str = "auto", options: Optional[Map
         diag.source = source.name
         try:
             with gc_paused():
-                profile = collector.parse(source, parse_options, diag)
+                parse = collector.parse_keyed if keyed else collector.parse
+                profile = parse(source, parse_options, diag)
         finally:
             source.close()
         if strict and diag.malformed_count:
@@ -95,5 +96,7 @@ def load_profile(inputs: Sequence[str], fmt: str = "auto", options: Optional[Map
         if profile.meta.collector is None:
             profile.meta.collector = fid
         merged = profile if merged is None else merged.merge(profile)
+        if keyed and not merged.is_keyed:
+            merged = merged.keyed()
     assert merged is not None
     return merged

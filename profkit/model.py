@@ -365,7 +365,10 @@ class Profile:
 
     # -- transforming (each returns a new profile) ---------------------------------------
     def _derive(self, unit: Optional[str] = None) -> "Profile":
-        return Profile(unit or self.unit, ProfileMeta(**{**asdict(self.meta), "extra": dict(self.meta.extra)}))
+        """An empty profile with this one's unit, a copy of its metadata, and its keyed state
+        (scaling and filtering keep frames as they are)."""
+        return Profile(unit or self.unit, ProfileMeta(**{**asdict(self.meta), "extra": dict(self.meta.extra)}),
+                       keyed=self._keyed)
 
     def _adopt(self, other: "Profile") -> None:
         """Share another profile's frame table entries (tokens and explicit kinds)."""
@@ -386,6 +389,7 @@ class Profile:
     def merge(self, *others: "Profile") -> "Profile":
         """This profile plus others of the same unit, as a new profile."""
         out = self._derive()
+        out._keyed = all(p._keyed for p in (self,) + others)
         for p in (self,) + others:
             if p.unit != self.unit:
                 raise ValueError(f"cannot merge a profile in {p.unit} into one in {self.unit}")

@@ -177,3 +177,22 @@ def test_sniff():
     assert c.sniff(b"java/lang/Thread.run_[j];Foo.bar_[j] 5\n") is Sniff.NO
     assert c.sniff(b"{\"recording\": {\"events\": []}}") is Sniff.NO
     assert c.sniff(b"") is Sniff.NO
+
+
+@pytest.mark.parametrize("capture", ["raw.txt", "raw-threads.txt", "raw-subprocesses.txt", "speedscope.json"])
+def test_reading_keyed_equals_keying_what_was_read(capture, tmp_path):
+    collector = PySpyCollector()
+    src = Source(str(DATA / capture))
+    keyed = collector.parse_keyed(src, PySpyOptions(), src.diag)
+    expect = read(DATA / capture).keyed()
+    assert keyed.is_keyed
+    assert list(keyed.stacks()) and sorted(keyed.stacks()) == sorted(expect.stacks())  # names and kinds
+    assert keyed.function_stats() == expect.function_stats()
+    # roots named like functions, a thread whose name carries a line, a function named like a root
+    odd = write(tmp_path, "odd.txt", b'process 7:"py a.py";thread (0x1): w (q.py:3);f (a.py:1) 2\n'
+                                     b"thread (app.py:3);process (app.py:9) 4\n"
+                                     b"thread (0x2);g (b.py:5);g (b.py:6) 1\n")
+    src = Source(str(odd))
+    keyed = collector.parse_keyed(src, PySpyOptions(), src.diag)
+    assert sorted(keyed.stacks()) == sorted(read(odd).keyed().stacks())
+    assert any(f.name == "thread (0x1): w (q.py)" and f.kind is FrameKind.THREAD for f in keyed.frames.values())
