@@ -159,7 +159,6 @@ def start_api(service, leak):
 
 @pytest.mark.parametrize("leak", [True, False], ids=["leak", "no-leak"])
 def test_python_api(service, tmp_path, leak):
-    pytest.importorskip("memray")
     pid, base = start_api(service, leak)
     # limit=500: each request retains ~80 KB with the leak on, well above the worker's RSS noise
     heap, res = heap_run(pid, tmp_path / "run", base + "/items?limit=500")
@@ -175,6 +174,48 @@ def test_python_api(service, tmp_path, leak):
         assert "remember_response" in folded
     else:
         assert heap["classification"] == "steady", heap["reason"]
+
+
+def _alive_and_running(pid):
+    state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    assert state in ("R", "S"), f"target left in state {state}"
+
+
+def test_jvm_without_jdk_tools_still_watches_its_memory(service, java_classes, tmp_path):
+    # GIVEN a JVM, and profkit run where neither PATH nor JAVA_HOME leads to the JDK's tools
+    pid, _ = start_java(service, java_classes)
+    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
+    env["PATH"] = os.path.dirname(sys.executable)
+    assert shutil.which("jcmd", path=env["PATH"]) is None and shutil.which("jstat", path=env["PATH"]) is None
+    res = profkit("heap", "--pid", pid, "-d", 4, "-o", tmp_path / "run", "-q", env=env)
+    # THEN RSS/USS are still watched, and each missing tool is a warning that says how to install it
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    heap = json.loads((tmp_path / "run" / "heap.json").read_text())
+    assert heap["runtime"] == "jvm" and heap["series"] and heap["classification"]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "collector-error"
+    for tool in ("jcmd", "jstat"):
+        assert any(tool in w and "apt-get install openjdk" in w for w in manifest["warnings"]), manifest["warnings"]
+    _alive_and_running(pid)
+
+
+def test_python_target_that_cannot_import_memray(start_target, tmp_path):
+    # GIVEN a Python process whose interpreter has no memray (a bare virtualenv)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
+    py = venv / "bin" / "python"
+    assert subprocess.run([str(py), "-c", "import memray"], capture_output=True).returncode != 0
+    p = start_target(str(py), "-c", "import time\nx = []\nprint('ready', flush=True)\n"
+                                   "while True:\n    x.append(bytearray(1000)); time.sleep(0.01)")
+    p.wait_ready()
+    res = profkit("heap", "--pid", p.pid, "-d", 4, "-o", tmp_path / "run", "-q", timeout=120)
+    # THEN profkit says so, with the fix, and still watches RSS/USS; the target runs on
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert any("cannot import memray" in w and "pip install memray" in w for w in manifest["warnings"]), manifest
+    heap = json.loads((tmp_path / "run" / "heap.json").read_text())
+    assert heap["runtime"] == "python" and heap["series"] and not heap.get("memray_series")
+    _alive_and_running(p.pid)
 
 
 def test_no_such_pid(tmp_path):
