@@ -10,8 +10,9 @@ jobs run here, one after the other.
 
 Errors keep their meaning: a :class:`~profkit.errors.ProfkitError` raised in the child is
 raised here again, same class, message and hint (so the CLI prints its one line and exit
-code). Anything else becomes :class:`ChildFailed` carrying the child's traceback. The child
-never outlives the call: on any way out (Ctrl-C included) it is killed and reaped.
+code). Anything else becomes :class:`ChildFailed`, its message the error's last line and its
+cause the child's whole traceback. The child never outlives the call: on any way out (Ctrl-C
+included) it is killed and reaped.
 """
 from __future__ import annotations
 
@@ -31,7 +32,12 @@ B = TypeVar("B")
 
 
 class ChildFailed(RuntimeError):
-    """The forked job failed with an unexpected error (its traceback is the message)."""
+    """The forked job failed with an unexpected error: the message is its last line (one line,
+    as the CLI shows it); the child's whole traceback is the ``__cause__`` (``--debug`` shows it)."""
+
+
+class _ChildTraceback(Exception):
+    """The traceback text of an error raised in the child."""
 
 
 def can_fork() -> bool:
@@ -94,7 +100,7 @@ def side_by_side(first: Callable[[], A], second: Callable[[], B], *, parallel: b
             except (ProcessLookupError, ChildProcessError):
                 pass
     if not data:
-        raise ChildFailed("the forked job ended without a result (killed or interrupted)")
+        raise ChildFailed("the forked reader ended without a result (killed, perhaps out of memory)")
     status, value = pickle.loads(data)
     if status == "ok":
         return value, here
@@ -104,4 +110,5 @@ def side_by_side(first: Callable[[], A], second: Callable[[], B], *, parallel: b
         err.args = args
         vars(err).update(attributes)
         raise err
-    raise ChildFailed(value)
+    last = value.strip().splitlines()[-1] if value.strip() else "unknown error"
+    raise ChildFailed(f"{last} (in the forked reader)") from _ChildTraceback(value)

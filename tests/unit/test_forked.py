@@ -56,7 +56,8 @@ def test_profkit_errors_keep_class_message_hint_and_details():
 def test_an_unexpected_error_carries_the_childs_traceback():
     with pytest.raises(ChildFailed) as e:
         side_by_side(lambda: {}["missing"], lambda: 1)
-    assert "KeyError: 'missing'" in str(e.value) and "Traceback" in str(e.value)
+    assert str(e.value) == "KeyError: 'missing' (in the forked reader)"  # one line, for the CLI
+    assert "Traceback" in str(e.value.__cause__) and "test_forked.py" in str(e.value.__cause__)
 
 
 def test_the_child_is_killed_when_this_side_fails():
@@ -126,3 +127,15 @@ def test_compare_of_large_runs_is_the_same_read_at_once_or_in_turn(tmp_path):
     assert outputs["par"] == outputs["seq"]
     comment = outputs["par"]["comment.md"]
     assert "(app/" in comment and not re.search(r"\(app/\w+\.py:\d+\)", comment)  # keyed by function
+
+
+def test_bad_input_read_in_the_child_is_one_line_and_exit_2(tmp_path):
+    junk, good = tmp_path / "junk.folded", tmp_path / "good.folded"
+    junk.write_bytes(random.Random(5).randbytes(5 << 20))
+    good.write_text(_profile_text(6))
+    assert junk.stat().st_size + good.stat().st_size > 8 << 20  # read side by side
+    p = subprocess.run([sys.executable, "-m", "profkit", "diff", str(junk), str(good), "-o", str(tmp_path / "d.svg")],
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    errors = [l for l in p.stderr.splitlines() if l.startswith("profkit: error: ")]
+    assert len(errors) == 1 and "junk.folded: binary data" in errors[0], p.stderr
