@@ -113,7 +113,7 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
             i += 1
             if frame.kind is FrameKind.THREAD:  # type: ignore[union-attr]
                 break
-        if keyed_rest:
+        if keyed_rest and i < len(frames):
             frames[i:] = key_folded_stack(";".join(frames[i:])).split(";")  # type: ignore[arg-type]
         if i == 0:  # no process/thread root frames: plain tokens, the fast path
             add_tokens(frames, n)  # type: ignore[arg-type]

@@ -50,65 +50,134 @@ def can_fork() -> bool:
 
 
 def side_by_side(first: Callable[[], A], second: Callable[[], B], *, parallel: bool = True) -> Tuple[A, B]:
-    """``(first(), second())``, with ``first`` in a forked child when ``parallel`` and possible."""
+    """``(first(), second())``, with ``first`` in a forked child when ``parallel`` and possible.
+
+    When both fail, ``first``'s error is the one raised, as if they had run one after the other."""
     if not (parallel and can_fork()):
         return first(), second()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()  # else the child would inherit, and write again, what is buffered
-        except (OSError, ValueError):
-            pass
+    _flush_all()  # else the child would inherit, and write again, what is buffered
     rfd, wfd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: run the job, send the outcome, never return into the caller
-        code = 0
-        try:
-            os.close(rfd)
-            try:
-                payload = pickle.dumps(("ok", first()), pickle.HIGHEST_PROTOCOL)
-            except ProfkitError as e:
-                payload = pickle.dumps(("error", (type(e), e.args, vars(e))), pickle.HIGHEST_PROTOCOL)
-            except KeyboardInterrupt:
-                code = 130
-                payload = b""
-            except BaseException:  # noqa: B902 - everything goes back to the parent
-                payload = pickle.dumps(("failed", traceback.format_exc()), pickle.HIGHEST_PROTOCOL)
-            with os.fdopen(wfd, "wb") as out:
-                out.write(payload)
-        except BaseException:  # noqa: B902 - a broken pipe or a second Ctrl-C: just go
-            code = code or 1
-        finally:
-            for stream in (sys.stdout, sys.stderr):
-                try:
-                    stream.flush()
-                except (OSError, ValueError):
-                    pass
-            os._exit(code)
+    parent = os.getpid()
+    # SIGINT is blocked across the fork: a Ctrl-C can then never raise KeyboardInterrupt in the
+    # child (which ignores it; the parent kills it instead), only here once it is unblocked.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pid = os.fork()
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        os.close(rfd)
+        os.close(wfd)
+        raise
+    if pid == 0:
+        _child(first, rfd, wfd, parent)  # never returns
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     os.close(wfd)
-    done = False
+    reaped = False
     try:
         with os.fdopen(rfd, "rb") as pipe:
-            here = second()
+            try:
+                here = second()
+            except ProfkitError:
+                data = pipe.read()
+                _, status = os.waitpid(pid, 0)
+                reaped = True
+                _outcome(data, status)  # first's error, if it failed too
+                raise
             data = pipe.read()
-        os.waitpid(pid, 0)
-        done = True
+        _, status = os.waitpid(pid, 0)
+        reaped = True
     finally:
-        if not done:
+        if not reaped:
             try:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
-    if not data:
-        raise ChildFailed("the forked reader ended without a result (killed, perhaps out of memory)")
-    status, value = pickle.loads(data)
-    if status == "ok":
-        return value, here
-    if status == "error":
+    return _outcome(data, status), here
+
+
+def _flush_all() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            try:
+                stream.flush()
+            except Exception:  # a closed or broken stream: nothing to keep
+                pass
+
+
+def _child(first: Callable[[], object], rfd: int, wfd: int, parent: int) -> None:
+    """The forked side: run ``first``, send its outcome, and always end with ``os._exit``."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        _die_with(parent)
+        os.close(rfd)
+        payload = _run(first)
+        with os.fdopen(wfd, "wb") as out:
+            out.write(payload)
+        code = 0
+    except BaseException:  # noqa: B902 - a broken pipe: the parent is gone or gave up
+        pass
+    finally:
+        try:
+            _flush_all()
+        finally:
+            os._exit(code)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this child when the parent dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except Exception:  # not Linux: the parent's finally still kills it on every way out but SIGKILL
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _run(first: Callable[[], object]) -> bytes:
+    """``first``'s outcome, pickled: its result, a ProfkitError to raise again, or a failure."""
+    try:
+        return pickle.dumps(("ok", first()), pickle.HIGHEST_PROTOCOL)
+    except ProfkitError as e:
+        try:
+            return pickle.dumps(("error", (type(e), e.args, vars(e))), pickle.HIGHEST_PROTOCOL)
+        except Exception:  # an error that does not pickle: send it as a failure
+            return _failure(e)
+    except BaseException as e:  # noqa: B902 - everything goes back to the parent
+        return _failure(e)
+
+
+def _failure(e: BaseException) -> bytes:
+    summary = " ".join("".join(traceback.format_exception_only(type(e), e)).split())[:500]
+    text = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return pickle.dumps(("failed", (summary, text)), pickle.HIGHEST_PROTOCOL)
+
+
+def _outcome(data: bytes, status: int) -> object:
+    """The child's result, or its error raised here."""
+    if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0) or not data:
+        how = (f"killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+               else f"exit status {os.WEXITSTATUS(status)}")
+        raise ChildFailed(f"the forked reader ended without a result ({how}; out of memory?)")
+    try:
+        kind, value = pickle.loads(data)
+    except Exception as e:
+        raise ChildFailed(f"the forked reader's result could not be read back ({type(e).__name__}: {e})") from None
+    if kind == "ok":
+        return value
+    if kind == "error":
         cls, args, attributes = value
         err = cls.__new__(cls)  # as raised: same args, message, hint and extras, no __init__ rerun
         err.args = args
         vars(err).update(attributes)
         raise err
-    last = value.strip().splitlines()[-1] if value.strip() else "unknown error"
-    raise ChildFailed(f"{last} (in the forked reader)") from _ChildTraceback(value)
+    summary, text = value
+    raise ChildFailed(f"{summary} (in the forked reader)") from _ChildTraceback(text)

@@ -160,15 +160,6 @@ def _split_kind(token: str) -> Tuple[str, str]:
     return token, ""
 
 
-def _key_of_name(name: str) -> str:
-    """:func:`function_key` with string operations (the regex is its reference definition)."""
-    if name[-1:] == ")":
-        colon = name.rfind(":")
-        if colon > 0 and name[colon + 1:-1].isdecimal() and name.find(" (", 0, colon - 1) >= 0:
-            return name[:colon] + ")"
-    return name
-
-
 def _function_keys(tokens: Iterable[str], explicit: Mapping[str, "Frame"]) -> Dict[str, str]:
     """frame id (token) → function key, for the frames of a :meth:`Profile.keyed` profile:
     their names are keys already (keying twice could cut a second ``:N`` from ``f (a:1:2)``)."""
@@ -184,9 +175,10 @@ def _function_keys(tokens: Iterable[str], explicit: Mapping[str, "Frame"]) -> Di
 # optional ``_[x]`` annotation) is where a match starts (right after ``;``), and the condition
 # that a `` (`` comes before the line number's colon becomes a lookahead. Each pattern is
 # :func:`function_key`'s regex read backwards: ``)``, the digits, the last ``:``, then at least
-# one character and `` (`` within the same frame.
-_KEY_PLAIN = re.compile(r";\)\d++:(?=[^;][^;(]*+(?:\((?! )[^;(]*+)*+\( )")
-_KEY_ANNOTATED = re.compile(r";(\][kjiw01]\[_)\)\d++:(?=[^;][^;(]*+(?:\((?! )[^;(]*+)*+\( )")
+# one character and `` (`` within the same frame. Each repeated class is followed by a character
+# it cannot match, so backtracking stays linear (no possessive quantifiers: Python 3.9 lacks them).
+_KEY_PLAIN = re.compile(r";\)\d+:(?=[^;][^;(]*(?:\((?! )[^;(]*)*\( )")
+_KEY_ANNOTATED = re.compile(r";(\][kjiw01]\[_)\)\d+:(?=[^;][^;(]*(?:\((?! )[^;(]*)*\( )")
 
 
 def key_folded_stack(stack: str) -> str:
@@ -275,6 +267,9 @@ class Profile:
     Frame ids are the frames' folded tokens (``name`` plus any kind annotation), interned so
     that equal frames share one string; ``profile.frames[fid]`` decodes one into a
     :class:`Frame`. Sorting stacks of ids therefore sorts them by frame names.
+
+    ``keyed=True`` makes a profile whose frames are function keys already (see :meth:`keyed`):
+    readers that key frames as they read use it, and promise that every frame they add is one.
 
     >>> p = Profile()
     >>> p.add(["main", "work"], 3)

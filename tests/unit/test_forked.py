@@ -7,22 +7,25 @@ import pathlib
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import psutil
 import pytest
 
-from profkit.errors import CaptureFormatError, InputError
-from profkit.forked import ChildFailed, can_fork, side_by_side
+from profkit import forked
+from profkit.errors import CaptureFormatError, InputError, ProfkitError, UsageError
+from profkit.forked import ChildFailed, side_by_side
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_two_cpus_here():
-    # The speed target of `profkit compare` counts on reading both profiles at once; the CI
-    # machine has two cores, like this one. If this fails, the machine changed, not profkit.
-    assert can_fork(), f"only {len(os.sched_getaffinity(0))} CPU available to this process"
+@pytest.fixture(autouse=True)
+def two_cpus(monkeypatch):
+    """Fork whatever this machine's CPU count: these tests are about the mechanism."""
+    monkeypatch.setattr(forked, "can_fork", lambda: True)
 
 
 def _children():
@@ -73,6 +76,72 @@ def test_the_child_is_killed_when_this_side_fails():
     with pytest.raises(RuntimeError, match="here"):
         side_by_side(slow, boom)
     assert _children() <= before  # killed and reaped, no zombie
+
+
+def test_when_both_fail_the_first_error_wins():
+    def fail(cls, text):
+        def job():
+            raise cls(text)
+        return job
+
+    with pytest.raises(CaptureFormatError, match="first"):
+        side_by_side(fail(CaptureFormatError, "first"), fail(UsageError, "second"))
+    with pytest.raises(UsageError, match="second"):
+        side_by_side(lambda: 1, fail(UsageError, "second"))
+
+
+def test_errors_that_cannot_travel_and_dead_children_are_one_line_failures():
+    class Local(ProfkitError):  # a class defined here does not pickle
+        pass
+
+    def local():
+        raise Local("cannot travel")
+
+    with pytest.raises(ChildFailed, match=r"Local: cannot travel \(in the forked reader\)"):
+        side_by_side(local, lambda: 1)
+    with pytest.raises(ChildFailed, match="killed by signal 9"):
+        side_by_side(lambda: os.kill(os.getpid(), signal.SIGKILL), lambda: 1)
+    with pytest.raises(ChildFailed, match=r"ValueError: two lines \(in the forked reader\)"):
+        side_by_side(lambda: (_ for _ in ()).throw(ValueError("two\nlines")), lambda: 1)
+
+
+def test_the_child_dies_with_its_parent(tmp_path):
+    # GIVEN a process reading side by side, WHEN it is killed (SIGKILL: no cleanup of its own runs)
+    script = tmp_path / "parent.py"
+    pidfile = tmp_path / "child.pid"
+    script.write_text(f"""
+import os, time, profkit.forked as f
+f.can_fork = lambda: True
+def first():
+    open({str(pidfile)!r}, "w").write(str(os.getpid()))
+    time.sleep(60)
+f.side_by_side(first, lambda: time.sleep(60))
+""")
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=str(ROOT))
+    try:
+        deadline = time.monotonic() + 20
+        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = int(pidfile.read_text())
+        parent.kill()
+        parent.wait()
+        # THEN the child goes too (the kernel's parent-death signal)
+        deadline = time.monotonic() + 5
+        while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the forked child outlived its parent"
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+
+
+def test_closed_stdout_is_no_problem(tmp_path):
+    a, b = tmp_path / "a.folded", tmp_path / "b.folded"
+    a.write_text(_profile_text(1))
+    b.write_text(_profile_text(2))
+    p = subprocess.run(f"'{sys.executable}' -m profkit diff '{a}' '{b}' -o '{tmp_path / 'd.svg'}' >&-", shell=True,
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "error" not in p.stderr, p.stderr
+    assert (tmp_path / "d.svg").stat().st_size > 1000
 
 
 def _profile_text(seed, n=9000):

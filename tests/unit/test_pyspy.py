@@ -191,7 +191,8 @@ def test_reading_keyed_equals_keying_what_was_read(capture, tmp_path):
     # roots named like functions, a thread whose name carries a line, a function named like a root
     odd = write(tmp_path, "odd.txt", b'process 7:"py a.py";thread (0x1): w (q.py:3);f (a.py:1) 2\n'
                                      b"thread (app.py:3);process (app.py:9) 4\n"
-                                     b"thread (0x2);g (b.py:5);g (b.py:6) 1\n")
+                                     b"thread (0x2);g (b.py:5);g (b.py:6) 1\n"
+                                     b'process 12:"python app.py";thread (0x7f12) 5\n')  # roots only
     src = Source(str(odd))
     keyed = collector.parse_keyed(src, PySpyOptions(), src.diag)
     assert sorted(keyed.stacks()) == sorted(read(odd).keyed().stacks())
