@@ -7,7 +7,8 @@
 Makes two run directories from ``../shared/bench/make-folded.py --variant A/B`` (N unique, deep,
 py-spy-like stacks each) with a load.json each, then measures:
 
-  * ``profkit compare BASE HEAD`` as a whole process (best of --repeat), and its phases in-process:
+  * ``profkit compare BASE HEAD`` as a whole process (best of --repeat; also pinned to one CPU with
+    ``taskset``, where the two runs are read one after the other), and its phases in-process:
     reading one profile keyed by function with its function table, both of them side by side
     (profkit.forked: one in a forked child when there are two CPUs), function deltas, the
     differential SVG, comment.md;
@@ -73,8 +74,12 @@ def main():
         make_run(head, "B", a.stacks)
         size = sum(os.path.getsize(os.path.join(p, "profile.folded")) for p in (base, head)) / 2 / 2**20
         out = os.path.join(tmp, "out")
-        whole = best(lambda: subprocess.run([sys.executable, "-m", "profkit", "compare", base, head, "-o", out,
-                                             "--fail-on-regression", "50"], check=True, capture_output=True), a.repeat)
+        argv = [sys.executable, "-m", "profkit", "compare", base, head, "-o", out, "--fail-on-regression", "50"]
+        whole = best(lambda: subprocess.run(argv, check=True, capture_output=True), a.repeat)
+        # The same on one CPU (taskset), where profkit reads the two runs one after the other.
+        taskset = shutil.which("taskset")
+        one_cpu = (best(lambda: subprocess.run([taskset, "-c", "0"] + argv, check=True, capture_output=True), a.repeat)
+                   if taskset else None)
 
         from flamegraph import render_diff
         from profkit.comment import comment_markdown
@@ -120,6 +125,7 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     res = {"stacks_each": a.stacks, "folded_mb_each": round(size, 1), "compare_process_s": round(whole, 2),
+           "compare_process_one_cpu_s": round(one_cpu, 2) if one_cpu is not None else None,
            "two_cpus_for_reading": can_fork(),
            "phases_s": {"read_key_and_tabulate_one": round(t_one, 2), "both_side_by_side": round(t_read, 2),
                         "function_deltas": round(t_delta, 2),
