@@ -214,17 +214,6 @@ def collapse(ctx: click.Context, fmt: str, strict: bool, output: str, inputs: Tu
 collapse.epilog = "Run 'profkit collectors' for every format and its options."
 
 
-#: Above this many input bytes in all, ``diff`` reads its two profiles at once (profkit.forked).
-PARALLEL_BYTES = 8 << 20
-
-
-def _file_size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
 def _load_for_render(inputs: Sequence[str], fmt: str, strict: bool, unit: Optional[str], keyed: bool = False):
     from profkit.loading import load_profile
 
@@ -297,7 +286,7 @@ def diff_cmd(before: str, after: str, output: Optional[str], fmt: str, strict: b
     from flamegraph import render_diff
     from profkit.compare import compare_functions, markdown_report, regressions
 
-    from profkit.forked import side_by_side
+    from profkit.forked import large_inputs, side_by_side
 
     def keyed(path: str):
         # Functions are keyed by name and file without the line (shared/CONTRACT.md): key once,
@@ -306,8 +295,7 @@ def diff_cmd(before: str, after: str, output: Optional[str], fmt: str, strict: b
         prof.function_stats()
         return prof
 
-    big = "-" not in (before, after) and sum(_file_size(p) for p in (before, after)) > PARALLEL_BYTES
-    b, a = side_by_side(lambda: keyed(before), lambda: keyed(after), parallel=big)
+    b, a = side_by_side(lambda: keyed(before), lambda: keyed(after), parallel=large_inputs(before, after))
     if b.unit != a.unit:
         raise UsageError(f"cannot compare {b.unit} with {a.unit}")
     options = _options_of(_flamegraph_options(), params)

@@ -172,7 +172,7 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
     from flamegraph.options import FlameGraphOptions
     from profkit.compare import compare_functions
     from profkit.errors import InputError, UsageError
-    from profkit.forked import side_by_side
+    from profkit.forked import large_inputs, side_by_side
     from profkit.loadgen.bench import load_of
     from profkit.outputs import load_run_profile
     from profkit.rundir import RunDir
@@ -190,7 +190,7 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
             prof.function_stats()
         return prof
 
-    big = sum(_size(run.file("profile.folded")) for run in (base, head)) > PARALLEL_BYTES
+    big = large_inputs(base.file("profile.folded"), head.file("profile.folded"))
     bp, hp = side_by_side(lambda: keyed_profile(base), lambda: keyed_profile(head), parallel=big)
     for run, prof in ((base, bp), (head, hp)):
         if prof is None:
@@ -235,19 +235,6 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
     _write(os.path.join(out_dir, "compare.json"), json.dumps(summary, indent=2, sort_keys=True) + "\n")
     files["comment"] = os.path.join(out_dir, "comment.md")
     return {"files": files, "regressions": bad, "head_slo": head_slo, "base_slo": base_slo, "deltas": deltas}
-
-
-#: Above this many bytes of folded text in all, the two profiles of a comparison are read at once.
-PARALLEL_BYTES = 8 << 20
-
-
-def _size(path: str) -> int:
-    import os
-
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
 
 
 def _write(path: str, text: str) -> None:

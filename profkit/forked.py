@@ -25,7 +25,7 @@ from typing import Callable, Tuple, TypeVar
 
 from profkit.errors import ProfkitError
 
-__all__ = ["ChildFailed", "can_fork", "side_by_side"]
+__all__ = ["ChildFailed", "PARALLEL_BYTES", "can_fork", "large_inputs", "side_by_side"]
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -38,6 +38,24 @@ class ChildFailed(RuntimeError):
 
 class _ChildTraceback(Exception):
     """The traceback text of an error raised in the child."""
+
+
+#: Above this many bytes of input in all, two reads are worth a fork (below it, it saves nothing).
+PARALLEL_BYTES = 8 << 20
+
+
+def large_inputs(*paths: str) -> bool:
+    """True when the files together exceed :data:`PARALLEL_BYTES` (stdin, ``-``, never counts as large:
+    only one side may read it)."""
+    if "-" in paths:
+        return False
+    total = 0
+    for path in paths:
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            pass
+    return total > PARALLEL_BYTES
 
 
 def can_fork() -> bool:
