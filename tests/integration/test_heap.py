@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from conftest import profkit
+from conftest import profkit, state_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
@@ -177,7 +177,7 @@ def test_python_api(service, tmp_path, leak):
 
 
 def _alive_and_running(pid):
-    state = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    state = state_of(pid)
     assert state in ("R", "S"), f"target left in state {state}"
 
 
