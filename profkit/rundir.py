@@ -39,15 +39,23 @@ class RunDir:
         self.manifest: Dict[str, Any] = manifest if manifest is not None else {}
 
     # -- creating and opening -----------------------------------------------------------
+    @staticmethod
+    def prepare(path: str) -> str:
+        """Make ``path`` and ``path/raw`` for a new run (refusing a directory that holds one);
+        returns ``raw/``. :meth:`create` calls it; ``bench`` too, to start its load generator first."""
+        if os.path.exists(os.path.join(path, "manifest.json")):
+            raise UsageError(f"{path} already holds a run; choose another -o directory")
+        raw = os.path.join(path, "raw")
+        try:
+            os.makedirs(raw, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create run directory {path}: {e.strerror or e}") from None
+        return raw
+
     @classmethod
     def create(cls, path: str, **manifest: Any) -> "RunDir":
         """Make the directory (and ``raw/``) and write the first manifest (status ``running``)."""
-        if os.path.exists(os.path.join(path, "manifest.json")):
-            raise UsageError(f"{path} already holds a run; choose another -o directory")
-        try:
-            os.makedirs(os.path.join(path, "raw"), exist_ok=True)
-        except OSError as e:
-            raise UsageError(f"cannot create run directory {path}: {e.strerror or e}") from None
+        cls.prepare(path)
         base = {"schema": SCHEMA, "profkit": _version(), "argv": ["profkit"] + sys.argv[1:],
                 "status": "running", "start": _now_iso(), "warnings": [], "collectors": []}
         base.update(manifest)

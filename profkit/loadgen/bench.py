@@ -26,7 +26,7 @@ import urllib.request
 from dataclasses import replace
 from typing import Callable, Dict, List, Optional, Sequence
 
-from profkit.errors import CollectorNotInstalled, EnvironmentProblem, ProfkitError, UsageError
+from profkit.errors import CollectorNotInstalled, EnvironmentProblem, ProfkitError
 from profkit.loadgen import LoadGenerator, LoadRequest, loopback_only
 from profkit.rundir import RunDir, default_run_path
 from profkit.slo import SLOMissed, missed_message, parse_objective, verdicts
@@ -131,13 +131,8 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
     check_reachable(load.url)
     first = targets[0]
     path = session_options.output or default_run_path(first.pid, first.name)
-    if os.path.exists(os.path.join(path, "manifest.json")):
-        raise UsageError(f"{path} already holds a run; choose another -o directory")
-    try:
-        os.makedirs(os.path.join(path, "raw"), exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create run directory {path}: {e.strerror or e}") from None
-    req = replace(load, raw_dir=os.path.join(path, "raw"), duration=session_options.duration)
+    raw = RunDir.prepare(path)
+    req = replace(load, raw_dir=raw, duration=session_options.duration)
     opts = replace(session_options, output=path)
     commands_box: List = []
 
