@@ -196,12 +196,6 @@ def key_folded_stack(stack: str) -> str:
     return text[:0:-1]
 
 
-def _keyed_tokens(tokens: Iterable[str]) -> Dict[str, str]:
-    """token → the token of the same frame named by its function key (annotation kept)."""
-    tokens = list(tokens)
-    return dict(zip(tokens, _keyed_token_list(tokens)))
-
-
 def _keyed_token_list(tokens: List[str]) -> List[str]:
     """The keyed token of each of ``tokens``, in order.
 

@@ -100,7 +100,10 @@ def test_unknown_unit_is_rejected():
 def test_bulk_function_keys_equal_the_per_frame_definition():
     import pathlib
 
-    from profkit.model import _function_keys, _keyed_tokens
+    from profkit.model import _function_keys, _keyed_token_list
+
+    def _keyed_tokens(tokens):
+        return dict(zip(tokens, _keyed_token_list(list(tokens))))
 
     root = pathlib.Path(__file__).resolve().parents[1] / "data"
     tokens = set()
