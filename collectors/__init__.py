@@ -7,18 +7,19 @@ produces a warning naming it, not a crash.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Dict, List, Optional
 
-from profkit.errors import EnvironmentProblem, ProfkitError, UsageError
+from profkit.errors import Diagnostics, EnvironmentProblem, ProfkitError, UsageError
 from profkit.plugins import entry_points_of
 
 from collectors.base import Collector, Sniff
 
-__all__ = ["Collector", "Sniff", "available_ids", "get", "load_all", "sniff_format"]
+__all__ = ["Collector", "Sniff", "available_ids", "get", "load_all", "problems", "sniff_format"]
 
 GROUP = "profkit.collectors"
 _cache: Dict[str, Collector] = {}
+#: Plugins that failed to load, as warnings (the CLI prints them as ``profkit: warning: …``).
+problems = Diagnostics("plugins")
 
 
 def _entry_points():
@@ -55,7 +56,7 @@ def load_all() -> Dict[str, Collector]:
         try:
             out[cid] = get(cid)
         except ProfkitError as e:
-            warnings.warn(e.message, RuntimeWarning, stacklevel=2)
+            problems.warn(e.message)
     return out
 
 

@@ -10,16 +10,31 @@ Parsers stream: they never hold the whole capture in memory.
 from __future__ import annotations
 
 import enum
+import os
+import re
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Dict, List, Tuple, Type
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type
 
-from profkit.errors import Diagnostics, UsageError
+from profkit.errors import Diagnostics, ProfkitError, UsageError, unavailable
 from profkit.inputs import Source
 from profkit.model import Profile
 from profkit.options import option
 
 __all__ = ["Availability", "Collector", "NoOptions", "RecordRequest", "Recording", "Sniff", "option",
-           "options_from_mapping"]
+           "options_from_mapping", "pid_of_raw", "raw_path"]
+
+_RAW_PID = re.compile(r"-(\d+)\.[^/]*$")
+
+
+def raw_path(raw_dir: str, cid: str, pid: int, ext: str) -> str:
+    """``raw/ID-PID.EXT``: the one naming rule of raw captures (the PID maps a capture to its target)."""
+    return os.path.join(raw_dir, f"{cid}-{pid}.{ext}")
+
+
+def pid_of_raw(path: str) -> Optional[int]:
+    """The PID in a raw capture's name (:func:`raw_path`), or None."""
+    m = _RAW_PID.search(os.path.basename(path))
+    return int(m.group(1)) if m else None
 
 
 class Sniff(enum.Enum):
@@ -69,32 +84,64 @@ class Collector:
         profiles are compared. A collector that can key frames while it reads overrides this."""
         return self.parse(source, options, diag).keyed()
 
-    # Live recording: collectors that can record override these three.
+    # Live recording: collectors that can record override these.
     #: the frozen dataclass of record options (None: this collector only parses)
     RecordOptions: ClassVar[Any] = None
-    #: the modes it records, per runtime: {"python": ("cpu", "wall"), …}
+    #: the modes it records, per runtime: {"python": ("cpu", "wall"), …} — declared here only
     modes: ClassVar[Dict[str, Tuple[str, ...]]] = {}
+    #: the runtimes for which it is a default choice, with its rank there (1 first): a run that
+    #: names no collector takes, for its (runtime, mode), the first default that can run here
+    defaults: ClassVar[Dict[str, int]] = {}
+
+    def refusal(self, runtime: str, mode: str, version: str = "") -> Optional["Availability"]:
+        """The Availability refusing a (runtime, mode) this collector does not record (from
+        :attr:`modes`), or None. Every ``check`` starts with it."""
+        if runtime and runtime not in self.modes:
+            known = " or ".join(sorted(self.modes)) or "nothing"
+            return Availability(False, version, reason=f"{self.id} records {known} processes; this one is {runtime}",
+                                hint="profkit collectors lists what records each runtime", kind="unsupported")
+        supported = self.modes.get(runtime) if runtime else sorted({m for ms in self.modes.values() for m in ms})
+        if mode not in (supported or ()):
+            return Availability(False, version, reason=f"{self.id} does not record --mode {mode}"
+                                + (f" (only {', '.join(supported)})" if supported else ""),
+                                hint="profkit collectors lists what records each mode", kind="unsupported")
+        return None
 
     def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> "Availability":
         """Whether this collector can record here (installed, permitted), with a hint if not.
 
         ``options`` are the record options the run would use (e.g. an explicit tool path)."""
-        return Availability(False, reason=f"{self.id} only reads captures; it does not record")
+        return Availability(False, reason=f"{self.id} only reads captures; it does not record", kind="unsupported")
 
     def record(self, request: "RecordRequest") -> "Recording":  # pragma: no cover - protocol
-        """Start recording; the returned Recording is stopped and finished by the session."""
+        """Start recording; the returned Recording is stopped and finished by the engine."""
         raise NotImplementedError(f"{self.id} does not record")
+
+    def recover(self, raws: Sequence[str], diag: Diagnostics) -> List[str]:
+        """The parseable captures among a dead run's raw files (``profkit render`` of a run whose
+        profkit was killed): by default those that exist and are not empty. A collector whose
+        capture needs a finishing step (perf's ``perf script``) does it here."""
+        return [r for r in raws if os.path.exists(r) and os.path.getsize(r) > 0]
 
 
 # -- live recording (profkit attach / run) ------------------------------------------------------
 @dataclass(frozen=True)
 class Availability:
-    """Whether a collector can run here (and for a target), and if not, why and how to fix it."""
+    """Whether a collector can run here (and for a target), and if not, why and how to fix it.
+
+    ``kind`` says why, for programs: ``not-installed``, ``no-permission``, ``unsupported`` (this
+    runtime or mode), ``target-unsupported`` (the target cannot host the tool) or ``failed``;
+    :meth:`error` turns it into the matching error of the tree."""
 
     ok: bool
     version: str = ""
     reason: str = ""
     hint: str = ""
+    kind: str = ""
+
+    def error(self, subject: str) -> ProfkitError:
+        """The error for trying to use it anyway (see :func:`profkit.errors.unavailable`)."""
+        return unavailable(subject, self.kind or "failed", self.reason, self.hint)
 
 
 @dataclass
@@ -117,8 +164,16 @@ class Recording:
     only ever signal their own child processes.
     """
 
-    #: the exact commands run, for the manifest
+    #: the exact commands run, for the run record
     commands: List[List[str]]
+    #: pid → the capture file the tool writes for that target (:func:`raw_path`), known at start
+    raw: Dict[int, str]
+    #: the collector's parse options for these captures (e.g. the event actually recorded)
+    parse_options: Any = None
+
+    def progress(self) -> str:
+        """A few words for the progress line (e.g. a tool that writes only at its end), or ""."""
+        return ""
 
     def poll(self) -> bool:  # pragma: no cover - protocol
         """True while the capture is still running."""

@@ -41,14 +41,13 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from profkit.errors import (CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics,
-                            EnvironmentProblem, InputError, UsageError)
+                            InputError, TargetUnsupported, UsageError)
 from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 
-from collectors.base import Availability, Collector, RecordRequest, Sniff, option
+from collectors.base import Availability, Collector, RecordRequest, Sniff, option, raw_path
 from collectors.jvm import (INSTALL_HINT, SELF_STOP_MARGIN, JcmdRecording, agent_path, find_jdk_tool,
-                            jdk_version, prepare_raw_file, refuse_runtime_or_mode, run_jcmd,
-                            target_alive, target_java_version)
+                            jdk_version, prepare_raw_file, run_jcmd, target_alive, target_java_version)
 
 __all__ = ["EVENT_TYPES", "JfrCollector", "JfrOptions", "JfrRecordOptions", "JfrRecording", "check_recording",
            "find_jfr", "iter_events", "parse", "parse_events"]
@@ -404,9 +403,11 @@ class JfrRecording(JcmdRecording):
     """
 
     def __init__(self, jcmd: str, request: RecordRequest, options: JfrRecordOptions):
-        raw = {pid: agent_path(os.path.join(request.raw_dir, f"jfr-{pid}.jfr"), "JFR") for pid in request.pids}
+        raw = {pid: agent_path(raw_path(request.raw_dir, "jfr", pid, "jfr"), "JFR") for pid in request.pids}
         limit = math.ceil(request.duration) + SELF_STOP_MARGIN
         super().__init__(raw, limit, options.dump_interval)
+        #: how to read the captures: the event of the mode, threads as asked
+        self.parse_options = JfrOptions(event="alloc" if request.mode == "alloc" else "cpu", threads=options.threads)
         self.jcmd = jcmd
         self.name = f"profkit-{os.getpid()}-{int(time.time())}"
         self.args: Dict[int, Dict[str, List[str]]] = {}
@@ -418,7 +419,7 @@ class JfrRecording(JcmdRecording):
                      f"filename={path}", "dumponexit=true"]
             version = target_java_version(pid)
             if request.mode == "alloc" and version is not None and version < (16,):
-                raise EnvironmentProblem(f"JVM {pid} runs Java {'.'.join(map(str, version))}: JFR allocation samples "
+                raise TargetUnsupported(f"JVM {pid} runs Java {'.'.join(map(str, version))}: JFR allocation samples "
                                          "(jdk.ObjectAllocationSample) need Java 16 or later",
                                          hint="use -c async-profiler --mode alloc")
             if request.mode == "cpu" and version is not None and version >= (17,):
@@ -473,20 +474,17 @@ class JfrCollector(Collector):
     RecordOptions = JfrRecordOptions
     #: lock contention (jdk.JavaMonitorEnter) is not read by the parser yet
     modes = {"jvm": ("cpu", "alloc")}
-
-    def __init__(self) -> None:
-        self._threads = False
+    defaults = {"jvm": 2}
 
     def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
         """OK for a JVM in cpu or alloc mode when ``jcmd`` (to record) and ``jfr`` (to read) are here."""
-        refused = refuse_runtime_or_mode(self.id, runtime, mode, self.modes["jvm"],
-                                         "use -c async-profiler (wall, lock) or --mode cpu/alloc")
+        refused = self.refusal(runtime, mode)
         if refused:
             return refused
         missing = [t for t in ("jcmd", "jfr") if find_jdk_tool(t) is None]
         if missing:
             return Availability(False, reason=f"{' and '.join(missing)} (JDK tools) not found on PATH nor in $JAVA_HOME/bin",
-                                hint=INSTALL_HINT)
+                                hint=INSTALL_HINT, kind="not-installed")
         return Availability(True, version=jdk_version(find_jdk_tool("jcmd") or "") or "unknown")
 
     def record(self, request: RecordRequest) -> JfrRecording:
@@ -496,13 +494,7 @@ class JfrCollector(Collector):
             raise CollectorNotInstalled("jcmd (a JDK tool) not found on PATH nor in $JAVA_HOME/bin", hint=INSTALL_HINT)
         if request.mode not in self.modes["jvm"]:
             raise UsageError(f"JFR does not record --mode {request.mode}", hint="use -c async-profiler")
-        options = request.options or JfrRecordOptions()
-        self._threads = options.threads
-        return JfrRecording(jcmd, request, options).begin()
-
-    def parse_options_for(self, mode: str) -> JfrOptions:
-        """The parse options matching what :meth:`record` recorded in ``mode``."""
-        return JfrOptions(event="alloc" if mode == "alloc" else "cpu", threads=self._threads)
+        return JfrRecording(jcmd, request, request.options or JfrRecordOptions()).begin()
 
     def sniff(self, head: bytes) -> Sniff:
         """YES for the JFR magic ``FLR\\0`` and for text starting ``{"recording"``."""

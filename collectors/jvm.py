@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from profkit.errors import CollectorFailed, EnvironmentProblem, ProfkitError, TargetNotFound, UsageError
 from profkit.targets import ChildTool, process_state
 
-from collectors.base import Availability, Recording
+from collectors.base import Recording
 
 #: How to get the JDK tools (jcmd, jfr).
 INSTALL_HINT = "apt-get install openjdk-17-jdk-headless"
@@ -295,17 +295,3 @@ def give_to_target(path: str, pid: int) -> None:
         return
     if os.geteuid() == 0 and st.st_uid != 0:
         os.chown(path, st.st_uid, st.st_gid)
-
-
-def refuse_runtime_or_mode(cid: str, runtime: str, mode: str, modes: Sequence[str], other: str) -> Optional[Availability]:
-    """The Availability refusing a target that is not a JVM, or a mode this JVM collector does not
-    record (``other`` names the collector that does); None when both are fine."""
-    if runtime and runtime != "jvm":
-        return Availability(False, reason=f"the target is a {runtime} process, not a JVM; {cid} profiles only JVMs",
-                            hint={"python": "use -c py-spy", "native": "use -c perf"}.get(runtime, ""))
-    if mode not in modes:
-        return Availability(False, reason=f"{cid} does not record --mode {mode} (only {', '.join(modes)})",
-                            hint=other)
-    return None
-
-

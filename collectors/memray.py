@@ -37,15 +37,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from profkit.errors import CaptureFormatError, CollectorFailed, Diagnostics, EnvironmentProblem, PermissionDenied
+from profkit.errors import (CaptureFormatError, CollectorFailed, Diagnostics, EnvironmentProblem, PermissionDenied,
+                            TargetUnsupported)
 from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 from profkit.options import option
 from profkit.targets import ChildTool, ptrace_problem
 
-from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff
+from collectors.base import Availability, Collector, NoOptions, RecordRequest, Recording, Sniff
 
-__all__ = ["MemrayCollector", "MemrayRecordOptions", "MemrayRecording", "TargetCannotImportMemray",
+__all__ = ["MemrayCollector", "MemrayRecordOptions", "MemrayRecording",
            "live_allocations", "memory_snapshots"]
 
 #: memray's capture files start with this magic (``MEMRAY`` plus NUL).
@@ -58,10 +59,6 @@ ATTACH_TIMEOUT = 30.0
 MAX_STACK = 64
 #: The module ``memray attach`` injects; allocations under it are memray's own.
 HOOK_FILE = "_memray_attach_hook.py"
-
-
-class TargetCannotImportMemray(EnvironmentProblem):
-    """The target's interpreter has no memray: profkit goes on without allocation data."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +89,7 @@ class MemrayCollector(Collector):
     binary_input = True
     RecordOptions = MemrayRecordOptions
     modes = {"python": ("alloc", "heap")}
+    defaults = {"python": 1}
 
     def sniff(self, head: bytes) -> Sniff:
         return Sniff.YES if head.startswith(MAGIC) else Sniff.NO
@@ -100,19 +98,16 @@ class MemrayCollector(Collector):
         """memray importable here, lldb or gdb installed, a Python target and ptrace allowed."""
         version = _memray_version()
         if version is None:
-            return Availability(False, reason="memray is not installed", hint=INSTALL_HINT)
-        if runtime and runtime != "python":
-            return Availability(False, version, reason=f"memray records Python processes; this one is {runtime}",
-                                hint="use async-profiler or jfr for a JVM (--mode alloc)")
-        if mode not in ("alloc", "heap"):
-            return Availability(False, version, reason=f"memray does not record --mode {mode}",
-                                hint="use py-spy for --mode cpu or wall")
+            return Availability(False, reason="memray is not installed", hint=INSTALL_HINT, kind="not-installed")
+        refused = self.refusal(runtime, mode, version)
+        if refused:
+            return refused
         if not debuggers():
             return Availability(False, version, reason="memray attach needs lldb or gdb, and neither is installed",
-                                hint="apt-get install lldb")
+                                hint="apt-get install lldb", kind="not-installed")
         problem = ptrace_problem()
         if problem:
-            return Availability(False, version, reason=problem[0], hint=problem[1])
+            return Availability(False, version, reason=problem[0], hint=problem[1], kind="no-permission")
         return Availability(True, version)
 
     def record(self, request: RecordRequest) -> "MemrayRecording":
@@ -150,6 +145,11 @@ def _run(argv: List[str], timeout: float) -> Tuple[int, str]:
 class MemrayRecording(Recording):
     """memray trackers inside the targets, each ending by itself after ``duration`` seconds."""
 
+    parse_options = NoOptions()
+    #: Seconds :meth:`finish` waits for trackers to end by themselves; one that ends later is left
+    #: to do so (never detached) and its capture is complete in raw/ then (``profkit render`` reads it).
+    MAX_WAIT = 15.0
+
     def __init__(self, request: RecordRequest, options: MemrayRecordOptions):
         self.request, self.options = request, options
         self.commands: List[List[str]] = []
@@ -157,6 +157,8 @@ class MemrayRecording(Recording):
         self.ends: Dict[int, float] = {}
         self.methods: Dict[int, str] = {}
         self.attach_seconds: Dict[int, float] = {}
+        #: figures for the run record: the slowest attach, in seconds
+        self.detail: Dict[str, Any] = {}
         self._stopped = False
 
     def begin(self) -> "MemrayRecording":
@@ -179,12 +181,13 @@ class MemrayRecording(Recording):
             t0 = time.monotonic()
             rc, text = _run(argv, ATTACH_TIMEOUT)
             if "No module named 'memray'" in text or "No module named \"memray\"" in text:
-                raise TargetCannotImportMemray(f"process {pid} cannot import memray, so memray cannot track it",
+                raise TargetUnsupported(f"process {pid} cannot import memray, so memray cannot track it",
                                                hint="install memray into the target's interpreter (pip install memray)")
             if rc == 0 and "tracking" in text.lower():
                 self.raw[pid] = out
                 self.methods[pid] = method
                 self.attach_seconds[pid] = round(time.monotonic() - t0, 2)
+                self.detail["attach_seconds"] = max(self.attach_seconds.values())
                 self.ends[pid] = time.monotonic() + max(1, int(round(self.request.duration)))
                 return
             failures.append((method, text))
@@ -211,11 +214,18 @@ class MemrayRecording(Recording):
         return max([0.0] + [end - time.monotonic() for end in self.ends.values()])
 
     def finish(self, timeout: float = 30.0) -> List[str]:
-        """Wait (up to ``timeout``) for each tracker to end and its capture to be readable; return
-        the complete captures (a tracker still running after the timeout is left to end by itself)."""
+        """Wait for each tracker to end and its capture to be readable; return the complete
+        captures. Trackers that end more than :attr:`MAX_WAIT` seconds from now are not waited
+        for (nor detached): that is an error saying when their captures will be complete."""
         self.stop()
+        left = self.remaining()
+        if left > self.MAX_WAIT:
+            files = ", ".join(f"raw/{os.path.basename(p)}" for p in self.raw.values())
+            raise EnvironmentProblem(f"the memray tracker in the target ends by itself in {left:.0f} s (it is never "
+                                     f"detached: that can crash the target); its capture will then be complete in "
+                                     f"{files}", hint="run profkit render RUN_DIR after that to read it")
         out = []
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + max(timeout, left + 20)
         for pid, path in self.raw.items():
             while time.monotonic() < deadline:
                 if time.monotonic() >= self.ends[pid] and _readable(path):
@@ -231,10 +241,12 @@ class MemrayRecording(Recording):
 def _readable(path: str) -> bool:
     try:
         import memray
-
+    except ImportError:
+        return False
+    try:
         with memray.FileReader(path) as reader:
             return reader.metadata.end_time is not None
-    except Exception:  # memray raises plain IOError/ValueError on a file still being written
+    except (OSError, ValueError):  # memray's answer for a file still being written
         return False
 
 

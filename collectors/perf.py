@@ -44,7 +44,7 @@ from profkit.inputs import MAX_LINE, Source
 from profkit.model import Profile, ProfileMeta
 from profkit.targets import CAP_PERFMON, CAP_SYS_ADMIN, ChildTool, has_cap, perf_event_paranoid, read_small
 
-from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option
+from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option, raw_path
 
 __all__ = ["PerfCollector", "PerfOptions", "collapse", "parse"]
 
@@ -478,19 +478,36 @@ class PerfCollector(Collector):
 
     # -- live recording (see PerfRecording below) --
     modes = {"native": ("cpu",), "jvm": ("cpu",), "python": ("cpu",)}
+    defaults = {"native": 1}
 
     def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
         """perf installed and allowed to sample other processes (perf_event_paranoid, root)."""
-        return _perf_check(runtime, mode)
+        return _perf_check(self, runtime, mode)
 
     def record(self, request: RecordRequest) -> "PerfRecording":
         """Start ``perf record`` on each target process."""
         perf = shutil.which("perf") or "perf"
         return PerfRecording(request, request.options or PerfRecordOptions(), perf)
 
-    def parse_options_for(self, mode: str) -> PerfOptions:
-        """Kernel and JIT frames annotated, so that they are coloured as such."""
-        return PerfOptions(all=True)
+    def recover(self, raws: Sequence[str], diag: Diagnostics) -> List[str]:
+        """``perf script`` text for each ``perf-PID.data`` of a run whose profkit died before
+        running it (the text of those that have it already is used as it is)."""
+        out: List[str] = []
+        perf = shutil.which("perf")
+        for raw in raws:
+            text = raw[: -len(".data")] + ".txt" if raw.endswith(".data") else raw
+            if os.path.exists(text) and os.path.getsize(text) > 0:
+                out.append(text)
+            elif raw.endswith(".data") and os.path.exists(raw) and os.path.getsize(raw) > 0:
+                if perf is None:
+                    diag.warn(f"{raw}: perf is not installed to read it (apt-get install linux-perf)")
+                    continue
+                rc, err = _perf_script(perf, raw, text)
+                if rc == 0 or os.path.getsize(text) > 0:
+                    out.append(text)
+                else:
+                    diag.warn(f"perf script -i {raw} failed (exit status {rc}): {' '.join(err.split())[:200]}")
+        return out
 
 
 _SNIFF_FRAME = re.compile(rb"\s*[0-9a-fA-F]+\s+\S.* \(\S*\)")
@@ -544,6 +561,9 @@ class PerfRecording(Recording):
     into ``raw/perf-PID.txt``. For a JVM, ``jcmd PID Compiler.perfmap`` writes the JIT symbol
     map (/tmp/perf-PID.map) that ``perf script`` reads, before and after recording."""
 
+    #: kernel and JIT frames annotated, so that they are coloured as such
+    parse_options = PerfOptions(all=True)
+
     def __init__(self, request: RecordRequest, options: PerfRecordOptions, perf: str):
         import math
 
@@ -554,12 +574,14 @@ class PerfRecording(Recording):
         self.event = event
         self.commands: List[List[str]] = []
         self.tools: List[Tuple[int, ChildTool, str]] = []
+        self.raw: Dict[int, str] = {}
         self.jvm = request.runtime == "jvm"
         if self.jvm:
             for pid in request.pids:
                 self._perfmap(pid)
         for pid in request.pids:
-            data = os.path.join(request.raw_dir, f"perf-{pid}.data")
+            data = raw_path(request.raw_dir, "perf", pid, "data")
+            self.raw[pid] = data
             cmd = [perf, "record", "-e", event, "-F", str(request.rate), "-g"]
             if options.call_graph == "dwarf":
                 cmd[-1:] = ["--call-graph", "dwarf"]
@@ -610,16 +632,10 @@ class PerfRecording(Recording):
             if self.jvm:
                 self._perfmap(pid)
             text = data[: -len(".data")] + ".txt"
-            cmd = [self.perf, "script", "-i", data]
-            self.commands.append(cmd)
-            with open(text, "wb") as fh, open(text + ".stderr", "wb") as ferr:
-                try:
-                    rc = subprocess.run(cmd, stdout=fh, stderr=ferr, timeout=600).returncode
-                except subprocess.TimeoutExpired:
-                    rc = -9
-            script_err = read_small(text + ".stderr")
+            self.commands.append([self.perf, "script", "-i", data])
+            rc, script_err = _perf_script(self.perf, data, text)
             if rc != 0 and os.path.getsize(text) == 0:
-                failures.append(CollectorFailed(cmd, rc, script_err))
+                failures.append(CollectorFailed(self.commands[-1], rc, script_err))
                 continue
             for path in (err_path, text + ".stderr"):
                 if not read_small(path).strip():
@@ -630,10 +646,20 @@ class PerfRecording(Recording):
         return out
 
 
-def _perf_check(runtime: str, mode: str) -> Availability:
+def _perf_script(perf: str, data: str, text: str) -> Tuple[int, str]:
+    """``perf script -i DATA > TEXT`` (stderr kept beside it); (exit code, stderr)."""
+    with open(text, "wb") as fh, open(text + ".stderr", "wb") as ferr:
+        try:
+            rc = subprocess.run([perf, "script", "-i", data], stdout=fh, stderr=ferr, timeout=600).returncode
+        except subprocess.TimeoutExpired:
+            rc = -9
+    return rc, read_small(text + ".stderr")
+
+
+def _perf_check(c: Collector, runtime: str, mode: str) -> Availability:
     perf = shutil.which("perf")
     if perf is None:
-        return Availability(False, reason="perf is not installed", hint="apt-get install linux-perf")
+        return Availability(False, reason="perf is not installed", hint="apt-get install linux-perf", kind="not-installed")
     try:
         v = subprocess.run([perf, "--version"], capture_output=True, text=True, timeout=10)
         version = v.stdout.strip().split()[-1] if v.returncode == 0 and v.stdout.strip() else ""
@@ -641,16 +667,19 @@ def _perf_check(runtime: str, mode: str) -> Availability:
         version = ""
     if not version:
         return Availability(False, reason="perf does not run here (no build for this kernel?)",
-                            hint="apt-get install linux-perf")
+                            hint="apt-get install linux-perf", kind="not-installed")
     if mode != "cpu":
         return Availability(False, version, reason=f"perf samples on-CPU time only, not --mode {mode}",
-                            hint="use --mode cpu")
+                            hint="use --mode cpu", kind="unsupported")
+    refused = c.refusal(runtime, mode, version)
+    if refused:
+        return refused
     paranoid = perf_event_paranoid()
     if paranoid is None:
-        return Availability(False, version, reason="this kernel has no perf_event support")
+        return Availability(False, version, reason="this kernel has no perf_event support", kind="unsupported")
     if paranoid > 1 and os.geteuid() != 0 and not has_cap(CAP_PERFMON) and not has_cap(CAP_SYS_ADMIN):
         return Availability(False, version, reason=f"kernel.perf_event_paranoid={paranoid} forbids profiling other processes",
-                            hint="run as root, or `sudo sysctl kernel.perf_event_paranoid=1`")
+                            hint="run as root, or `sudo sysctl kernel.perf_event_paranoid=1`", kind="no-permission")
     return Availability(True, version)
 
 

@@ -88,6 +88,7 @@ class MetricsRecording(Recording):
 
         self.request, self.options = request, options
         self.path = os.path.join(request.raw_dir, "metrics.jsonl")
+        self.raw = {(request.pids[0] if request.pids else 0): self.path}
         self.commands = [["psutil", f"interval={options.interval}", f"children={options.children}"]]
         self._stop = threading.Event()
         self._procs = {}
@@ -189,7 +190,7 @@ class PsutilCollector(Collector):
         try:
             import psutil
         except ImportError:
-            return Availability(False, reason="psutil is not installed", hint="pip install psutil")
+            return Availability(False, reason="psutil is not installed", hint="pip install psutil", kind="not-installed")
         return Availability(True, version=psutil.__version__)
 
     def record(self, request: RecordRequest) -> MetricsRecording:

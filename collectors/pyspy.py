@@ -33,7 +33,7 @@ from profkit.model import Frame, FrameKind, Profile, ProfileMeta, function_key, 
 
 from profkit.targets import ChildTool, ptrace_problem, read_small
 
-from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option
+from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option, raw_path
 
 __all__ = ["MAX_JSON_BYTES", "PySpyCollector", "PySpyOptions", "PySpyRecordOptions", "PySpyRecording", "find_pyspy",
            "parse", "parse_raw", "parse_speedscope"]
@@ -302,31 +302,25 @@ class PySpyCollector(Collector):
     # -- live recording ---------------------------------------------------------------------
     RecordOptions = None  # set below (PySpyRecordOptions)
     modes = {"python": ("cpu", "wall")}
+    defaults = {"python": 1}
 
     def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
         """py-spy installed, the target a Python process, and ptrace allowed."""
         exe = find_pyspy()
         if exe is None:
-            return Availability(False, reason="py-spy is not installed", hint="pip install py-spy")
+            return Availability(False, reason="py-spy is not installed", hint="pip install py-spy", kind="not-installed")
         version = _tool_version(exe)
-        if runtime and runtime != "python":
-            return Availability(False, version, reason=f"py-spy profiles Python processes; this one is {runtime}",
-                                hint="use --collector perf for native code, async-profiler or jfr for a JVM")
-        if mode not in ("cpu", "wall"):
-            return Availability(False, version, reason=f"py-spy does not record --mode {mode}",
-                                hint="use --mode cpu or wall (memray covers allocations)")
+        refused = self.refusal(runtime, mode, version)
+        if refused:
+            return refused
         problem = ptrace_problem()
         if problem:
-            return Availability(False, version, reason=problem[0], hint=problem[1])
+            return Availability(False, version, reason=problem[0], hint=problem[1], kind="no-permission")
         return Availability(True, version)
 
     def record(self, request: RecordRequest) -> "PySpyRecording":
         """Start one ``py-spy record --format raw`` per target process."""
         return PySpyRecording(request, request.options or PySpyRecordOptions(), find_pyspy() or "py-spy")
-
-    def parse_options_for(self, mode: str) -> PySpyOptions:
-        """What ``record`` writes: raw folded text."""
-        return PySpyOptions(format="raw")
 
 
 @dataclass(frozen=True)
@@ -372,9 +366,12 @@ class PySpyRecording(Recording):
     """``py-spy record -p PID --format raw`` per process, each told the duration so it ends by itself.
 
     py-spy writes its output when it ends (on its duration or on SIGINT), straight into
-    ``raw/py-spy-PID.folded``. Blocking mode (the default) pauses the target for each sample;
-    py-spy resumes it before it exits, and the parent-death signal ends py-spy with profkit.
+    ``raw/py-spy-PID.folded``; on SIGTERM it exits *without* writing it. So its parent-death
+    signal is SIGINT: a profkit killed by SIGKILL still leaves every sample on disk. Blocking
+    mode (the default) pauses the target for each sample; py-spy resumes it before it exits.
     """
+
+    parse_options = PySpyOptions(format="raw")
 
     def __init__(self, request: RecordRequest, options: PySpyRecordOptions, exe: str):
         import math
@@ -382,9 +379,11 @@ class PySpyRecording(Recording):
         self.request, self.options = request, options
         self.tools: List[ChildTool] = []
         self.outputs: List[str] = []
+        self.raw: Dict[int, str] = {}
         self.commands = []
         for pid in request.pids:
-            out = os.path.join(request.raw_dir, f"py-spy-{pid}.folded")
+            out = raw_path(request.raw_dir, "py-spy", pid, "folded")
+            self.raw[pid] = out
             cmd = [exe, "record", "--pid", str(pid), "--rate", str(request.rate),
                    "--duration", str(max(1, math.ceil(request.duration)) + 1), "--format", "raw", "--output", out]
             for flag in ("subprocesses", "native", "gil", "nonblocking", "threads"):
@@ -398,7 +397,7 @@ class PySpyRecording(Recording):
             self.outputs.append(out)
             err = open(out + ".stderr", "wb")
             try:
-                self.tools.append(ChildTool(cmd, stderr=err).start())
+                self.tools.append(ChildTool(cmd, stderr=err, death_signal=signal.SIGINT).start())
             except FileNotFoundError:
                 raise CollectorNotInstalled("py-spy is not installed", hint="pip install py-spy") from None
             finally:
@@ -406,6 +405,9 @@ class PySpyRecording(Recording):
 
     def poll(self) -> bool:
         return any(t.poll() is None for t in self.tools)
+
+    def progress(self) -> str:
+        return "py-spy writes its capture when it ends" if self.poll() else ""
 
     def stop(self) -> None:
         for t in self.tools:

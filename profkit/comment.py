@@ -197,8 +197,8 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
             raise InputError(f"{run.path}: no profile.folded to compare")
     if bp.unit != hp.unit:
         raise UsageError(f"cannot compare a profile in {bp.unit} with one in {hp.unit}")
-    if base.manifest.get("mode") != head.manifest.get("mode"):
-        raise UsageError(f"the runs profiled different modes ({base.manifest.get('mode')} vs {head.manifest.get('mode')})",
+    if base.record.mode != head.record.mode:
+        raise UsageError(f"the runs profiled different modes ({base.record.mode} vs {head.record.mode})",
                          hint="bench both with the same --mode")
     bl, hl = load_of(base), load_of(head)
     texts = list(slos) or [o["text"] for o in ((hl or {}).get("slo") or {}).get("objectives", [])]
@@ -238,9 +238,6 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
 
 
 def _write(path: str, text: str) -> None:
-    import os
+    from profkit.atomic import atomic_write
 
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)

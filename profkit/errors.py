@@ -4,13 +4,18 @@
     ProfkitError                 exit_code, hint
     ├── UsageError               2  bad option combination or value
     ├── InputError               2  unreadable, empty, binary or truncated input
-    │   └── CaptureFormatError   2  a capture that does not parse (carries file:line)
+    │   ├── CaptureFormatError   2  a capture that does not parse (carries file:line)
+    │   └── RunRecordError       2  a run directory's manifest.json that does not validate (names the field)
     ├── EnvironmentProblem       1  environment or target problem
     │   ├── CollectorNotInstalled   1  with the install command as hint
     │   ├── CollectorFailed         1  an external tool failed (command, exit status, stderr tail)
     │   ├── TargetNotFound          1
-    │   └── PermissionDenied        1  with the specific fix as hint
-    └── RegressionDetected       3  --fail-on-regression tripped
+    │   ├── TargetUnsupported       1  the target cannot host the tool (no memray in its interpreter, …)
+    │   ├── PermissionDenied        1  with the specific fix as hint
+    │   ├── DiskFull                1  ENOSPC / EDQUOT / EROFS while writing (names the path)
+    │   └── ChildFailed             1  a forked helper job failed unexpectedly (its traceback is the cause)
+    ├── RegressionDetected       3  --fail-on-regression tripped
+    └── SLOMissed                4  an --slo objective was missed (4 wins over 3)
 
 Exit codes follow ``shared/CONTRACT.md``.
 """
@@ -20,16 +25,22 @@ from typing import List, Optional, Sequence
 
 __all__ = [
     "CaptureFormatError",
+    "ChildFailed",
     "CollectorFailed",
     "CollectorNotInstalled",
     "Diagnostics",
+    "DiskFull",
     "EnvironmentProblem",
     "InputError",
     "PermissionDenied",
     "ProfkitError",
     "RegressionDetected",
+    "RunRecordError",
+    "SLOMissed",
     "TargetNotFound",
+    "TargetUnsupported",
     "UsageError",
+    "unavailable",
 ]
 
 
@@ -64,6 +75,11 @@ class CaptureFormatError(InputError):
         self.location = location
 
 
+class RunRecordError(InputError):
+    """A run directory's ``manifest.json`` that is not a run record this profkit reads; the
+    message names the field."""
+
+
 class EnvironmentProblem(ProfkitError):
     """The environment or the target stops profkit (exit code 1)."""
 
@@ -94,14 +110,44 @@ class TargetNotFound(EnvironmentProblem):
     """The process to profile does not exist (or no longer does)."""
 
 
+class TargetUnsupported(EnvironmentProblem):
+    """The target cannot host the tool: an interpreter without memray, a Java too old for an event."""
+
+
 class PermissionDenied(EnvironmentProblem):
     """The OS refuses access; the hint names the setting to change."""
+
+
+class DiskFull(EnvironmentProblem):
+    """A write failed because the file system is full, over quota or read-only; names the path."""
+
+
+class ChildFailed(EnvironmentProblem):
+    """A forked helper job failed with an unexpected error: the message is its last line (one
+    line, as the CLI shows it); the child's whole traceback is the ``__cause__`` (``--debug``)."""
 
 
 class RegressionDetected(ProfkitError):
     """``--fail-on-regression`` tripped: a function's share grew past the threshold."""
 
     exit_code = 3
+
+
+class SLOMissed(ProfkitError):
+    """At least one ``--slo`` objective was missed (exit 4; it wins over a regression's 3)."""
+
+    exit_code = 4
+
+
+#: Why a tool cannot run, as machine-readable kinds (``Availability.kind``), and the error each is.
+UNAVAILABLE_KINDS = {"not-installed": CollectorNotInstalled, "no-permission": PermissionDenied,
+                     "unsupported": UsageError, "target-unsupported": TargetUnsupported,
+                     "failed": EnvironmentProblem}
+
+
+def unavailable(subject: str, kind: str, reason: str, hint: Optional[str] = None) -> ProfkitError:
+    """The error for a tool that cannot run: ``kind`` (see :data:`UNAVAILABLE_KINDS`) picks its class."""
+    return UNAVAILABLE_KINDS.get(kind, EnvironmentProblem)(f"{subject} cannot run: {reason}", hint=hint or None)
 
 
 class Diagnostics:

@@ -23,17 +23,12 @@ import sys
 import traceback
 from typing import Callable, Tuple, TypeVar
 
-from profkit.errors import ProfkitError
+from profkit.errors import ChildFailed, ProfkitError
 
 __all__ = ["ChildFailed", "PARALLEL_BYTES", "can_fork", "large_inputs", "side_by_side"]
 
 A = TypeVar("A")
 B = TypeVar("B")
-
-
-class ChildFailed(RuntimeError):
-    """The forked job failed with an unexpected error: the message is its last line (one line,
-    as the CLI shows it); the child's whole traceback is the ``__cause__`` (``--debug`` shows it)."""
 
 
 class _ChildTraceback(Exception):

@@ -1,78 +1,143 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Writing a run's outputs: folded profiles, then everything derived from what is on disk.
+"""A run's outputs: folded profiles, then everything derived from what is on disk.
 
-:func:`write_outputs` writes ``profile.folded`` (the primary collector's profile — never a
-sum of several collectors) and ``profile-ID.folded`` when several ran, then calls
-:func:`render_run`, which ``profkit render RUN_DIR`` also uses: it reads the run directory
-alone and rebuilds ``flamegraph.svg``, ``summary.md`` and ``report.html``.
+:func:`write_profiles` writes ``profile.folded`` (the primary collector's profile — never a sum
+of several collectors), ``profile-ID.folded`` when several ran and, for several targets,
+``targets/<pid>-<name>/profile[-ID].folded``. :func:`render_run`, which ``profkit render
+RUN_DIR`` also uses, reads the run directory alone and rebuilds ``flamegraph.svg``,
+``summary.md`` and ``report.html``. A run left ``running`` by a profkit that died, or one whose
+``profile.folded`` is missing, is first recovered from its raw captures (:func:`recover_profiles`).
 """
 from __future__ import annotations
 
 import io
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
-from profkit.errors import Diagnostics
-from profkit.folded import read_folded, write_folded
+from profkit.errors import Diagnostics, EnvironmentProblem, ProfkitError
 from profkit.inputs import Source
 from profkit.model import Profile, ProfileMeta
-from profkit.rundir import RunDir
+from profkit.rundir import RunDir, safe_name
+from profkit.runrecord import ProfileRecord
 
-__all__ = ["render_run", "write_outputs"]
-
-
-def _atomic_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+__all__ = ["load_run_profile", "recover_profiles", "render_run", "write_profiles"]
 
 
-def write_outputs(run: RunDir, profiles: Dict[str, Profile], order: Sequence[str], targets, options) -> None:
-    """Write the folded profiles of a finished capture, then render the run."""
-    primary = next((cid for cid in order if cid in profiles), None)
-    for cid, prof in profiles.items():
-        if len(profiles) > 1:
-            buf = io.StringIO()
-            write_folded(prof, buf)
-            _atomic_text(run.file(f"profile-{cid}.folded"), buf.getvalue())
-    if primary is not None:
-        prof = profiles[primary]
-        buf = io.StringIO()
-        write_folded(prof, buf)
-        _atomic_text(run.file("profile.folded"), buf.getvalue())
-        run.manifest.update({"primary": primary, "unit": prof.unit, "samples": prof.total,
-                             "unique_stacks": len(prof)})
-        if not prof:
-            run.warn("no samples were collected (an idle target, or one that exited at once)")
-        elif prof.unit == "samples" and run.manifest.get("rate") and run.manifest.get("duration"):
-            expected = run.manifest["rate"] * run.manifest["duration"] * len((run.manifest.get("target") or {}).get("pids", [1]))
-            if prof.total < 0.1 * expected:
-                run.warn(f"only {prof.total:g} samples where about {expected:.0f} were possible at {run.manifest['rate']} Hz: "
-                         "the target was mostly idle or off-CPU; --mode wall shows where it waits")
+def _target_dir(pid: int, name: str) -> str:
+    return f"targets/{pid}-{safe_name(name)}"
+
+
+def write_profiles(run: RunDir, profiles: Mapping[str, Profile], order: Sequence[str],
+                   per_target: Optional[Mapping[str, Mapping[int, Profile]]] = None) -> Optional[Profile]:
+    """Write the folded profiles of a finished capture and record the primary one; returns it."""
+    record = run.record
+    present = [cid for cid in order if cid in profiles] + [cid for cid in profiles if cid not in order]
+    primary = present[0] if present else None
+    several = len(present) > 1
+    for cid in present:
+        if several:
+            run.write_profile(f"profile-{cid}.folded", profiles[cid])
+    names = {t.pid: t.name for t in record.targets}
+    for cid, per in (per_target or {}).items():
+        for pid, prof in per.items():
+            d = _target_dir(pid, names.get(pid, "process"))
+            for t in record.targets:
+                if t.pid == pid:
+                    t.dir = d
+            if cid == primary:
+                run.write_profile(f"{d}/profile.folded", prof)
+            if several:
+                run.write_profile(f"{d}/profile-{cid}.folded", prof)
+    if primary is None:
+        run.save()
+        return None
+    prof = profiles[primary]
+    run.write_profile("profile.folded", prof)
+    record.profile = ProfileRecord(primary=primary, unit=prof.unit, samples=prof.total, unique_stacks=len(prof))
+    if not prof:
+        record.warn("no samples were collected (an idle target, or one that exited at once)")
+    elif prof.unit == "samples" and record.mode in ("cpu", "wall") and record.rate and record.duration:
+        expected = record.rate * record.duration * max(1, len(record.targets))
+        if prof.total < 0.1 * expected:
+            record.warn(f"only {prof.total:g} samples where about {expected:.0f} were possible at {record.rate:g} Hz: "
+                        "the target was mostly idle or off-CPU; --mode wall shows where it waits")
     run.save()
-    render_run(run)
+    return prof
+
+
+def recover_profiles(run: RunDir) -> List[str]:
+    """Parse a run's raw captures again (a profkit that died before writing its profiles, or a
+    ``profile.folded`` that is missing) and write the profiles; returns what could not be read."""
+    import collectors
+    from profkit.engine.captures import options_from, parse_captures
+
+    record = run.record
+    names = {t.pid: t.name for t in record.targets}
+    profiles: Dict[str, Profile] = {}
+    per_target: Dict[str, Dict[int, Profile]] = {}
+    problems: List[str] = []
+    for entry in record.profilers:
+        diag = Diagnostics()
+        try:
+            c = collectors.get(entry.id)
+            listed = [run.file(r) for r in entry.raw]
+            if not listed:  # a record from before the capture's name was known
+                listed = [os.path.join(run.raw_dir, f) for f in run.raw_files() if f.startswith(entry.id + "-")]
+            raws = c.recover(listed, diag)
+            if not raws:
+                problems.append(f"{entry.id}: no capture on disk ({', '.join(entry.raw) or 'raw/ has none'})")
+                continue
+            merged, per = parse_captures(c, raws, options_from(c, entry.parse), names, diag)
+        except ProfkitError as e:
+            problems.append(f"{entry.id}: {e.message}")
+            continue
+        finally:
+            for msg in diag.messages():
+                record.warn(f"{entry.id}: {msg}")
+        entry.raw = [run.relative(r) for r in raws]
+        profiles[entry.id] = merged
+        if per:
+            per_target[entry.id] = per
+    write_profiles(run, profiles, [p.id for p in record.profilers], per_target)
+    return problems
+
+
+def _recover_if_needed(run: RunDir) -> None:
+    record = run.record
+    if record.status == "running":
+        if record.owner is not None and record.owner.alive():
+            raise EnvironmentProblem(f"{run.path} is still being recorded by profkit (PID {record.owner.pid})",
+                                     hint="wait for that run to end; it renders its reports itself")
+        problems = recover_profiles(run)
+        record.warn("profkit ended before finishing this run (killed?); its profiles were recovered from raw/ "
+                    "by profkit render" + (f"; not recovered: {'; '.join(problems)}" if problems else ""))
+        run.finish("interrupted")
+    elif not os.path.exists(run.file("profile.folded")) and record.profilers:
+        problems = recover_profiles(run)
+        if os.path.exists(run.file("profile.folded")):
+            record.warn("profile.folded was missing; it was made again from the raw captures in raw/")
+        else:
+            record.warn("profile.folded is missing and could not be made again from raw/: " + "; ".join(problems))
+        run.save()
 
 
 def load_run_profile(run: RunDir, *, keyed: bool = False) -> Optional[Profile]:
-    """``profile.folded`` of a run, with the unit and metadata from its manifest; None if absent.
+    """``profile.folded`` of a run, with the unit and metadata from its record; None if absent.
     ``keyed`` names frames by function as they are read (for comparisons)."""
     path = run.file("profile.folded")
     if not os.path.exists(path):
         return None
-    m = run.manifest
-    target = m.get("target") or {}
-    meta = ProfileMeta(collector=m.get("primary"), pid=(target.get("pids") or [None])[0],
-                       command=" ".join(target.get("cmdline") or []) or target.get("name"),
-                       start=m.get("start"), duration=m.get("duration"), sample_rate=m.get("rate"))
+    r = run.record
+    meta = ProfileMeta(collector=r.primary, pid=r.pids[0] if r.pids else None, command=r.target.command or None,
+                       start=r.start or None, duration=r.duration, sample_rate=r.rate)
     if os.path.getsize(path) == 0:
-        return Profile(m.get("unit", "samples"), meta, keyed=keyed)
+        return Profile(r.unit, meta, keyed=keyed)
+    from profkit.folded import read_folded
     from profkit.loading import gc_paused
 
     diag = Diagnostics(path)
     with gc_paused():
-        return read_folded(Source(path, diag).text_lines(), diag, unit=m.get("unit", "samples"), meta=meta,
-                           keyed=keyed)
+        return read_folded(Source(path, diag).text_lines(), diag, unit=r.unit, meta=meta, keyed=keyed)
 
 
 def render_run(run: RunDir) -> Dict[str, str]:
@@ -81,32 +146,29 @@ def render_run(run: RunDir) -> Dict[str, str]:
     from flamegraph.options import FlameGraphOptions
     from profkit.reports import render_report, summary_markdown
 
+    _recover_if_needed(run)
     written: Dict[str, str] = {}
     profile = load_run_profile(run)
     svg_text = None
+    r = run.record
     if profile:
-        m = run.manifest
-        title = f"{m.get('primary', 'profile')}: {(m.get('target') or {}).get('name', '')} ({m.get('mode', 'cpu')})"
+        title = f"{r.primary or 'profile'}: {r.target.name} ({r.mode})"
         buf = io.StringIO()
         render_svg(profile, FlameGraphOptions(title=title, subtitle=_subtitle(run)), buf)
         svg_text = buf.getvalue()
-        _atomic_text(run.file("flamegraph.svg"), svg_text)
-        written["flamegraph"] = run.file("flamegraph.svg")
-    summary = summary_markdown(run, profile)
-    _atomic_text(run.file("summary.md"), summary)
-    written["summary"] = run.file("summary.md")
-    _atomic_text(run.file("report.html"), render_report(run, profile, svg_text))
-    written["report"] = run.file("report.html")
+        written["flamegraph"] = run.write_text("flamegraph.svg", svg_text)
+    written["summary"] = run.write_text("summary.md", summary_markdown(run, profile))
+    written["report"] = run.write_text("report.html", render_report(run, profile, svg_text))
     return written
 
 
 def _subtitle(run: RunDir) -> str:
-    m = run.manifest
-    parts = [f"pid {', '.join(str(p) for p in (m.get('target') or {}).get('pids', []))}"]
-    if m.get("rate"):
-        parts.append(f"{m['rate']} Hz")
-    if m.get("duration") is not None:
-        parts.append(f"{m['duration']:.1f} s")
-    if m.get("status") and m["status"] != "running":
-        parts.append(m["status"])
+    r = run.record
+    parts = [f"pid {', '.join(str(p) for p in r.pids)}"]
+    if r.rate and r.mode in ("cpu", "wall"):
+        parts.append(f"{r.rate:g} Hz")
+    if r.duration is not None:
+        parts.append(f"{r.duration:.1f} s")
+    if r.status != "running":
+        parts.append(r.status)
     return ", ".join(parts)

@@ -1,83 +1,112 @@
 # SPDX-License-Identifier: Apache-2.0
 """The run directory (``shared/CONTRACT.md``): raw captures, profiles, graphs, reports, manifest.
 
-``manifest.json`` is rewritten atomically at every change of state, so a run that is killed
-mid-way still says what it was doing and which raw captures it has. ``schema`` is 1.
+A :class:`RunDir` owns every file written into its directory, each through one atomic write
+(:func:`profkit.atomic.atomic_write`: a temp file in the same directory, fsync, rename, the
+umask honoured, the temp file removed on failure). ``manifest.json`` is the typed
+:class:`~profkit.runrecord.RunRecord`, rewritten at every change of state, so a run that is
+killed mid-way still says what it was doing and which raw captures it has.
+
+A run directory is only ever made in an empty directory, or one that a profkit run left empty
+of everything but ``raw/``: profkit never overwrites files it did not make.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
+from profkit.atomic import DISK_FULL_ERRNOS, atomic_write, atomic_write_json, disk_full
 from profkit.errors import InputError, UsageError
+from profkit.runrecord import RunRecord, from_json, owner_of_self
 
-__all__ = ["SCHEMA", "RunDir", "default_run_path"]
-
-SCHEMA = 1
+__all__ = ["RunDir", "default_run_path", "now_iso", "safe_name"]
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
+    """The current time as RFC 3339 (UTC, seconds)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def safe_name(name: str, limit: int = 40) -> str:
+    """A process name made safe for a path component."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:limit].strip(".") or "process"
 
 
 def default_run_path(pid: int, name: str, base: str = "runs") -> str:
     """``runs/<YYYYmmdd-HHMMSS>-<pid>-<process name>/`` (name made safe for a path)."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40] or "process"
-    return os.path.join(base, f"{time.strftime('%Y%m%d-%H%M%S')}-{pid}-{safe}")
+    return os.path.join(base, f"{time.strftime('%Y%m%d-%H%M%S')}-{pid}-{safe_name(name)}")
 
 
 class RunDir:
-    """One run directory: paths, and the manifest kept on disk as it changes."""
+    """One run directory: paths, its run record, and every write into it."""
 
-    def __init__(self, path: str, manifest: Optional[Dict[str, Any]] = None):
+    def __init__(self, path: str, record: Optional[RunRecord] = None):
         self.path = path
-        self.manifest: Dict[str, Any] = manifest if manifest is not None else {}
+        self.record = record if record is not None else RunRecord()
 
     # -- creating and opening -----------------------------------------------------------
     @staticmethod
     def prepare(path: str) -> str:
-        """Make ``path`` and ``path/raw`` for a new run (refusing a directory that holds one);
-        returns ``raw/``. :meth:`create` calls it; ``bench`` too, to start its load generator first."""
+        """Make ``path`` and ``path/raw`` for a new run; returns ``raw/``.
+
+        Refused (exit 2): a directory that holds a run, or any non-empty directory that is not
+        an (empty) run directory profkit prepared: ``-o`` must never overwrite a user's files."""
         if os.path.exists(os.path.join(path, "manifest.json")):
             raise UsageError(f"{path} already holds a run; choose another -o directory")
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise UsageError(f"{path} exists and is not a directory; choose another -o directory")
+        if os.path.isdir(path):
+            others = [e for e in os.listdir(path) if e != "raw"]
+            raw = os.path.join(path, "raw")
+            if others or (os.path.isdir(raw) and os.listdir(raw)):
+                raise UsageError(f"{path} is not empty and is not a profkit run directory; refusing to write into it",
+                                 hint="choose a new or empty -o directory (profkit never overwrites other files)")
         raw = os.path.join(path, "raw")
         try:
             os.makedirs(raw, exist_ok=True)
         except OSError as e:
+            if e.errno in DISK_FULL_ERRNOS:
+                raise disk_full(e, raw) from None
             raise UsageError(f"cannot create run directory {path}: {e.strerror or e}") from None
         return raw
 
     @classmethod
-    def create(cls, path: str, **manifest: Any) -> "RunDir":
+    def create(cls, path: str, record: RunRecord) -> "RunDir":
         """Make the directory (and ``raw/``) and write the first manifest (status ``running``)."""
         cls.prepare(path)
-        base = {"schema": SCHEMA, "profkit": _version(), "argv": ["profkit"] + sys.argv[1:],
-                "status": "running", "start": _now_iso(), "warnings": [], "collectors": []}
-        base.update(manifest)
-        run = cls(path, base)
+        from profkit import __version__
+
+        record.profkit = __version__
+        record.set_argv(["profkit"] + sys.argv[1:])
+        record.status = "running"
+        record.start = record.start or now_iso()
+        record.owner = owner_of_self()
+        run = cls(path, record)
         run.save()
         return run
 
     @classmethod
     def open(cls, path: str) -> "RunDir":
-        """Open an existing run directory; its manifest must be of this schema."""
+        """Open an existing run directory; its manifest must be a valid run record (schema 1 or 2)."""
+        if not os.path.isdir(path):
+            what = "no such directory" if not os.path.exists(path) else "a file, not a directory"
+            raise InputError(f"{path}: not a run directory ({what})",
+                             hint="give a directory that profkit attach/run/heap/bench wrote")
         mpath = os.path.join(path, "manifest.json")
         try:
             with open(mpath, encoding="utf-8") as fh:
-                manifest = json.load(fh)
+                data = json.load(fh)
         except FileNotFoundError:
             raise InputError(f"{path}: not a run directory (no manifest.json)") from None
         except (ValueError, OSError) as e:
             raise InputError(f"{mpath}: unreadable manifest ({e})") from None
-        if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-            raise InputError(f"{path}: run directory schema {manifest.get('schema') if isinstance(manifest, dict) else '?'}"
-                             f" is not {SCHEMA}", hint="re-create it with this version of profkit")
-        return cls(path, manifest)
+        return cls(path, from_json(data, path, mpath))
 
     # -- paths --------------------------------------------------------------------------
     def file(self, name: str) -> str:
@@ -89,45 +118,47 @@ class RunDir:
         """``raw/``: each tool's own capture, kept as written."""
         return os.path.join(self.path, "raw")
 
-    # -- the manifest -------------------------------------------------------------------
-    def save(self) -> None:
-        """Write ``manifest.json`` atomically."""
-        tmp = self.file(".manifest.json.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.manifest, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-        os.replace(tmp, self.file("manifest.json"))
-
-    def warn(self, message: str) -> None:
-        """Record a warning in the manifest (once)."""
-        if message not in self.manifest.setdefault("warnings", []):
-            self.manifest["warnings"].append(message)
-
-    def finish(self, status: str, **fields: Any) -> None:
-        """Set the final status (``complete``, ``interrupted``, ``collector-error``) and end time."""
-        self.manifest.update(fields)
-        self.manifest["status"] = status
-        self.manifest["end"] = _now_iso()
-        self.save()
-
-    def collector_entry(self, cid: str) -> Dict[str, Any]:
-        """The manifest entry of one collector (created on first use)."""
-        for entry in self.manifest.setdefault("collectors", []):
-            if entry["id"] == cid:
-                return entry
-        entry = {"id": cid}
-        self.manifest["collectors"].append(entry)
-        return entry
+    def relative(self, path: str) -> str:
+        """``path`` relative to the run directory (as the record keeps file names)."""
+        return os.path.relpath(path, self.path)
 
     def raw_files(self) -> List[str]:
         """The raw captures present, sorted."""
         return sorted(os.listdir(self.raw_dir)) if os.path.isdir(self.raw_dir) else []
 
+    # -- writing ------------------------------------------------------------------------
+    def write_text(self, name: str, text: str) -> str:
+        """Write ``name`` (relative to the run directory) atomically; returns its path."""
+        path = self.file(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, text)
+        return path
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
+    def write_json(self, name: str, value: Any, *, indent: int = 2) -> str:
+        """Write ``name`` as JSON atomically; returns its path."""
+        path = self.file(name)
+        atomic_write_json(path, value, indent=indent, default=str)
+        return path
 
-        return version("profkit")
-    except Exception:
-        return "unknown"
+    def write_profile(self, name: str, profile) -> str:
+        """Write a Profile as folded text (sorted lines) atomically; returns its path."""
+        from profkit.folded import write_folded
+
+        buf = io.StringIO()
+        write_folded(profile, buf)
+        return self.write_text(name, buf.getvalue())
+
+    # -- the record ---------------------------------------------------------------------
+    def save(self) -> None:
+        """Write ``manifest.json`` atomically."""
+        atomic_write_json(self.file("manifest.json"), self.record.to_json(), default=str)
+
+    def warn(self, message: str) -> None:
+        """Record a warning in the run record (once)."""
+        self.record.warn(message)
+
+    def finish(self, status: str) -> None:
+        """Set the final status (``complete``, ``interrupted``, ``collector-error``) and end time."""
+        self.record.status = status
+        self.record.end = now_iso()
+        self.save()

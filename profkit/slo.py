@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
-from profkit.errors import ProfkitError, UsageError
+from profkit.errors import SLOMissed, UsageError
 
 __all__ = ["LATENCY_METRICS", "Objective", "SLOMissed", "evaluate", "figure_of", "parse_objective", "verdicts"]
 
@@ -35,12 +35,6 @@ _UNITS = {  # unit → factor to the load.json unit of the metric's family
 }
 _EXPR = re.compile(r"^\s*(p50|p90|p99\.9|p99|max|errors|rate)\s*(<=|>=|<|>)\s*"
                    r"(\d+(?:\.\d+)?|\.\d+)\s*(ms|us|µs|s|%|/s|rps)?\s*$")
-
-
-class SLOMissed(ProfkitError):
-    """At least one ``--slo`` objective was missed (exit 4; it wins over a regression's 3)."""
-
-    exit_code = 4
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,12 @@ from profkit.errors import PermissionDenied, TargetNotFound, UsageError
 __all__ = [
     "ChildTool",
     "Target",
+    "ancestors_of",
+    "compile_pattern",
     "find_by_name",
     "children_of",
+    "own_family",
+    "parent_death_problem",
     "inspect",
     "perf_event_paranoid",
     "ptrace_problem",
@@ -106,8 +110,7 @@ def inspect(pid: int) -> Target:
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
     except PermissionError:
-        raise PermissionDenied(f"cannot inspect PID {pid}: permission denied",
-                               hint="run profkit as the target's user or as root") from None
+        raise PermissionDenied(f"cannot inspect PID {pid}: permission denied", hint=_inspect_hint()) from None
     except (FileNotFoundError, ProcessLookupError):
         exe = ""
     raw = _read(f"/proc/{pid}/cmdline") or ""
@@ -119,13 +122,56 @@ def inspect(pid: int) -> Target:
     return Target(pid, name, exe, cmdline, _detect_runtime(pid, exe, cmdline), uid)
 
 
-def find_by_name(pattern: str) -> List[int]:
-    """PIDs (not profkit's own) whose command line matches the regex ``pattern``."""
-    rx = re.compile(pattern)
+def compile_pattern(pattern: str, flag: str = "--name") -> "re.Pattern[str]":
+    """A user's regular expression; a bad one is a usage error (exit 2) naming the problem."""
+    try:
+        return re.compile(pattern)
+    except re.error as e:
+        raise UsageError(f"{flag} {pattern!r} is not a valid regular expression: {e}") from None
+
+
+def parent_of(pid: int) -> Optional[int]:
+    """The parent PID of a process (None if it is gone)."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def ancestors_of(pid: int) -> List[int]:
+    """The parent, grandparent, … of a process, up to PID 1 (``timeout``, ``sudo``, a wrapper
+    script, the shell)."""
+    out: List[int] = []
+    p = parent_of(pid)
+    while p and p not in out:
+        out.append(p)
+        p = parent_of(p)
+    return out
+
+
+def own_family() -> set:
+    """profkit itself, its ancestors and the tools it started: never a target."""
     me = os.getpid()
+    return {me, *ancestors_of(me), *children_of(me)}
+
+
+def _inspect_hint() -> str:
+    """How to be allowed to read another process's /proc entries, for who profkit runs as."""
+    if os.geteuid() != 0:
+        return "run profkit as the target's user or as root"
+    if not has_cap(CAP_SYS_PTRACE):
+        return "profkit runs as root without CAP_SYS_PTRACE (a container?): docker run --cap-add SYS_PTRACE"
+    return "a security module (SELinux, AppArmor, Yama) refuses it; check its policy for profkit"
+
+
+def find_by_name(pattern: str) -> List[int]:
+    """PIDs whose command line matches the regex ``pattern`` — never profkit itself, its ancestors
+    (``timeout 30 profkit …`` must not profile ``timeout``) nor the tools it started."""
+    rx = compile_pattern(pattern)
+    skip = own_family()
     out = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
+        if not entry.isdigit() or int(entry) in skip:
             continue
         raw = _read(f"/proc/{entry}/cmdline")
         if raw and rx.search(raw.replace("\0", " ").strip()):
@@ -187,15 +233,43 @@ def in_container() -> bool:
 
 # -- the child-tool runner -------------------------------------------------------------------
 _PR_SET_PDEATHSIG = 1
+_PR_GET_PDEATHSIG = 2
+_prctl = None
+_prctl_problem: Optional[str] = None
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except Exception:
-        pass
-    os.setsid()
+def _load_prctl():
+    """libc's prctl, loaded once in profkit itself (never between fork and exec)."""
+    global _prctl, _prctl_problem
+    if _prctl is None and _prctl_problem is None:
+        try:
+            fn = ctypes.CDLL(None, use_errno=True).prctl
+            probe = ctypes.c_int(0)
+            if fn(_PR_GET_PDEATHSIG, ctypes.byref(probe), 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+            _prctl = fn
+        except (OSError, AttributeError) as e:  # not Linux, or a libc without prctl
+            _prctl_problem = f"prctl(PR_SET_PDEATHSIG) is unavailable ({e})"
+    return _prctl
+
+
+def parent_death_problem() -> Optional[str]:
+    """Why child tools cannot be told to die with profkit here (None: they can)."""
+    _load_prctl()
+    return _prctl_problem
+
+
+def _die_with_parent(sig: int):
+    """The function the child runs between fork and exec: die (by ``sig``) with profkit, and sit
+    in a session of its own (a terminal's Ctrl-C reaches profkit, which stops the tool in order)."""
+    prctl = _load_prctl()
+
+    def child() -> None:
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+        os.setsid()
+
+    return child
 
 
 class ChildTool:
@@ -207,9 +281,13 @@ class ChildTool:
     """
 
     def __init__(self, argv: Sequence[str], *, stdout: Optional[IO] = None, stderr: Optional[IO] = None,
-                 env: Optional[dict] = None, cwd: Optional[str] = None, inherit_output: bool = False):
+                 env: Optional[dict] = None, cwd: Optional[str] = None, inherit_output: bool = False,
+                 death_signal: int = signal.SIGTERM):
         self.argv = list(argv)
         self.inherit_output = inherit_output
+        #: the signal the tool gets when profkit dies: the one it saves its capture on
+        #: (py-spy writes its output on SIGINT, and exits without it on SIGTERM)
+        self.death_signal = death_signal
         self._stdout, self._stderr, self._env, self._cwd = stdout, stderr, env, cwd
         self.proc: Optional[subprocess.Popen] = None
 
@@ -221,7 +299,7 @@ class ChildTool:
             out = self._stdout if self._stdout is not None else subprocess.DEVNULL
             err = self._stderr if self._stderr is not None else subprocess.PIPE
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                     env=self._env, cwd=self._cwd, preexec_fn=_die_with_parent)
+                                     env=self._env, cwd=self._cwd, preexec_fn=_die_with_parent(self.death_signal))
         return self
 
     @property

@@ -1,37 +1,37 @@
 # SPDX-License-Identifier: Apache-2.0
-"""``profkit bench``: a load generator against a URL while a live session profiles the service.
+"""``profkit bench``: a load generator against a URL while the service is profiled, as one run.
 
     validate: loopback URL, SLO grammar (exit 2), generator installed (exit 1 + hint), URL answers
-    RUN_DIR/raw/ made first, so the generator's own output lands in the run directory
-    start the generator (profkit's child) ─┐
-    run_session(targets) for --duration   ├─ same wall-clock window
-    wait for the generator (bounded)      ┘
-    parse its raw output → RED figures; SLO verdicts → load.json; [--baseline: overhead pairs]
-    render the run again (summary.md and report.html gain the load section)
+    one run of the recording engine: the load generator is a probe beside the profilers
+        (it is told the duration and ends by itself; its raw output lands in raw/)
+    the load probe's finish: RED figures + SLO verdicts → load.json
+    [--baseline: alternating pairs of loads without and with profiling → load.json "overhead"]
+    reports rendered once, with the load section
     zero successful requests → exit 1; an SLO missed → exit 4 (after everything is written)
-
-The session, run directory, outputs and overhead method are the live-profiling ones
-(:mod:`profkit.session`, :mod:`profkit.outputs`, :func:`profkit.overhead.alternate`).
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
-from profkit.errors import CollectorNotInstalled, EnvironmentProblem, ProfkitError
+from collectors.base import Availability
+from profkit.engine import RunContext
+from profkit.engine.probe import Probe
+from profkit.errors import EnvironmentProblem, ProfkitError, SLOMissed
 from profkit.loadgen import LoadGenerator, LoadRequest, loopback_only
-from profkit.rundir import RunDir, default_run_path
-from profkit.slo import SLOMissed, missed_message, parse_objective, verdicts
+from profkit.rundir import RunDir
+from profkit.slo import missed_message, parse_objective, verdicts
 
-__all__ = ["check_reachable", "load_of", "measure_overhead", "run_bench", "write_load_json"]
+__all__ = ["LoadProbe", "check_reachable", "load_of", "measure_overhead", "run_bench"]
+
+#: Seconds a generator may run past the duration before it is stopped (it was told the duration).
+GRACE = 15.0
 
 
 def check_reachable(url: str, timeout: float = 3.0) -> None:
@@ -48,67 +48,71 @@ def check_reachable(url: str, timeout: float = 3.0) -> None:
                                  hint="start the service first; profkit bench does not start it") from None
 
 
-def write_load_json(run_path: str, load: Dict) -> str:
-    """Write ``RUN_PATH/load.json`` atomically; returns its path."""
-    path = os.path.join(run_path, "load.json")
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(load, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+class LoadProbe(Probe):
+    """A load generator as a probe of the run: its figures are ``ctx.results["load"]``, and,
+    with ``write``, ``load.json`` with the SLO verdicts."""
+
+    kind = "load"
+    must_start = True
+
+    def __init__(self, gen: LoadGenerator, availability: Availability, request: LoadRequest,
+                 slos: Sequence[str] = (), *, write: bool = True, grace: float = GRACE):
+        super().__init__()
+        self.id = gen.id
+        self.gen, self.availability, self.request, self.slos = gen, availability, request, list(slos)
+        self.write, self.grace = write, grace
+        self.handle = None
+        self.interrupted = False
+
+    def start(self, ctx: RunContext) -> None:
+        self.request = replace(self.request, raw_dir=ctx.run.raw_dir, duration=ctx.duration)
+        entry = self.attach_record(ctx)
+        entry.version = self.availability.version
+        self.handle = self.gen.start(self.request)
+        entry.set_commands(self.handle.commands)
+        entry.raw = [ctx.run.relative(p) for p in self.handle.raw]
+        ctx.record.load = {"generator": self.gen.id, "version": self.availability.version, "url": self.request.url,
+                           "commands": entry.commands}
+
+    def poll(self) -> bool:
+        return self.handle is not None and self.handle.poll() is None
+
+    def stop(self, reason: str) -> None:
+        # At the duration the generator ends by itself (it was told it); on Ctrl-C it stops now
+        # (SIGINT: wrk and locust still write their figures so far).
+        if reason == "stop" and self.handle is not None:
+            self.interrupted = True
+            self.handle.stop()
+
+    def finish(self, ctx: RunContext) -> None:
+        assert self.handle is not None
+        if not self.interrupted:
+            self.handle.wait(self.grace)
+        self.handle.stop()
+        err = self.handle.close()
+        figures = self.gen.parse(self.handle.raw, self.request)
+        figures.update({"version": self.availability.version, "commands": self.attach_record(ctx).commands,
+                        "closed_loop": self.gen.closed_loop})
+        figures["slo"] = verdicts(self.slos, figures)
+        figures["stderr"] = " ".join(err.split())[:200]
+        ctx.results["load"] = figures
+        if self.interrupted:
+            ctx.warn("the load was stopped early (Ctrl-C); its figures cover the time until then")
+        ok = (figures.get("requests") or 0) - ((figures.get("errors") or {}).get("status") or 0)
+        if figures.get("requests") is None:
+            ctx.warn(f"the load generator ({self.gen.id}) reported no figures; the report has no RED panel"
+                     + (f" (stderr: {figures['stderr']})" if figures["stderr"] else ""))
+        elif ok <= 0:
+            ctx.warn(f"zero successful requests to {self.request.url}")
+        unknown = [o["text"] for o in figures["slo"]["objectives"] if o["status"] == "unknown"]
+        if unknown:
+            ctx.warn(f"SLO not checked, the generator did not report the figure: {', '.join(unknown)}")
+        if self.write:
+            ctx.run.write_json("load.json", _public(figures))
 
 
-def _run_load(gen: LoadGenerator, req: LoadRequest, during: Callable[[], object], stop: threading.Event,
-              grace: float = 15.0, on_done: Optional[Callable[[Dict], None]] = None):
-    """Start the generator, call ``during()`` (the profiling), then let the generator end by itself
-    (it was told the duration) or stop it. Returns (figures, during's result, commands, stderr,
-    early): ``early`` when ``on_done(figures)`` already ran while ``during()`` was still busy."""
-    handle = gen.start(req)
-    box: Dict = {}
-
-    def watch() -> None:
-        # The generator ends at the duration, usually before the session has stopped its
-        # collectors, parsed and rendered: handing the figures over then (on_done writes
-        # load.json) lets the session's own render include the load section — one render, not two.
-        if handle.wait(req.duration + grace) is None or stop.is_set():
-            return
-        try:
-            figures = gen.parse(handle.raw, req)
-            on_done(figures)
-            box["figures"] = figures
-        except Exception:  # the main path parses again and reports properly
-            box.clear()
-
-    watcher = threading.Thread(target=watch, name="profkit-load-watch", daemon=True) if on_done else None
-    if watcher:
-        watcher.start()
-    result = None
-    try:
-        result = during()
-        deadline = time.monotonic() + grace
-        while handle.poll() is None and time.monotonic() < deadline and not stop.is_set():
-            handle.wait(0.2)
-    finally:
-        handle.stop()
-        if watcher:
-            watcher.join(grace)
-        err = handle.close()
-    early = "figures" in box
-    figures = box["figures"] if early else gen.parse(handle.raw, req)
-    return figures, result, handle.commands, err, early
-
-
-def _rendered_with_load(run: RunDir) -> bool:
-    """Whether summary.md and report.html already carry the load section."""
-    try:
-        with open(run.file("summary.md"), encoding="utf-8", errors="replace") as fh:
-            summary = fh.read()
-        with open(run.file("report.html"), encoding="utf-8", errors="replace") as fh:
-            report = fh.read()
-    except OSError:
-        return False
-    return "## Load" in summary and 'id="load"' in report
+def _public(figures: Dict) -> Dict:
+    return {k: v for k, v in figures.items() if k != "stderr"}
 
 
 def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, slos: Sequence[str], *,
@@ -117,89 +121,59 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
     """Profile ``targets`` while ``gen`` loads ``load.url``; returns the run directory.
 
     Raises (after writing everything) EnvironmentProblem when no request succeeded and
-    :class:`~profkit.slo.SLOMissed` when an objective was missed."""
-    from profkit.outputs import render_run
-    from profkit.session import run_session
+    :class:`~profkit.errors.SLOMissed` when an objective was missed."""
+    from profkit.live import run_session
 
-    stop = stop or threading.Event()
     loopback_only(load.url)
     for text in slos:
         parse_objective(text)  # exit 2 before anything runs
     avail = gen.check()
     if not avail.ok:
-        raise CollectorNotInstalled(f"load generator {gen.id}: {avail.reason}", hint=avail.hint or None)
+        raise avail.error(f"load generator {gen.id}")
     check_reachable(load.url)
-    first = targets[0]
-    path = session_options.output or default_run_path(first.pid, first.name)
-    raw = RunDir.prepare(path)
-    req = replace(load, raw_dir=raw, duration=session_options.duration)
-    opts = replace(session_options, output=path)
-    commands_box: List = []
+    probe = LoadProbe(gen, avail, load, slos)
 
-    def finalize(figures: Dict) -> None:
-        figures.update({"version": avail.version, "commands": commands_box or None, "closed_loop": gen.closed_loop})
-        figures["slo"] = verdicts(slos, figures)
-        write_load_json(path, figures)
+    def overhead(ctx: RunContext) -> None:
+        figures = ctx.results.get("load")
+        if baseline_pairs and figures is not None and not ctx.stop.is_set():
+            figures["overhead"] = measure_overhead(targets, session_options, gen, avail, load, baseline_pairs,
+                                                   baseline_seconds)
+            ctx.run.write_json("load.json", _public(figures))
 
-    def during():
-        return run_session(targets, opts, stop=stop, progress=progress)
-
-    figures, run, commands, err, early = _run_load(gen, req, during, stop, on_done=finalize)
-    commands_box.extend(commands)
-    if not early:
-        finalize(figures)
-    figures["commands"] = commands
-    rerender = not early or not _rendered_with_load(run)
-    if stop.is_set():
-        run.warn("the load was stopped early (Ctrl-C); its figures cover the time until then")
-        rerender = True
-    if baseline_pairs:
-        figures["overhead"] = measure_overhead(targets, session_options, gen, req, baseline_pairs, baseline_seconds)
-        rerender = True
-    run.manifest["load"] = {"generator": gen.id, "version": avail.version, "url": load.url, "commands": commands}
+    run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe], analyses=[overhead])
+    figures = ctx.results.get("load") or {}
     ok = (figures.get("requests") or 0) - ((figures.get("errors") or {}).get("status") or 0)
-    warnings = []
-    if figures.get("requests") is None:
-        warnings.append(f"the load generator ({gen.id}) reported no figures; the report has no RED panel"
-                        + (f" (stderr: {' '.join(err.split())[:200]})" if err.strip() else ""))
-    elif ok <= 0:
-        warnings.append(f"zero successful requests to {load.url}")
-    unknown = [o["text"] for o in figures["slo"]["objectives"] if o["status"] == "unknown"]
-    if unknown:
-        warnings.append(f"SLO not checked, the generator did not report the figure: {', '.join(unknown)}")
-    for w in warnings:
-        run.warn(w)
-    write_load_json(path, figures)
-    run.save()
-    if rerender or warnings:
-        render_run(run)
     if figures.get("requests") is not None and ok <= 0:
-        detail = f"{figures.get('error_count') or 0} errors" + (f"; {' '.join(err.split())[:200]}" if err.strip() else "")
-        raise EnvironmentProblem(f"zero successful requests to {load.url} ({detail}); the run is in {path}/",
+        detail = f"{figures.get('error_count') or 0} errors" + (f"; {figures['stderr']}" if figures.get("stderr") else "")
+        raise EnvironmentProblem(f"zero successful requests to {load.url} ({detail}); the run is in {run.path}/",
                                  hint="check the URL path and that the service answers 2xx/3xx")
-    missed = missed_message(figures["slo"])
+    missed = missed_message(figures.get("slo") or {})
     if missed:
-        raise SLOMissed(f"{missed}; the run is in {path}/")
+        raise SLOMissed(f"{missed}; the run is in {run.path}/")
     return run
 
 
-def measure_overhead(targets, session_options, gen: LoadGenerator, req: LoadRequest, pairs: int,
-                     seconds: float) -> Dict:
+def measure_overhead(targets, session_options, gen: LoadGenerator, avail: Availability, req: LoadRequest,
+                     pairs: int, seconds: float) -> Dict:
     """The profiler's cost to the service: ``pairs`` alternating pairs of fixed loads without and
-    with a profiling session (:func:`profkit.overhead.alternate`, as benchmarks/bench_overhead.py)."""
+    with a profiling session (:func:`profkit.overhead.alternate`, as benchmarks/bench_overhead.py).
+    Each load is a run of the engine in a temporary directory: the load alone, or load and profilers."""
+    from profkit.engine import record
+    from profkit.live import new_run, run_session
     from profkit.overhead import alternate
-    from profkit.session import run_session
 
     tmp = tempfile.mkdtemp(prefix="profkit-baseline-")
-    never = threading.Event()
+    opts = replace(session_options, duration=seconds)
 
     def one(profiled: bool) -> float:
-        d = tempfile.mkdtemp(dir=tmp)
-        r = replace(req, raw_dir=d, duration=seconds)
-        opts = replace(session_options, duration=seconds, output=os.path.join(d, "run"))
-        during = (lambda: run_session(targets, opts, stop=never)) if profiled else (lambda: None)
-        fig, _, _, _, _ = _run_load(gen, r, during, never, grace=seconds + 15)
-        return float(fig.get("rate") or 0.0)
+        out = tempfile.mkdtemp(dir=tmp)
+        probe = LoadProbe(gen, avail, req, write=False, grace=seconds + 15)
+        if profiled:
+            _, ctx = run_session(targets, replace(opts, output=os.path.join(out, "run")), extra=[probe], render=False)
+        else:
+            run = new_run(targets, os.path.join(out, "run"), mode=opts.mode, rate=opts.rate, duration=seconds)
+            ctx = record(run, targets, [probe], duration=seconds, render=False)
+        return float((ctx.results.get("load") or {}).get("rate") or 0.0)
 
     try:
         res = alternate(pairs, lambda: one(False), lambda: one(True))
@@ -214,6 +188,8 @@ def measure_overhead(targets, session_options, gen: LoadGenerator, req: LoadRequ
 
 def load_of(run: RunDir) -> Optional[Dict]:
     """``load.json`` of a run, or None."""
+    import json
+
     path = run.file("load.json")
     if not os.path.exists(path):
         return None
@@ -223,5 +199,3 @@ def load_of(run: RunDir) -> Optional[Dict]:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-

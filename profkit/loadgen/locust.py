@@ -94,12 +94,12 @@ class LocustGenerator(LoadGenerator):
     def check(self) -> Availability:
         if self._argv0() is None:
             return Availability(False, reason="locust is not installed",
-                                hint=f"{sys.executable} -m pip install locust, or use --load wrk")
-        try:
-            from importlib.metadata import version
+                                hint=f"{sys.executable} -m pip install locust, or use --load wrk", kind="not-installed")
+        from importlib.metadata import PackageNotFoundError, version
 
+        try:
             return Availability(True, version=version("locust"))
-        except Exception:  # installed as a separate tool: the version is not ours to read
+        except PackageNotFoundError:  # installed as a separate tool: the version is not ours to read
             return Availability(True)
 
     def start(self, request: LoadRequest) -> ToolRun:

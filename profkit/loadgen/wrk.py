@@ -112,7 +112,8 @@ class WrkGenerator(LoadGenerator):
         path = shutil.which("wrk")
         if not path:
             return Availability(False, reason="wrk is not installed",
-                                hint="apt-get install wrk (Debian/Ubuntu), or use --load locust / --load cmd")
+                                hint="apt-get install wrk (Debian/Ubuntu), or use --load locust / --load cmd",
+                                kind="not-installed")
         try:
             head = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
         except (OSError, subprocess.SubprocessError):

@@ -10,39 +10,22 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-import re
-
 from profkit.compare import markdown_escape as _md_escape
 from profkit.model import Profile
+from profkit.reports.text import fmt_bytes as _fmt_bytes
+from profkit.reports.text import format_quantity, plain_text
 from profkit.rundir import RunDir
 
 __all__ = ["format_quantity", "plain_text", "render_report", "summary_markdown"]
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
-
-def _fmt_bytes(n: Optional[float]) -> str:
-    if n is None:
-        return "n/a"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024.0
-    return f"{n:.1f} GiB"
-
-
-def format_quantity(value: float, unit: str) -> str:
-    """A weight for people: ``1.29 s`` for nanoseconds, ``12.5 MiB`` for bytes, ``12,345`` otherwise."""
-    if unit == "nanoseconds":
-        for div, name in ((1e9, "s"), (1e6, "ms"), (1e3, "µs")):
-            if abs(value) >= div:
-                return f"{value / div:.3g} {name}"
-        return f"{value:g} ns"
-    if unit == "bytes":
-        return _fmt_bytes(value)
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.2f}"
+def _mode_line(r) -> str:
+    """``cpu at 100 Hz``; modes whose sampling is not a rate say what it is."""
+    if r.mode in ("cpu", "wall"):
+        return f"{r.mode} at {r.rate:g} Hz" if r.rate else r.mode
+    if r.mode == "heap":
+        return f"heap, every {r.interval:g} s" if r.interval else "heap"
+    return r.mode
 
 
 def _metrics(run: RunDir):
@@ -60,11 +43,6 @@ def _top(profile: Optional[Profile], by: str, n: int = 10):
             for s in profile.top_functions(n, by=by)]
 
 
-def plain_text(text: str) -> str:
-    """Untrusted text for a terminal: control characters (escape sequences) and lone surrogates replaced."""
-    return _CONTROL.sub("\ufffd", text)
-
-
 def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: bool = False) -> str:
     """The run's ``summary.md``: what ran, how long, samples, top functions, CPU and RSS.
 
@@ -72,21 +50,26 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
     neutralised) instead of Markdown-escaped, for printing at the end of a run.
     """
     markdown_escape = plain_text if for_terminal else _md_escape
-    m = run.manifest
-    t = m.get("target") or {}
-    unit = profile.unit if profile is not None else m.get("unit", "samples")
-    lines = [f"# profkit run: {markdown_escape(str(t.get('name', '?')))}", ""]
+    r = run.record
+    t = r.target
+    unit = profile.unit if profile is not None else r.unit
+    lines = [f"# profkit run: {markdown_escape(t.name or '?')}", ""]
     lines.append("| | |")
     lines.append("|---|---|")
-    lines.append(f"| target | pid {', '.join(str(p) for p in t.get('pids', []))} ({markdown_escape(str(t.get('runtime', '?')))}) |")
-    if t.get("cmdline"):
-        lines.append(f"| command | {markdown_escape(' '.join(t['cmdline'])[:200])} |")
-    cols = ", ".join(f"{c['id']} {c.get('version', '')}".strip() for c in m.get("collectors", []))
+    lines.append(f"| target | pid {', '.join(str(p) for p in r.pids)} ({markdown_escape(t.runtime)}) |")
+    commands = [x for x in r.targets if x.cmdline]
+    for x in commands[:5]:
+        who = f"command (pid {x.pid})" if len(commands) > 1 else "command"
+        lines.append(f"| {who} | {markdown_escape(x.command[:200])} |")
+    if len(commands) > 5:
+        lines.append(f"| commands | … and {len(commands) - 5} more targets |")
+    cols = ", ".join(f"{c.id} {c.version}".strip() for c in r.profilers)
     lines.append(f"| collectors | {markdown_escape(cols) or 'none'} |")
-    lines.append(f"| mode | {markdown_escape(str(m.get('mode', 'cpu')))} at {m.get('rate', '?')} Hz |")
-    if m.get("duration") is not None:
-        lines.append(f"| duration | {m['duration']:.1f} s (asked {m.get('duration_requested', '?')} s) |")
-    lines.append(f"| status | {markdown_escape(str(m.get('status', '?')))} |")
+    lines.append(f"| mode | {_mode_line(r)} |")
+    if r.duration is not None:
+        asked = f"{r.duration_requested:g}" if r.duration_requested is not None else "?"
+        lines.append(f"| duration | {r.duration:.1f} s (asked {asked} s) |")
+    lines.append(f"| status | {markdown_escape(r.status)} |")
     total = profile.total if profile is not None else 0
     what = {"nanoseconds": "sampled time", "bytes": "sampled bytes"}.get(unit, unit)
     lines.append(f"| {what} | {format_quantity(total, unit)} in {len(profile) if profile is not None else 0:,} unique stacks |")
@@ -97,9 +80,9 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
         lines.append(f"| RSS | {_fmt_bytes(summ['rss_start'])} → {_fmt_bytes(summ['rss_end'])} (peak {_fmt_bytes(summ['rss_peak'])}) |")
         lines.append(f"| threads (max) | {summ['threads_max']} |")
     lines.append("")
-    for w in m.get("warnings", []):
+    for w in r.warnings:
         lines.append(f"> warning: {markdown_escape(str(w))}")
-    if m.get("warnings"):
+    if r.warnings:
         lines.append("")
     for by, title in (("self", "Top functions by self"), ("total", "Top functions by total")):
         rows = _top(profile, by)
@@ -162,9 +145,8 @@ def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[st
     # Each section module renders its own (autoescaped) template; the result is trusted markup.
     sections = [Markup(section.html_section(run, env)) for section in _sections(run)]
     return tmpl.render(
-        sections=sections,
-        m=run.manifest, target=run.manifest.get("target") or {}, profile=profile,
-        unit=profile.unit if profile is not None else run.manifest.get("unit", "samples"),
+        sections=sections, r=run.record, mode_line=_mode_line(run.record), profile=profile,
+        unit=profile.unit if profile is not None else run.record.unit,
         top_self=_top(profile, "self"), top_total=_top(profile, "total"), metrics=summ,
         fmt_bytes=_fmt_bytes, fmt_q=lambda v: format_quantity(v, profile.unit if profile is not None else "samples"),
         cpu_chart=_chart(cpu_series, "cpu"), rss_chart=_chart(series, "rss"),

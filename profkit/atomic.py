@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The one way profkit writes a file: whole or not at all.
+
+:func:`atomic_write` writes into a temporary file in the destination's own directory, flushes
+and fsyncs it, gives it the permissions a plain ``open()`` would (``0o666`` less the umask;
+``mkstemp`` makes files private), and renames it over the destination. On any failure the
+temporary file is removed, so a full disk leaves no ``*.tmp`` behind and the old file (if any)
+stays as it was. A full, over-quota or read-only file system is :class:`~profkit.errors.DiskFull`
+(exit 1) naming the path; other OS errors keep their type.
+
+A leaf module: it imports only the standard library and :mod:`profkit.errors`.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from typing import IO, Any, Callable, Union
+
+from profkit.errors import DiskFull
+
+__all__ = ["DISK_FULL_ERRNOS", "atomic_write", "atomic_write_json", "disk_full", "umask"]
+
+#: errno values that mean "the file system cannot take this write".
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+Writer = Callable[[IO[Any]], Any]
+
+
+def umask() -> int:
+    """The process umask (reading it means setting it; set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def disk_full(e: OSError, path: str) -> DiskFull:
+    """The :class:`DiskFull` error for an OSError raised while writing ``path``."""
+    what = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system"}.get(e.errno, e.strerror or str(e))
+    return DiskFull(f"cannot write {path}: {what}", hint="free some space (or choose another -o directory) and run "
+                                                          "again; what was written before is kept")
+
+
+def atomic_write(path: str, data: Union[str, bytes, Writer], *, binary: bool = False, mode: int = 0o666,
+                 honour_umask: bool = True) -> None:
+    """Write ``data`` (text, bytes, or a function given the open file) to ``path`` atomically.
+
+    Text is UTF-8 with ``surrogateescape`` (undecodable bytes of frame names round-trip) and
+    ``\\n`` line ends. ``mode`` is filtered by the umask, as ``open()`` does, unless
+    ``honour_umask`` is false (a library another user's process must be able to load).
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    binary = binary or isinstance(data, (bytes, bytearray))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    except OSError as e:
+        if e.errno in DISK_FULL_ERRNOS:
+            raise disk_full(e, path) from None
+        raise
+    try:
+        if binary:
+            fh: IO[Any] = os.fdopen(fd, "wb")
+        else:
+            fh = os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="\n")
+        with fh:
+            if callable(data):
+                data(fh)
+            else:
+                fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode & ~umask() if honour_umask else mode)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
+            raise disk_full(e, path) from None
+        raise
+
+
+def atomic_write_json(path: str, value: Any, *, indent: int = 2, default: Any = None) -> None:
+    """``value`` as JSON (sorted keys, a final newline), written atomically."""
+    def write(fh: IO[str]) -> None:
+        json.dump(value, fh, indent=indent, sort_keys=True, default=default)
+        fh.write("\n")
+
+    atomic_write(path, write)

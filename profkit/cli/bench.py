@@ -1,0 +1,120 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Profiling under load and pull requests: ``bench``, ``compare``."""
+from __future__ import annotations
+
+import click
+
+from profkit.cli.common import CONTEXT, ProgressLine, positive_seconds, with_stop_signals
+from profkit.cli.live import finish, live_options, session_options
+from profkit.errors import UsageError
+
+_slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
+                           help="Service-level objective METRIC OP VALUE[UNIT] (repeatable): METRIC p50 p90 p99 "
+                                "p99.9 max (ms, us, s) errors (%) rate (/s); OP < <= > >=. e.g. 'p99<500ms'.")
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--pid", "-p", "pids", type=int, multiple=True, required=True, help="Process to profile (repeatable).")
+@click.option("--children", is_flag=True, help="Also profile the children of the processes (gunicorn workers).")
+@click.option("--url", "-u", required=True, help="Loopback URL to load (127.0.0.0/8, localhost, [::1] only).")
+@click.option("--load", "load_id", default="wrk", show_default=True, metavar="ID",
+              help="Load generator: wrk, locust or cmd (see --load-command).")
+@click.option("--load-command", default=None, metavar="CMD",
+              help="For --load cmd: the command, with {url} {duration} {connections}; it may print one JSON "
+                   "line of figures (see docs of profkit.loadgen.cmd).")
+@click.option("--connections", "-C", type=int, default=10, show_default=True, help="Concurrent connections (users).")
+@click.option("--load-threads", type=int, default=2, show_default=True, help="wrk threads (at most --connections).")
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Per-request timeout, seconds.")
+@_slo_option
+@click.option("--baseline", is_flag=True, help="Also measure the profiler's overhead: alternating pairs of "
+                                               "loads without and with profiling (after the run).")
+@click.option("--baseline-pairs", type=int, default=3, show_default=True, help="Pairs for --baseline.")
+@click.option("--baseline-seconds", type=float, default=5.0, show_default=True, help="Seconds per load in --baseline.")
+@live_options
+def bench(pids, children, url, load_id, load_command, connections, load_threads, timeout, slos, baseline,
+          baseline_pairs, baseline_seconds, duration, output, collector_ids, rate, mode, interval, quiet, **record):
+    """Put load on URL and profile PID at the same time: flame graph, RED and USE, SLO verdicts.
+
+    \b
+      profkit bench --pid 1234 --url http://127.0.0.1:8000/items --duration 30 --slo 'p99<500ms'
+      profkit bench --pid 1234 --children --url http://127.0.0.1:8000/ --mode wall -o runs/head
+      profkit bench --pid 1234 --url http://127.0.0.1:8000/ --load cmd \\
+          --load-command 'python3 examples/load/load.py {url} {duration} 4 --json'
+
+    Writes a run directory with load.json (rate, errors, latency percentiles, SLO verdicts)
+    beside the profile; summary.md and report.html gain a load section. wrk and locust are
+    closed-loop generators: they wait for each response, so they hide queueing delay.
+    Exit 4 when an SLO is missed (after everything is written), 1 when no request succeeded.
+    """
+    from profkit import loadgen
+    from profkit.live import resolve_targets
+    from profkit.loadgen.bench import run_bench
+    from profkit.slo import parse_objective
+
+    if mode not in ("cpu", "wall"):
+        raise UsageError(f"profkit bench profiles --mode cpu or wall, not {mode}")
+    for text in slos:
+        parse_objective(text)
+    positive_seconds(timeout, "--timeout")
+    if not 1 <= connections <= 10000 or load_threads < 1:
+        raise UsageError("--connections must be 1..10000 and --load-threads positive")
+    if baseline:
+        positive_seconds(baseline_seconds, "--baseline-seconds")
+        if baseline_pairs < 1:
+            raise UsageError("--baseline-pairs must be at least 1")
+    loadgen.loopback_only(url)
+    opts = session_options(duration, output, collector_ids, rate, mode, interval, record)
+    gen = loadgen.get(load_id)
+    req = loadgen.LoadRequest(url=url, duration=duration, raw_dir="", connections=connections,
+                              threads=load_threads, timeout=timeout, command=load_command)
+    targets = resolve_targets(pids, None, children)
+    progress = ProgressLine(quiet, f"profiling {targets[0].name} [{targets[0].pid}] under {load_id} load")
+    try:
+        run = with_stop_signals(lambda stop: run_bench(targets, opts, gen, req, slos, stop=stop, progress=progress,
+                                                        baseline_pairs=baseline_pairs if baseline else 0,
+                                                        baseline_seconds=baseline_seconds))
+    finally:
+        progress.done()
+    finish(run, quiet)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("base_dir", metavar="BASE_RUN_DIR")
+@click.argument("head_dir", metavar="HEAD_RUN_DIR")
+@click.option("--output", "-o", "out_dir", default="profkit-compare", show_default=True, metavar="OUT_DIR",
+              help="Where diff.svg, comment.md and compare.json go.")
+@click.option("--fail-on-regression", "fail_pct", type=float, default=None, metavar="PCT",
+              help="Exit 3 when a function's total share grew by more than PCT percentage points.")
+@_slo_option
+@click.option("--redact-paths", is_flag=True, help="Strip file paths from frame names (for public repositories).")
+@click.option("--top", type=int, default=10, show_default=True, help="Rows per function table.")
+def compare(base_dir, head_dir, out_dir, fail_pct, slos, redact_paths, top):
+    """Compare two bench (or attach) runs for a pull request: differential flame graph and comment.md.
+
+    \b
+      profkit compare runs/base runs/head -o out --fail-on-regression 5 --slo 'p99<500ms'
+      gh pr comment 123 --body-file out/comment.md
+
+    comment.md has the RED deltas, the SLO verdicts, the top regressed and improved functions
+    (self and total share) and where the SVGs are. The SLOs default to those the head run was
+    benched with. Exit 4 when the head misses an SLO, else 3 when the regression gate trips.
+    """
+    from profkit.comment import compare_runs, shorten_key
+    from profkit.errors import RegressionDetected, SLOMissed
+    from profkit.slo import missed_message
+    from profkit.textsafe import terminal_text
+
+    res = compare_runs(base_dir, head_dir, out_dir, threshold=fail_pct, slos=slos, redact=redact_paths, top=top)
+    for what, path in res["files"].items():
+        click.echo(f"wrote {path}" if what == "comment" or path.startswith(out_dir) else f"  ({what}: {path})", err=True)
+    worst = sorted(res["deltas"], key=lambda d: (-d.delta_total, d.key))[:3]
+    for d in worst:
+        if d.delta_total > 0:
+            click.echo(f"  {d.delta_total:+6.2f} pts  {terminal_text(shorten_key(d.key, redact_paths))}", err=True)
+    missed = missed_message(res["head_slo"] or {})
+    if missed:
+        raise SLOMissed(f"head run: {missed}")
+    bad = res["regressions"]
+    if bad:
+        raise RegressionDetected(f"{len(bad)} function(s) grew by more than {fail_pct:g} points; worst: "
+                                 f"{shorten_key(bad[0].key, redact_paths)} ({bad[0].delta_total:+.2f} points)")

@@ -1,0 +1,138 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The recording engine: the one lifecycle of every run (``attach``, ``run``, ``heap``, ``bench``).
+
+    RunDir.create (status running)          ← the caller made the run record (targets, mode, …)
+    start every probe                       profilers, metrics, load generator, heap tools, command
+    wait: duration | stop request | every target gone | no essential probe still running
+    stop every probe (reverse order)
+    finish every probe                      each reads its raw captures and publishes results
+    analyses (callables)                    heap.json, overhead, … from the published results
+    profiles written                        profile.folded, profile-ID.folded, targets/<pid>-<name>/
+    status decided here, once               interrupted | collector-error | complete
+    reports rendered once, from the complete run directory (summary.md, report.html, SVG)
+
+Only profkit's own child tools are ever signalled, never a target. Probes live in
+:mod:`profkit.engine.probes`; how collectors are chosen in :mod:`profkit.engine.choose`.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, List, Optional, Sequence
+
+from profkit.engine.probe import Probe, RunContext
+from profkit.errors import EnvironmentProblem, ProfkitError
+from profkit.rundir import RunDir
+from profkit.targets import Target, parent_death_problem, process_state
+
+__all__ = ["Analysis", "Probe", "Progress", "RunContext", "record"]
+
+Progress = Callable[[float, float, str], None]
+#: A step after the probes finished: reads ``ctx.results``/``ctx.profiles``, writes its own files.
+Analysis = Callable[[RunContext], None]
+#: How often the wait loop looks at the probes and the targets (seconds).
+TICK = 0.5
+
+
+def _start(ctx: RunContext, probes: Sequence[Probe]) -> List[Probe]:
+    """Start each probe in turn; a failure is recorded (and aborts the run for ``must_start``)."""
+    started: List[Probe] = []
+    failures: List[ProfkitError] = []
+    for p in probes:
+        entry = p.attach_record(ctx)
+        try:
+            p.start(ctx)
+        except ProfkitError as e:
+            entry.fail(e.message)
+            ctx.warn(f"{p.id}: {e.message}" + (f" ({e.hint})" if e.hint else "")
+                     + (f"; so {p.without}" if p.without else ""))
+            if p.must_start:
+                _stop_all(started, "stop")
+                ctx.run.finish("collector-error")
+                raise
+            if p.essential:
+                failures.append(e)
+            continue
+        started.append(p)
+    ctx.run.save()
+    if not any(p.essential for p in started) and any(p.essential for p in probes):
+        _stop_all(started, "stop")
+        for p in started:
+            _finish_one(ctx, p)
+        ctx.run.finish("collector-error")
+        raise failures[0] if failures else EnvironmentProblem("no profiler could start")
+    return started
+
+
+def _stop_all(probes: Sequence[Probe], reason: str) -> None:
+    for p in reversed(probes):
+        p.stop(reason)
+
+
+def _finish_one(ctx: RunContext, p: Probe) -> None:
+    try:
+        p.finish(ctx)
+    except ProfkitError as e:
+        p.attach_record(ctx).fail(e.message)
+        ctx.warn(f"{p.id}: {e.message}" + (f" ({e.hint})" if e.hint else "") + (f"; so {p.without}" if p.without else ""))
+    else:
+        if p.entry is not None and p.entry.status == "running":
+            p.entry.status = "ok"
+
+
+def _wait(ctx: RunContext, probes: Sequence[Probe], progress: Optional[Progress], watch_targets: bool) -> str:
+    """Wait until the run should end; returns why: ``stop``, ``duration``, ``targets-gone`` or ``done``."""
+    essential = [p for p in probes if p.essential] or list(probes)
+    while True:
+        elapsed = time.monotonic() - ctx.t0
+        if ctx.stop.is_set():
+            return "stop"
+        if elapsed >= ctx.duration:
+            return "duration"
+        if watch_targets and all(process_state(pid) in (None, "Z") for pid in ctx.pids):
+            return "targets-gone"
+        if not any(p.poll() for p in essential):
+            return "done"
+        if progress is not None:
+            status = " · ".join(s for s in (p.status() for p in probes) if s) or "recording"
+            progress(elapsed, max(0.0, ctx.duration - elapsed), status)
+        ctx.stop.wait(TICK)
+
+
+def record(run: RunDir, targets: List[Target], probes: Sequence[Probe], *, duration: float,
+           stop: Optional[threading.Event] = None, progress: Optional[Progress] = None,
+           analyses: Sequence[Analysis] = (), render: bool = True, watch_targets: bool = True) -> RunContext:
+    """Run ``probes`` against ``targets`` for up to ``duration`` seconds and write ``run``.
+
+    Returns the context (profiles and results) whatever happened to the probes; raises only
+    when nothing essential could be started at all (the run directory then records why).
+    A full disk while writing raises :class:`~profkit.errors.DiskFull` after recording, where
+    it can, what was not written.
+    """
+    from profkit.outputs import render_run, write_profiles
+
+    ctx = RunContext(run, list(targets), stop or threading.Event(), duration)
+    problem = parent_death_problem()
+    if problem:
+        ctx.warn(f"the tools profkit starts will not stop by themselves if profkit is killed: {problem}")
+    ctx.t0, ctx.t0_epoch = time.monotonic(), time.time()
+    started = _start(ctx, probes)
+    why = "stop"
+    try:
+        why = _wait(ctx, started, progress, watch_targets)
+    finally:
+        _stop_all(started, why if not ctx.stop.is_set() else "stop")
+    ctx.elapsed = time.monotonic() - ctx.t0
+    run.record.duration = round(ctx.elapsed, 3)
+    if why == "targets-gone":
+        ctx.warn("the target exited during the run; what was recorded covers the time until then")
+    for p in started:
+        _finish_one(ctx, p)
+    for analysis in analyses:
+        analysis(ctx)
+    write_profiles(run, ctx.profiles, ctx.profiler_order, ctx.per_target)
+    failed = any(p.status == "failed" for p in run.record.probes)
+    run.finish("interrupted" if ctx.stop.is_set() else ("collector-error" if failed else "complete"))
+    if render:
+        render_run(run)
+    return ctx
