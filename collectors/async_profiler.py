@@ -291,7 +291,7 @@ class AsyncProfilerCollector(Collector):
     modes = {"jvm": ("cpu", "wall", "alloc", "lock")}
     defaults = {"jvm": 1}
 
-    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
+    def check(self, runtime: str = "", mode: str = "", options: Any = None) -> Availability:
         """OK for a JVM when the agent library (see :func:`find_library`) and ``jcmd`` are here."""
         refused = self.refusal(runtime, mode)
         if refused:

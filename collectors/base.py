@@ -24,6 +24,18 @@ __all__ = ["Availability", "Collector", "NoOptions", "RecordRequest", "Recording
            "options_from_mapping", "pid_of_raw", "raw_path"]
 
 _RAW_PID = re.compile(r"-(\d+)\.[^/]*$")
+_RUNTIME_NAMES = {"jvm": "a JVM", "python": "a Python process", "native": "a native process"}
+
+
+def _others(cid: str, runtime: str, mode: str) -> str:
+    """The hint for a refused (runtime, mode): the collectors that do record it, defaults first."""
+    import collectors  # the registry (this module is part of its package)
+
+    able = [c for c in collectors.load_all().values() if c.id != cid and mode in c.modes.get(runtime, ())]
+    able.sort(key=lambda c: (runtime not in c.defaults, c.defaults.get(runtime, 0), c.id))
+    if able:
+        return "use " + " or ".join(f"-c {c.id}" for c in able[:2]) + (f" (--mode {mode})" if mode != "cpu" else "")
+    return f"no collector records --mode {mode} for {_RUNTIME_NAMES.get(runtime, runtime)}; profkit collectors lists them"
 
 
 def raw_path(raw_dir: str, cid: str, pid: int, ext: str) -> str:
@@ -97,18 +109,20 @@ class Collector:
         """The Availability refusing a (runtime, mode) this collector does not record (from
         :attr:`modes`), or None. Every ``check`` starts with it."""
         if runtime and runtime not in self.modes:
-            known = " or ".join(sorted(self.modes)) or "nothing"
-            return Availability(False, version, reason=f"{self.id} records {known} processes; this one is {runtime}",
-                                hint="profkit collectors lists what records each runtime", kind="unsupported")
+            known = " or ".join(_RUNTIME_NAMES.get(r, r) for r in sorted(self.modes)) or "nothing"
+            return Availability(False, version, reason=f"the target is {_RUNTIME_NAMES.get(runtime, runtime)}, "
+                                f"not {known}; {self.id} profiles only those",
+                                hint=_others(self.id, runtime, mode or "cpu"), kind="unsupported")
         supported = self.modes.get(runtime) if runtime else sorted({m for ms in self.modes.values() for m in ms})
-        if mode not in (supported or ()):
+        if mode and mode not in (supported or ()):
             return Availability(False, version, reason=f"{self.id} does not record --mode {mode}"
                                 + (f" (only {', '.join(supported)})" if supported else ""),
-                                hint="profkit collectors lists what records each mode", kind="unsupported")
+                                hint=_others(self.id, runtime, mode), kind="unsupported")
         return None
 
-    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> "Availability":
-        """Whether this collector can record here (installed, permitted), with a hint if not.
+    def check(self, runtime: str = "", mode: str = "", options: Any = None) -> "Availability":
+        """Whether this collector can record here (installed, permitted), with a hint if not:
+        for ``runtime`` and ``mode`` when given (an empty one means any).
 
         ``options`` are the record options the run would use (e.g. an explicit tool path)."""
         return Availability(False, reason=f"{self.id} only reads captures; it does not record", kind="unsupported")

@@ -476,7 +476,7 @@ class JfrCollector(Collector):
     modes = {"jvm": ("cpu", "alloc")}
     defaults = {"jvm": 2}
 
-    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
+    def check(self, runtime: str = "", mode: str = "", options: Any = None) -> Availability:
         """OK for a JVM in cpu or alloc mode when ``jcmd`` (to record) and ``jfr`` (to read) are here."""
         refused = self.refusal(runtime, mode)
         if refused:

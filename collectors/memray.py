@@ -54,7 +54,7 @@ MAGIC = b"memray\x00"
 INSTALL_HINT = "pip install memray (into the target's interpreter too: memray runs inside it)"
 #: Seconds one ``memray attach`` may take (lldb loads symbols first; against an interpreter without
 #: symbols, e.g. a distribution's stripped python3, lldb was seen to hang instead of failing).
-ATTACH_TIMEOUT = 30.0
+ATTACH_TIMEOUT = 20.0
 #: Frames kept per stack.
 MAX_STACK = 64
 #: The module ``memray attach`` injects; allocations under it are memray's own.
@@ -94,7 +94,7 @@ class MemrayCollector(Collector):
     def sniff(self, head: bytes) -> Sniff:
         return Sniff.YES if head.startswith(MAGIC) else Sniff.NO
 
-    def check(self, runtime: str = "", mode: str = "alloc", options: Any = None) -> Availability:
+    def check(self, runtime: str = "", mode: str = "", options: Any = None) -> Availability:
         """memray importable here, lldb or gdb installed, a Python target and ptrace allowed."""
         version = _memray_version()
         if version is None:
@@ -130,14 +130,15 @@ def _attach_argv(method: str, pid: int, duration: float, out: str, options: Memr
 
 
 def _run(argv: List[str], timeout: float) -> Tuple[int, str]:
-    """Run a short memray command as profkit's child; (exit code, output)."""
+    """Run a short memray command as profkit's child; (exit code, output). A command still
+    running after ``timeout`` is stopped and gives exit code 124 (as timeout(1) does)."""
     with tempfile.TemporaryFile() as buf:
         tool = ChildTool(argv, stdout=buf, stderr=subprocess.STDOUT)
         tool.start()
         rc = tool.wait(timeout)
         if rc is None:
-            rc = tool.stop(grace=3.0, term_grace=3.0)
-            rc = 124 if rc == 0 else rc
+            tool.stop(grace=3.0, term_grace=3.0)
+            rc = 124
         buf.seek(0)
         return rc, buf.read(16384).decode("utf-8", "replace")
 
@@ -180,6 +181,15 @@ class MemrayRecording(Recording):
             self.commands.append(argv)
             t0 = time.monotonic()
             rc, text = _run(argv, ATTACH_TIMEOUT)
+            if rc == 124:
+                # memray's debugger script waits for the target's next call to malloc, free or
+                # PyMem_*: a process that is idle, or loops over objects Python keeps in free
+                # lists, may make none for as long as it likes. Another debugger would wait too.
+                raise EnvironmentProblem(
+                    f"memray could not attach to process {pid} within {ATTACH_TIMEOUT:.0f} s: it starts at the "
+                    f"process's next call to malloc or free, and this one made none (idle, or a pure-computation "
+                    f"loop); nothing in the process was changed",
+                    hint="profile allocations while the process serves requests, or use profkit heap --no-allocations")
             if "No module named 'memray'" in text or "No module named \"memray\"" in text:
                 raise TargetUnsupported(f"process {pid} cannot import memray, so memray cannot track it",
                                                hint="install memray into the target's interpreter (pip install memray)")
@@ -197,7 +207,7 @@ class MemrayRecording(Recording):
         # lldb's answer first: gdb, the fallback, fails on some kernels for reasons of its own
         method, text = failures[0] if failures else ("lldb", "")
         raise CollectorFailed(self.commands[-1] if self.commands else ["memray", "attach"], 1,
-                              f"{method}: {' '.join(text.split()[-40:])}",
+                              f"{method}: {_last_words(text)}",
                               hint="memray attach needs lldb (or gdb), ptrace, and a Python 3.7+ target with symbols")
 
     def poll(self) -> bool:
@@ -238,6 +248,13 @@ class MemrayRecording(Recording):
         return out
 
 
+def _last_words(text: str) -> str:
+    """The end of a debugger's output without Python traceback lines (the last error line)."""
+    lines = [l.strip() for l in text.splitlines() if l.strip()]
+    meaningful = [l for l in lines if not l.startswith(("File \"", "Traceback", "^")) and set(l) != {"^"}]
+    return " ".join(" ".join(meaningful[-3:]).split()[-40:])
+
+
 def _readable(path: str) -> bool:
     try:
         import memray
@@ -271,7 +288,10 @@ def memory_snapshots(path: str) -> List[dict]:
 
 
 def _frame(fn: str, file: str, line: int) -> Frame:
-    return Frame(f"{fn} ({file}:{line})".replace(";", "|").replace("\n", " "), FrameKind.PYTHON)
+    def clean(s: str) -> str:  # ';' separates frames in folded text; a newline ends its line
+        return s.replace(";", "|").replace("\n", " ")
+
+    return Frame(clean(fn), FrameKind.PYTHON, clean(file), line if isinstance(line, int) else None)
 
 
 def live_allocations(path: str, diag: Optional[Diagnostics] = None) -> Profile:

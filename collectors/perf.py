@@ -480,7 +480,7 @@ class PerfCollector(Collector):
     modes = {"native": ("cpu",), "jvm": ("cpu",), "python": ("cpu",)}
     defaults = {"native": 1}
 
-    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
+    def check(self, runtime: str = "", mode: str = "", options: Any = None) -> Availability:
         """perf installed and allowed to sample other processes (perf_event_paranoid, root)."""
         return _perf_check(self, runtime, mode)
 
@@ -668,7 +668,7 @@ def _perf_check(c: Collector, runtime: str, mode: str) -> Availability:
     if not version:
         return Availability(False, reason="perf does not run here (no build for this kernel?)",
                             hint="apt-get install linux-perf", kind="not-installed")
-    if mode != "cpu":
+    if mode and mode != "cpu":
         return Availability(False, version, reason=f"perf samples on-CPU time only, not --mode {mode}",
                             hint="use --mode cpu", kind="unsupported")
     refused = c.refusal(runtime, mode, version)

@@ -183,14 +183,19 @@ class PsutilCollector(Collector):
     id = "psutil"
     summary = "process metrics once a second (CPU user/system, RSS, threads, fds, I/O): not stacks"
     RecordOptions = PsutilOptions
-    modes = {"python": ("cpu", "wall", "alloc", "lock", "heap"), "jvm": ("cpu", "wall", "alloc", "lock", "heap"),
-             "native": ("cpu", "wall", "alloc", "lock", "heap")}
+    #: it records process metrics beside every run, not stacks: "metrics" is no --mode
+    modes = {"python": ("metrics",), "jvm": ("metrics",), "native": ("metrics",)}
 
-    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
+    def check(self, runtime: str = "", mode: str = "", options: Any = None) -> Availability:
         try:
             import psutil
         except ImportError:
             return Availability(False, reason="psutil is not installed", hint="pip install psutil", kind="not-installed")
+        refused = self.refusal(runtime, mode, psutil.__version__)
+        if refused:
+            return Availability(False, psutil.__version__, reason="psutil records process metrics (CPU, memory, threads), "
+                                "not stacks; every run has them in metrics.jsonl", hint="choose a stack collector, or "
+                                "none: the default for the runtime and mode", kind="unsupported")
         return Availability(True, version=psutil.__version__)
 
     def record(self, request: RecordRequest) -> MetricsRecording:

@@ -143,21 +143,23 @@ def _frame_of(entry: object, pyspy: bool) -> Frame:
     """A speedscope frame object as a profkit Frame, in py-spy's raw text form."""
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise ValueError("frame without a name")
-    name = entry["name"]
+    name = _clean(entry["name"])
     file = entry.get("file")
     line = entry.get("line")
     if isinstance(file, str) and file:
-        text = f"{name} ({file}:{line})" if isinstance(line, int) else f"{name} ({file})"
         if _PY_FILE.match(file):
             kind = FrameKind.PYTHON
         else:
             kind = FrameKind.NATIVE if pyspy else FrameKind.UNKNOWN
-    else:
-        # py-spy puts its --threads/--subprocesses frames into the stacks as file-less frames
-        root = _root_frame(name)
-        text, kind = (root.name, root.kind) if isinstance(root, Frame) else (name, FrameKind.UNKNOWN)
-    # ';' separates frames in folded output; async-profiler's replacement is '|'
-    return Frame(text.replace(";", "|").replace("\n", " "), kind)
+        return Frame(name, kind, _clean(file), line if isinstance(line, int) and not isinstance(line, bool) else None)
+    # py-spy puts its --threads/--subprocesses frames into the stacks as file-less frames
+    root = _root_frame(name)
+    return root if isinstance(root, Frame) else Frame.parse(name, FrameKind.UNKNOWN)
+
+
+def _clean(text: str) -> str:
+    """';' separates frames in folded output (async-profiler's replacement is '|'), a newline lines."""
+    return text.replace(";", "|").replace("\n", " ")
 
 
 def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
@@ -304,7 +306,7 @@ class PySpyCollector(Collector):
     modes = {"python": ("cpu", "wall")}
     defaults = {"python": 1}
 
-    def check(self, runtime: str = "", mode: str = "cpu", options: Any = None) -> Availability:
+    def check(self, runtime: str = "", mode: str = "", options: Any = None) -> Availability:
         """py-spy installed, the target a Python process, and ptrace allowed."""
         exe = find_pyspy()
         if exe is None:

@@ -56,7 +56,7 @@ def _render(profile: Profile, o: FlameGraphOptions, out: IO[str]) -> str:
     draw = []
     for box in lay.boxes:
         frame = frames[box.fid] if box.fid is not None else Frame("all")
-        draw.append(DrawFrame(box.depth, box.x, box.w, frame.name, palette.color(frame),
+        draw.append(DrawFrame(box.depth, box.x, box.w, frame.text, palette.color(frame),
                               f"{format_count(box.w)} {unit}, {100.0 * box.w / lay.total:.2f}%"))
     return write_graph(out, draw, total=lay.total, max_depth=lay.max_depth, options=o,
                        title=o.resolved_title(), subtitle=o.subtitle,

@@ -103,7 +103,7 @@ def _render(before: Profile, after: Profile, o: FlameGraphOptions, out: IO[str],
 
     draw = []
     for box, b_incl, d_incl, d_self in rows:
-        name = frames[box.fid].name if box.fid is not None else "all"
+        name = frames[box.fid].text if box.fid is not None else "all"
         a_pct = 100.0 * box.w / a_total
         b_pct = 100.0 * b_incl / b_total if b_total else 0.0
         info = (f"{format_count(box.w)} {unit} ({a_pct:.2f}%), before {format_count(b_incl)} ({b_pct:.2f}%): "

@@ -2,7 +2,7 @@
 """Frame colours: deterministic, derived from the function's name, so that one function has
 the same colour in every graph (and in every run: no dependence on Python's ``hash()`` seed).
 
-The name is keyed like ``profkit.model.function_key`` (the line number dropped), so a
+The frame is keyed by its function key (``Frame.key``: the line number dropped), so a
 function keeps its colour when its code moves. The schemes follow FlameGraph's ``--colors``:
 ``hot`` (red/orange/yellow), ``mem`` (green), ``io`` (blue), ``wakeup`` (aqua), ``java``
 (green JIT, aqua inlined, yellow C++, orange kernel, red other native) and ``python``
@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Callable, Dict, Tuple
 
-from profkit.model import Frame, FrameKind, function_key
+from profkit.frames import Frame, FrameKind
 
 __all__ = ["Palette", "diff_color", "NEUTRAL"]
 
@@ -26,8 +26,6 @@ RGB = Tuple[int, int, int]
 #: The colour of frames that carry no function (the root) and of separators.
 NEUTRAL = "#c8c8c8"
 
-_PY_FILE = re.compile(r"\((.+?\.pyx?)(?::\d+)?\)\Z")
-_FILE_LINE = re.compile(r"\(([^()]+):\d+\)\Z")  # py-spy's "(file:line)", also for scripts without .py
 _JAVA_NAME = re.compile(r"\A[\w$]+(?:[./][\w$<>]+)+\Z")
 _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) or frozenset(
     "abc argparse ast asyncio base64 collections concurrent contextlib copy csv dataclasses datetime "
@@ -132,13 +130,12 @@ _KIND_HUE: Dict[FrameKind, Hue] = {
 _SCHEME_HUE: Dict[str, Hue] = {"hot": _hot, "mem": _mem, "io": _io, "wakeup": _aqua}
 
 
-def _python_hue(name: str, kind: FrameKind) -> Hue:
-    m = (_PY_FILE.search(name) or _FILE_LINE.search(name)) if name.endswith(")") else None
-    if m is None:
-        if kind is FrameKind.PYTHON:
+def _python_hue(frame: Frame) -> Hue:
+    if frame.file is None:
+        if frame.kind is FrameKind.PYTHON:
             return _blue
         return _hot  # native (C) code under Python: warm, as py-spy shows it
-    path = m.group(1).replace("\\", "/")
+    path = frame.file.replace("\\", "/")
     if "site-packages/" in path or "dist-packages/" in path:
         return _lavender
     if "/lib/python" in path or path.split("/", 1)[0].rsplit(".", 1)[0] in _STDLIB:
@@ -167,23 +164,24 @@ class Palette:
         """The fill of ``frame``, from its kind and a stable hash of its function key."""
         c = self._cache.get(frame)
         if c is None:
-            c = self._cache[frame] = self._compute(frame.name, frame.kind)
+            c = self._cache[frame] = self._compute(frame)
         return c
 
-    def _compute(self, name: str, kind: FrameKind) -> str:
-        if name in ("-", "--", ""):
+    def _compute(self, frame: Frame) -> str:
+        name, kind = frame.name, frame.kind
+        if frame.file is None and name in ("-", "--", ""):
             return NEUTRAL  # FlameGraph's user/kernel and chain separators
         hue = _KIND_HUE.get(kind)
         if hue is None:
             if self.scheme == "java":
                 hue = _java_hue(name, kind)
             elif self.scheme == "python":
-                hue = _python_hue(name, kind)
+                hue = _python_hue(frame)
             elif name[:1] == "[" and name[-1:] == "]":
                 hue = _grey
             else:
                 hue = _SCHEME_HUE[self.scheme]
-        return _hex(hue(_hash3(function_key(name))))
+        return _hex(hue(_hash3(frame.key)))
 
 
 def diff_color(delta: float, scale: float) -> str:

@@ -4,7 +4,7 @@
 Frame names come from the profiled program and are untrusted. Every attribute value and
 text node goes through :func:`escape_text` / :func:`escape_attr`, which also replace what
 XML 1.0 cannot carry at all (control characters other than tab, lone surrogates left by
-``surrogateescape`` decoding, U+FFFE/U+FFFF) with U+FFFD. Script and style assets are
+``surrogateescape`` decoding, U+FFFE/U+FFFF) and bidi controls (U+202E …) with U+FFFD. Script and style assets are
 written as CDATA sections, never with data spliced in.
 """
 from __future__ import annotations
@@ -12,11 +12,14 @@ from __future__ import annotations
 import re
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
+from profkit.textsafe import BIDI_CONTROLS
+
 __all__ = ["XmlWriter", "clean", "escape_attr", "escape_text", "px"]
 
 Attrs = Iterable[Tuple[str, Union[str, int, float]]]
 
-_INVALID = re.compile("[\x00-\x08\x0a-\x1f\ud800-\udfff\ufffe\uffff]")
+# What XML 1.0 cannot hold, plus the bidi controls that would make a name read backwards.
+_INVALID = re.compile("[\x00-\x08\x0a-\x1f\ud800-\udfff\ufffe\uffff" + BIDI_CONTROLS + "]")
 
 
 def clean(text: str) -> str:

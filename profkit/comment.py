@@ -13,12 +13,12 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Sequence
 
-from profkit.compare import FunctionDelta, markdown_escape, regressions
+from profkit.compare import FunctionDelta, regressions
+from profkit.markdown import cap_comment, markdown_escape
+from profkit.frames import Frame
 
 __all__ = ["comment_markdown", "compare_runs", "red_deltas", "redact_token", "redacted", "shorten_key"]
 
-_KEY_PATH = re.compile(r"^(?P<name>.*?) \((?P<path>[^()]*)\)$")
-_TOKEN_PATH = re.compile(r"^(?P<name>.*?) \((?P<path>[^()]*?)(?::\d+)?\)(?P<kind>_\[[a-z0-9]\])?$")
 _LIB = re.compile(r"^.*/(?:site-packages|dist-packages|lib/python\d+(?:\.\d+)?)/")
 
 
@@ -36,16 +36,16 @@ def _short_path(path: str) -> str:
 
 def shorten_key(key: str, redact: bool = False) -> str:
     """A function key for a comment: its file path shortened, or dropped when ``redact``."""
-    m = _KEY_PATH.match(key)
-    if not m or ("/" not in m.group("path") and not redact):
+    f = Frame.from_token(key)
+    if f.file is None or ("/" not in f.file and not redact):
         return key
-    return m.group("name") if redact else f"{m.group('name')} ({_short_path(m.group('path'))})"
+    return f.name if redact else f"{f.name} ({_short_path(f.file)})"
 
 
 def redact_token(token: str) -> str:
     """A folded frame token without its ``(file:line)`` part (kind annotation kept)."""
-    m = _TOKEN_PATH.match(token)
-    return m.group("name") + (m.group("kind") or "") if m else token
+    f = Frame.from_token(token)
+    return Frame(f.name, f.kind).token if f.file is not None else token
 
 
 def _pct_change(b: Optional[float], h: Optional[float]) -> str:
@@ -140,7 +140,7 @@ def comment_markdown(deltas: Sequence[FunctionDelta], *, base_label: str, head_l
                   f"share; worst {esc(shorten_key(bad[0].key, redact))} ({bad[0].delta_total:+.2f}).", ""]
     if files:
         lines += ["### Files", ""] + [f"- {esc(what)}: `{path.replace('`', '')}`" for what, path in files.items()] + [""]
-    return "\n".join(lines)
+    return cap_comment("\n".join(lines))
 
 
 def redacted(profile):

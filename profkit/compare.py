@@ -7,10 +7,10 @@ percentage points (``shared/CONTRACT.md``, "Comparing profiles").
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Dict, List, Sequence
 
+from profkit.markdown import markdown_escape
 from profkit.model import FunctionStat, Number, Profile
 
 __all__ = ["FunctionDelta", "compare_functions", "markdown_escape", "markdown_report", "regressions"]
@@ -62,24 +62,6 @@ def regressions(deltas: Sequence[FunctionDelta], threshold: float) -> List[Funct
     """The functions whose total share grew by more than ``threshold`` points, worst first."""
     hit = [d for d in deltas if d.delta_total > threshold]
     return sorted(hit, key=lambda d: (-d.delta_total, d.key))
-
-
-# Inline Markdown that could act inside a table cell: escapes, code spans, emphasis, links and
-# images (brackets), cell breaks, strikethrough. Line-start syntax (#, -, 1.) cannot occur mid-cell.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
-
-
-def markdown_escape(text: str) -> str:
-    """Make untrusted text inert in GitHub Markdown, table cells included.
-
-    HTML metacharacters become entities (no raw HTML reaches the page), Markdown
-    punctuation is backslash-escaped (no links, emphasis, code spans or cell breaks),
-    control characters and lone surrogates become U+FFFD.
-    """
-    text = _CONTROL.sub("\ufffd", text)
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
-    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def _pp(x: float) -> str:

@@ -141,7 +141,7 @@ class SLOMissed(ProfkitError):
 
 #: Why a tool cannot run, as machine-readable kinds (``Availability.kind``), and the error each is.
 UNAVAILABLE_KINDS = {"not-installed": CollectorNotInstalled, "no-permission": PermissionDenied,
-                     "unsupported": UsageError, "target-unsupported": TargetUnsupported,
+                     "unsupported": TargetUnsupported, "target-unsupported": TargetUnsupported,
                      "failed": EnvironmentProblem}
 
 

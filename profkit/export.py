@@ -16,25 +16,21 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import time
 from typing import IO, Dict, List, Optional, Tuple
 
 from profkit.model import Frame, Profile
+from profkit.textsafe import utf8_text
 
-__all__ = ["SPEEDSCOPE_SCHEMA", "pprof_bytes", "speedscope_document", "write_pprof", "write_speedscope"]
+__all__ = ["SPEEDSCOPE_SCHEMA", "pprof_bytes", "speedscope_document", "write_speedscope"]
 
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
-_FILE_LINE = re.compile(r"^(?P<name>.+?) \((?P<file>[^()]+?)(?::(?P<line>\d+))?\)$")
 _SPEEDSCOPE_UNITS = {"samples": "none", "objects": "none", "nanoseconds": "nanoseconds", "bytes": "bytes"}
 
 
 def _split(frame: Frame) -> Tuple[str, Optional[str], Optional[int]]:
-    """(function name, file, line) of a frame whose name is ``func (file:line)``; else (name, None, None)."""
-    m = _FILE_LINE.match(frame.name)
-    if not m:
-        return frame.name, None, None
-    return m.group("name"), m.group("file"), int(m.group("line")) if m.group("line") else None
+    """(function name, file, line) of a frame, strict UTF-8 (undecodable bytes shown as U+FFFD)."""
+    return (utf8_text(frame.name), utf8_text(frame.file) if frame.file is not None else None, frame.line)
 
 
 def speedscope_document(profile: Profile, name: str = "profile") -> Dict:
@@ -60,6 +56,7 @@ def speedscope_document(profile: Profile, name: str = "profile") -> Dict:
         samples.append(row)
         weights.append(w)
     total = sum(weights)
+    name = utf8_text(name)
     return {"$schema": SPEEDSCOPE_SCHEMA, "exporter": "profkit", "name": name, "activeProfileIndex": 0,
             "shared": {"frames": frames},
             "profiles": [{"type": "sampled", "name": name, "unit": _SPEEDSCOPE_UNITS.get(profile.unit, "none"),
@@ -162,7 +159,7 @@ def pprof_bytes(profile: Profile, *, rate: Optional[float] = None, mode: str = "
                     fn = bytearray()
                     _int(1, fnid, fn)
                     _int(2, st(fname), fn)
-                    _int(3, st(frames[fid].name), fn)  # system_name: the frame as profkit shows it
+                    _int(3, st(utf8_text(frames[fid].text)), fn)  # system_name: the frame as profkit shows it
                     _int(4, st(file or ""), fn)
                     _bytes(5, bytes(fn), functions)
                 lid = loc_of[fid] = len(loc_of) + 1
@@ -200,13 +197,6 @@ def pprof_bytes(profile: Profile, *, rate: Optional[float] = None, mode: str = "
     if period_ns:
         _int(14, st("wall" if mode == "wall" else "cpu"), body_tail)  # default_sample_type
     for s in st.table:  # field 6: string_table (written after every index is known)
-        _bytes(6, s.encode("utf-8", "surrogateescape"), out)
+        _bytes(6, utf8_text(s).encode("utf-8"), out)
     out += body_tail
     return gzip.compress(bytes(out), mtime=0)
-
-
-def write_pprof(profile: Profile, path: str, **kw) -> None:
-    """Write the pprof file to ``path``."""
-    data = pprof_bytes(profile, **kw)
-    with open(path, "wb") as fh:
-        fh.write(data)

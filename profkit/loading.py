@@ -90,7 +90,10 @@ def load_profile(inputs: Sequence[str], fmt: str = "auto", options: Optional[Map
             raise CaptureFormatError(f"{diag.malformed_count} malformed line(s) (--strict); first: {first}")
         if not profile:
             what = f"no stacks found in {source.name}"
-            if diag.malformed_count:
+            long_lines = [w for w in diag.warnings if "longer than" in w]
+            if long_lines:  # a valid line that is too long is not "malformed": say what it is
+                what += f" ({long_lines[0].replace(source.name + ':', 'line ', 1)})"
+            elif diag.malformed_count:
                 what += f" ({diag.malformed_count} malformed lines)"
             raise InputError(what, hint=f"is this really {fid} input? try --format auto or another --format")
         if profile.meta.collector is None:

@@ -3,20 +3,23 @@
 
 A :class:`Profile` maps stacks (root → leaf tuples of frame ids) to weights. Weights are
 numbers in the profile's unit; integers stay integers, fractional inputs stay floats.
-Frames are interned ``(name, kind)`` pairs. Parsers may hand frames over either as
-:class:`Frame` objects or as *tokens*, the text of one frame in folded form (``name``
-plus an optional kind annotation such as ``_[k]``), which is the fast path: a token is
-decoded once per distinct text.
+Frames are structured (:class:`~profkit.frames.Frame`: name, kind, file, line) and interned.
+Parsers may hand frames over either as :class:`Frame` objects or as *tokens*, the text of one
+frame in folded form (``name (file:line)`` plus an optional kind annotation such as ``_[k]``),
+which is the fast path: a token is decoded into a Frame once per distinct text, when first
+looked at.
 
 This module imports only the standard library.
 """
 from __future__ import annotations
 
-import enum
 import re
 from collections import Counter
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+
+from profkit.frames import (IDLE_PATTERN, Frame, FrameKind, function_key, key_folded_stack, keyed_tokens,
+                            split_kind)
 
 __all__ = [
     "Frame",
@@ -37,102 +40,6 @@ Number = Union[int, float]
 UNITS = ("samples", "nanoseconds", "bytes", "objects")
 
 
-class FrameKind(str, enum.Enum):
-    """What kind of code a frame is; drives colours and folded annotations."""
-
-    UNKNOWN = "unknown"          #: a plain folded frame with no annotation
-    PYTHON = "python"            #: ``func (file.py:line)`` as py-spy writes it
-    NATIVE = "native"            #: user-space native code
-    KERNEL = "kernel"            #: ``_[k]``
-    JIT = "jit"                  #: ``_[j]`` JIT-compiled (JVM C2, V8, …)
-    INLINED = "inlined"          #: ``_[i]``
-    INTERPRETED = "interpreted"  #: ``_[0]`` (async-profiler ``--ann``)
-    C1 = "c1"                    #: ``_[1]`` C1-compiled (async-profiler ``--ann``)
-    WAKER = "waker"              #: ``_[w]`` waker stack in chain graphs
-    ALLOC_INSIDE_TLAB = "alloc-inside-tlab"    #: allocated class, in TLAB (async-profiler ``_[i]`` on a leaf)
-    ALLOC_OUTSIDE_TLAB = "alloc-outside-tlab"  #: allocated class, outside TLAB (``_[k]`` on a leaf)
-    PROCESS = "process"          #: a synthetic per-process root frame
-    THREAD = "thread"            #: a synthetic per-thread frame
-    SYNTHETIC = "synthetic"      #: bracketed constants: ``[self]``, ``[truncated]``, ``[collector error: …]``
-
-
-# Folded annotations. ALLOC_* share async-profiler's own suffixes, so an allocation profile
-# written out and read back decodes them as kernel/inlined unless the reader knows the mode.
-_SUFFIX_OF = {
-    FrameKind.KERNEL: "_[k]",
-    FrameKind.JIT: "_[j]",
-    FrameKind.INLINED: "_[i]",
-    FrameKind.WAKER: "_[w]",
-    FrameKind.INTERPRETED: "_[0]",
-    FrameKind.C1: "_[1]",
-    FrameKind.ALLOC_INSIDE_TLAB: "_[i]",
-    FrameKind.ALLOC_OUTSIDE_TLAB: "_[k]",
-}
-_KIND_OF_SUFFIX = {
-    "k": FrameKind.KERNEL,
-    "j": FrameKind.JIT,
-    "i": FrameKind.INLINED,
-    "w": FrameKind.WAKER,
-    "0": FrameKind.INTERPRETED,
-    "1": FrameKind.C1,
-}
-_PYTHON_FRAME = re.compile(r".+ \((?:.+\.pyx?|<[^>]*>)(?::\d+)?\)\Z", re.S)
-_LINE_NUMBER = re.compile(r"\A(.*) \((.+?):\d+\)\Z", re.S)
-
-
-class Frame(NamedTuple):
-    """One frame: its display name and its kind."""
-
-    name: str
-    kind: FrameKind = FrameKind.UNKNOWN
-
-    @property
-    def token(self) -> str:
-        """The folded text of this frame: the name plus the kind's annotation, if it has one."""
-        suffix = _SUFFIX_OF.get(self.kind)
-        return self.name + suffix if suffix else self.name
-
-    @classmethod
-    def from_token(cls, token: str) -> "Frame":
-        """Decode one folded frame: strip an ``_[x]`` annotation into a kind, or infer the kind."""
-        if len(token) > 4 and token[-1] == "]" and token[-4:-2] == "_[":
-            kind = _KIND_OF_SUFFIX.get(token[-2])
-            if kind is not None:
-                return cls(token[:-4], kind)
-        if token[:1] == "[" and token[-1:] == "]":
-            return cls(token, FrameKind.SYNTHETIC)
-        if token.endswith(")") and _PYTHON_FRAME.match(token):
-            return cls(token, FrameKind.PYTHON)
-        return cls(token, FrameKind.UNKNOWN)
-
-
-def function_key(name: str) -> str:
-    """The key that identifies a function across profiles: the name and file without the line.
-
-    ``handle (app/views.py:42)`` → ``handle (app/views.py)`` (``shared/CONTRACT.md``).
-    """
-    if not name.endswith(")"):
-        return name
-    m = _LINE_NUMBER.match(name)
-    return f"{m.group(1)} ({m.group(2)})" if m else name
-
-
-#: Leaf functions that mean "waiting, not working": kernel idle loops, blocking syscalls,
-#: and the blocking calls of the Python and Java standard libraries.
-IDLE_PATTERN = (
-    r"^(?:cpu_idle|default_idle|native_safe_halt|arch_cpu_idle|do_idle|cpu_startup_entry"
-    r"|cpuidle_enter_state|cpuidle_enter|intel_idle|acpi_idle_do_entry|mwait_idle|poll_idle"
-    r"|schedule|__schedule|schedule_timeout|schedule_hrtimeout_range|futex_wait(?:_queue)?"
-    r"|do_nanosleep|ep_poll|do_epoll_wait|__x64_sys_epoll_wait|epoll_wait|poll_schedule_timeout"
-    r"|pthread_cond_wait|pthread_cond_timedwait|__futex_abstimed_wait_common|nanosleep|__GI___nanosleep"
-    r"|select|poll|wait|accept|_accept|sleep|_wait_for_tstate_lock|recv_into|readinto|serve_forever"
-    r"|java/lang/Object\.wait0?|java\.lang\.Object\.wait0?|jdk/internal/misc/Unsafe\.park"
-    r"|jdk\.internal\.misc\.Unsafe\.park|java/lang/Thread\.sleep0?|java\.lang\.Thread\.sleep0?"
-    r"|sun/nio/ch/EPoll\.wait|sun\.nio\.ch\.EPoll\.wait|sun/nio/ch/Net\.accept|sun\.nio\.ch\.Net\.accept"
-    r")(?: \(.*\))?$"
-)
-
-
 @dataclass
 class ProfileMeta:
     """Where a profile came from. Every field is optional; ``extra`` holds anything else."""
@@ -150,69 +57,18 @@ class ProfileMeta:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
 
 
-_KIND_LETTERS = frozenset(_KIND_OF_SUFFIX)
-
-
-def _split_kind(token: str) -> Tuple[str, str]:
-    """``(name, annotation)`` of a folded token, as :meth:`Frame.from_token` splits it."""
-    if len(token) > 4 and token[-1] == "]" and token[-4:-2] == "_[" and token[-2] in _KIND_LETTERS:
-        return token[:-4], token[-4:]
-    return token, ""
-
-
 def _function_keys(tokens: Iterable[str], explicit: Mapping[str, "Frame"]) -> Dict[str, str]:
     """frame id (token) → function key, for the frames of a :meth:`Profile.keyed` profile:
     their names are keys already (keying twice could cut a second ``:N`` from ``f (a:1:2)``)."""
-    out = {t: _split_kind(t)[0] for t in tokens}
-    for fid, f in explicit.items():  # kinds without an annotation: the token is the name itself
+    out = {t: split_kind(t)[0] for t in tokens}
+    for fid, f in explicit.items():  # kinds without an annotation: the token is the text itself
         if fid in out:
-            out[fid] = f.name
+            out[fid] = f.text
     return out
 
 
-# Function keys of whole folded stacks at once, with the regex engine instead of a Python
-# loop per frame. The text is reversed, so that the end of a frame (``…(file:12)`` plus an
-# optional ``_[x]`` annotation) is where a match starts (right after ``;``), and the condition
-# that a `` (`` comes before the line number's colon becomes a lookahead. Each pattern is
-# :func:`function_key`'s regex read backwards: ``)``, the digits, the last ``:``, then at least
-# one character and `` (`` within the same frame. Each repeated class is followed by a character
-# it cannot match, so backtracking stays linear (no possessive quantifiers: Python 3.9 lacks them).
-_KEY_PLAIN = re.compile(r";\)\d+:(?=[^;][^;(]*(?:\((?! )[^;(]*)*\( )")
-_KEY_ANNOTATED = re.compile(r";(\][kjiw01]\[_)\)\d+:(?=[^;][^;(]*(?:\((?! )[^;(]*)*\( )")
-
-
-def key_folded_stack(stack: str) -> str:
-    """A folded stack (frames joined by ``;``) with every frame named by its function key,
-    annotations kept: ``a (m.py:3);b (n.py:9)_[j]`` → ``a (m.py);b (n.py)_[j]``.
-
-    The same as applying :func:`function_key` to each frame's name, many times faster on the
-    long stacks of a large profile (a million frames in about a quarter of a second).
-    """
-    if ":" not in stack:
-        return stack
-    text = _KEY_PLAIN.sub(";)", ";" + stack[::-1])
-    if "_[" in stack:
-        text = _KEY_ANNOTATED.sub(r";\1)", text)
-    return text[:0:-1]
-
-
-def _keyed_token_list(tokens: List[str]) -> List[str]:
-    """The keyed token of each of ``tokens``, in order.
-
-    Runs once per distinct frame of both profiles of a comparison, a million times for large
-    ones: all frames are keyed as one ``;``-joined text by :func:`key_folded_stack`.
-    """
-    text = ";".join(tokens)
-    if text.count(";") == max(0, len(tokens) - 1):
-        return key_folded_stack(text).split(";") if tokens else []
-    # A frame name with a ';' in it (not from folded text): one frame at a time.
-    return [_key_token(t) for t in tokens]
-
-
-def _key_token(token: str) -> str:
-    """One token named by its function key, its annotation kept (the reference for the above)."""
-    name, kind = _split_kind(token)
-    return function_key(name) + kind
+#: The keyed token of each of a list of tokens (see :func:`profkit.frames.keyed_tokens`).
+_keyed_token_list = keyed_tokens
 
 
 class FunctionStat(NamedTuple):
@@ -310,6 +166,10 @@ class Profile:
         """The id of a frame (given as a token or a Frame), interning it if new."""
         if type(frame) is str:
             return self._tokens.setdefault(frame, frame)
+        if frame.file is None and frame.name[-1:] == ")" and not frame.synthetic:
+            # A location still inside the name (a plugin's Frame("f (a.py:3)")): take it apart.
+            # (Process and thread names are names: "thread (0x1): w (q.py:3)" is a thread "w (q.py:3)".)
+            frame = Frame.parse(frame.name, frame.kind)
         token = frame.token
         fid = self._tokens.setdefault(token, token)
         if fid not in self._explicit and Frame.from_token(token) != frame:
@@ -392,10 +252,10 @@ class Profile:
         return self._map(lambda k, w: (k, w * factor))
 
     def filter(self, pattern: str, *, exclude: bool = False) -> "Profile":
-        """Keep the stacks with a frame whose name matches the regex (or drop them, with ``exclude``)."""
+        """Keep the stacks with a frame whose text (name and location) matches the regex (or drop them, with ``exclude``)."""
         rx = re.compile(pattern)
         frames = self._frames
-        hit = {fid: bool(rx.search(frames[fid].name)) for fid in self._tokens}
+        hit = {fid: bool(rx.search(frames[fid].text)) for fid in self._tokens}
         return self._map(lambda k, w: (k, w) if any(map(hit.__getitem__, k)) != exclude else None)
 
     def drop_idle(self, pattern: str = IDLE_PATTERN) -> "Profile":
@@ -428,7 +288,9 @@ class Profile:
         out._tokens.update(canon)
         mapping = dict(zip(plain, map(canon.__getitem__, keys)))
         for fid, f in self._explicit.items():
-            mapping[fid] = out.intern(Frame(function_key(f.name), f.kind))
+            # a located frame drops its line; a process or thread name is keyed as text
+            mapping[fid] = out.intern(f._replace(line=None) if f.file is not None
+                                      else f._replace(name=function_key(f.name)))
         get = mapping.__getitem__
         stacks = out._stacks
         for key, w in self._stacks.items():

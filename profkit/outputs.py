@@ -14,7 +14,7 @@ import io
 import os
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from profkit.errors import Diagnostics, EnvironmentProblem, ProfkitError
+from profkit.errors import Diagnostics, DiskFull, EnvironmentProblem, ProfkitError
 from profkit.inputs import Source
 from profkit.model import Profile, ProfileMeta
 from profkit.rundir import RunDir, safe_name
@@ -140,8 +140,32 @@ def load_run_profile(run: RunDir, *, keyed: bool = False) -> Optional[Profile]:
         return read_folded(Source(path, diag).text_lines(), diag, unit=r.unit, meta=meta, keyed=keyed)
 
 
+def record_disk_full(run: RunDir, e: DiskFull, status: Optional[str] = "interrupted") -> None:
+    """Say in the run record what could not be written (if the record itself still fits), then
+    raise (exit 1, naming the path). A recording whose outputs are not all written is not
+    complete (``status``); a re-render (``status`` None) keeps the run's status."""
+    run.record.not_written.append(e.message)
+    run.warn(f"{e.message}; the raw captures in raw/ are kept: free some space and run profkit render")
+    try:
+        if status is None:
+            run.save()
+        else:
+            run.finish(status)
+    except DiskFull:
+        pass  # not even the record fits; the error itself still says what failed
+    raise e
+
+
 def render_run(run: RunDir) -> Dict[str, str]:
     """Rebuild ``flamegraph.svg``, ``summary.md`` and ``report.html`` from the run directory."""
+    try:
+        return _render(run)
+    except DiskFull as e:
+        record_disk_full(run, e, status=None if run.record.status != "running" else "interrupted")
+        raise
+
+
+def _render(run: RunDir) -> Dict[str, str]:
     from flamegraph import render_svg
     from flamegraph.options import FlameGraphOptions
     from profkit.reports import render_report, summary_markdown

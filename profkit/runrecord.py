@@ -125,6 +125,8 @@ class RunRecord:
     profile: Optional[ProfileRecord] = None
     load: Optional[Dict[str, Any]] = None
     warnings: List[str] = field(default_factory=list)
+    #: outputs that could not be written (a full disk), each with the reason
+    not_written: List[str] = field(default_factory=list)
 
     # -- what the reports ask ----------------------------------------------------------------
     @property
@@ -285,6 +287,7 @@ def _common(c: _Check, d: Dict[str, Any], r: RunRecord) -> None:
     r.rate = c.get(d, "rate", "num", "")
     r.interval = c.get(d, "interval", "num", "")
     r.warnings = [str(w) for w in (c.get(d, "warnings", "strs", "", []) or [])]
+    r.not_written = c.get(d, "not_written", "strs", "", []) or []
     r.load = c.get(d, "load", "dict", "")
 
 

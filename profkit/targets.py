@@ -149,10 +149,15 @@ def ancestors_of(pid: int) -> List[int]:
     return out
 
 
+#: PIDs of the tools profkit started (:class:`ChildTool`), so that --name never picks one.
+_started: set = set()
+
+
 def own_family() -> set:
-    """profkit itself, its ancestors and the tools it started: never a target."""
+    """profkit itself, its ancestors and the tools it started (and their children): never a target."""
     me = os.getpid()
-    return {me, *ancestors_of(me), *children_of(me)}
+    tools = {p for p in _started if process_state(p) not in (None, "Z")}
+    return {me, *ancestors_of(me), *tools, *(c for p in tools for c in children_of(p))}
 
 
 def _inspect_hint() -> str:
@@ -300,6 +305,7 @@ class ChildTool:
             err = self._stderr if self._stderr is not None else subprocess.PIPE
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                      env=self._env, cwd=self._cwd, preexec_fn=_die_with_parent(self.death_signal))
+        _started.add(self.proc.pid)
         return self
 
     @property

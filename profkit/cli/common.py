@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import shutil
 import signal
@@ -19,6 +20,17 @@ CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
 
 __all__ = ["CONTEXT", "ProgressLine", "dataclass_options", "default_output", "echo_warnings", "options_of",
            "positive_seconds", "with_stop_signals", "write_output"]
+
+
+#: The outputs a run may have, in the order they are listed after it.
+OUTPUTS = ("flamegraph.svg", "heap.json", "load.json", "summary.md", "report.html")
+
+
+def written(run) -> str:
+    """The outputs a run directory holds, as a list for people."""
+    import os
+
+    return ", ".join(f for f in OUTPUTS if os.path.exists(run.file(f)))
 
 
 def echo_warnings(messages: Sequence[str]) -> None:
@@ -43,9 +55,14 @@ def write_output(path: str, write: Callable[[Any], None], *, binary: bool = Fals
     if path == "-":
         if binary:
             raise UsageError("this output is binary: give -o FILE")
-        out = click.get_text_stream("stdout")
-        write(out)
-        out.flush()
+        # Undecodable bytes of frame names were kept as surrogate escapes on reading: written
+        # back as the same bytes (folded text round-trips byte for byte), never an encoding error.
+        out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", errors="surrogateescape", newline="\n")
+        try:
+            write(out)
+            out.flush()
+        finally:
+            out.detach()
         return
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from profkit.cli.common import CONTEXT, ProgressLine, echo_warnings, positive_seconds, with_stop_signals
+from profkit.cli.common import CONTEXT, ProgressLine, echo_warnings, positive_seconds, with_stop_signals, written
 
 
 @click.command(context_settings=CONTEXT)
@@ -50,4 +50,4 @@ def heap(pid, duration, interval, warmup, no_allocations, output, quiet):
     if not quiet:
         click.echo(markdown_section(run, for_terminal=True), err=True)
     echo_warnings(run.record.warnings)
-    click.echo(f"profkit: {run.record.status}: {run.path}/ (heap.json, summary.md, report.html)", err=True)
+    click.echo(f"profkit: {run.record.status}: {run.path}/ ({written(run)})", err=True)

@@ -10,7 +10,7 @@ from typing import Dict, List
 
 import click
 
-from profkit.cli.common import CONTEXT, ProgressLine, echo_warnings, positive_seconds, with_stop_signals
+from profkit.cli.common import CONTEXT, ProgressLine, echo_warnings, positive_seconds, with_stop_signals, written
 from profkit.errors import TargetNotFound, UsageError
 
 
@@ -73,15 +73,16 @@ def session_options(duration, output, collector_ids, rate, mode, interval, recor
                           record_options={k: v for k, v in record.items() if v is not None})
 
 
-def finish(run, quiet: bool, files: str = "flamegraph.svg, summary.md, report.html") -> None:
-    """What a finished run prints: its summary (unless quiet), its warnings, where it is."""
+def finish(run, quiet: bool) -> None:
+    """What a finished run prints: its summary (unless quiet), its warnings, where it is and
+    which of its outputs it wrote."""
     if not quiet:
         from profkit.outputs import load_run_profile
         from profkit.reports import summary_markdown
 
         click.echo(summary_markdown(run, load_run_profile(run), for_terminal=True), err=True)
     echo_warnings(run.record.warnings)
-    click.echo(f"profkit: {run.record.status}: {run.path}/ ({files})", err=True)
+    click.echo(f"profkit: {run.record.status}: {run.path}/ ({written(run)})", err=True)
 
 
 @click.command(context_settings=CONTEXT)

@@ -21,7 +21,8 @@ import time
 from typing import Callable, List, Optional, Sequence
 
 from profkit.engine.probe import Probe, RunContext
-from profkit.errors import EnvironmentProblem, ProfkitError
+from profkit.errors import DiskFull, EnvironmentProblem, ProfkitError
+from profkit.outputs import record_disk_full
 from profkit.rundir import RunDir
 from profkit.targets import Target, parent_death_problem, process_state
 
@@ -128,11 +129,26 @@ def record(run: RunDir, targets: List[Target], probes: Sequence[Probe], *, durat
         ctx.warn("the target exited during the run; what was recorded covers the time until then")
     for p in started:
         _finish_one(ctx, p)
-    for analysis in analyses:
-        analysis(ctx)
-    write_profiles(run, ctx.profiles, ctx.profiler_order, ctx.per_target)
+    full: Optional[DiskFull] = None
+    try:
+        for analysis in analyses:
+            analysis(ctx)
+        write_profiles(run, ctx.profiles, ctx.profiler_order, ctx.per_target)
+    except DiskFull as e:
+        full = e
     failed = any(p.status == "failed" for p in run.record.probes)
-    run.finish("interrupted" if ctx.stop.is_set() else ("collector-error" if failed else "complete"))
+    status = "interrupted" if ctx.stop.is_set() else ("collector-error" if failed else "complete")
+    if full is not None:
+        record_disk_full(run, full)
+    run.finish(status)
     if render:
-        render_run(run)
+        try:
+            render_run(run)
+        except DiskFull:
+            # render_run said what it could not write; a run without its reports is not complete
+            try:
+                run.finish("interrupted")
+            except DiskFull:
+                pass
+            raise
     return ctx

@@ -118,7 +118,7 @@ class MetricsProbe(Probe):
 
         c = PsutilCollector()
         entry = self.attach_record(ctx)
-        avail = c.check()
+        avail = c.check(mode="metrics")
         entry.version = avail.version
         if not avail.ok:
             raise avail.error(self.id)

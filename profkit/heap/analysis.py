@@ -103,15 +103,27 @@ def analyse_heap(ctx: RunContext, heap: Dict[str, object], *, interval: float, w
         "note": "memray runs inside the target: its cost is in the target's CPU figures while it tracks"}
 
 
-def check_live_set(verdict: dict, hist: Optional[dict]) -> dict:
-    """Overrule a rising post-GC floor that the live set does not confirm.
+#: The least live-set growth (bytes) that counts, whatever the floor's level.
+LIVE_SET_MIN_GROWTH = 1 << 20
 
-    After a young collection, G1's used bytes still hold old-generation garbage until the next
-    mixed or full collection, so over a short window that floor can rise without a leak. Each
-    class histogram runs a full GC first: the totals at the start and the end are the live set.
+
+def check_live_set(verdict: dict, hist: Optional[dict]) -> dict:
+    """Let the live set decide where the post-GC floor cannot.
+
+    Each class histogram runs a full GC first: the totals at the start and the end are the live
+    set, the most direct measure of what the heap keeps.
+
+    * A rising floor the live set does not confirm is overruled: after a young collection, G1's
+      used bytes still hold old-generation garbage until the next mixed or full collection, so
+      over a short window that floor can rise without a leak.
+    * A floor too noisy to show a rise (a busy heap sampled once a second, between dozens of
+      young collections) is overruled when the live set grew clearly: by more than 5% of the
+      floor's level and at least :data:`LIVE_SET_MIN_GROWTH`; the rate is then the live set's.
     """
-    if not hist or verdict.get("classification") == "steady":
+    if not hist:
         return verdict
+    if verdict.get("classification") == "steady":
+        return _growing_live_set(verdict, hist)
     start, end = hist["live_bytes_start"], hist["live_bytes_end"]
     # the same 5% as the floor's own test, of the floor's starting level (a fresh JVM's live set
     # is a megabyte or two, of which a warming-up service's caches are already a good share)
@@ -121,6 +133,32 @@ def check_live_set(verdict: dict, hist: Optional[dict]) -> dict:
     out["classification"] = "steady"
     out["reason"] = (f"{verdict['reason']}; but the live set after full GCs (class histograms) went only from "
                      f"{start / 2**20:.1f} to {end / 2**20:.1f} MiB: old-generation garbage, not a leak")
-    out["projection"] = {"seconds_to_limit": None, "text": growth.projection_text(None, growth.Limit(
-        **{k: verdict["limit"][k] for k in ("name", "bytes", "source")}) if verdict.get("limit") else None, None)}
+    out["projection"] = {"seconds_to_limit": None, "text": growth.projection_text(None, _limit(verdict), None)}
+    return out
+
+
+def _limit(verdict: dict) -> Optional[growth.Limit]:
+    lim = verdict.get("limit")
+    return growth.Limit(**{k: lim[k] for k in ("name", "bytes", "source")}) if lim else None
+
+
+def _growing_live_set(verdict: dict, hist: dict) -> dict:
+    start, end = hist["live_bytes_start"], hist["live_bytes_end"]
+    span = max(1e-3, float(hist["end_s"]) - float(hist["start_s"]))
+    grew = end - start
+    if grew <= max(LIVE_SET_MIN_GROWTH, growth.GROWTH_THRESHOLD * max(start, verdict.get("start_level") or 0, 1)):
+        return verdict
+    slope = grew / span
+    fit = growth.Fit(slope=slope, intercept=start - slope * float(hist["start_s"]), slope_low=slope, slope_high=slope,
+                     n=2, t_start=float(hist["start_s"]), t_end=float(hist["end_s"]))
+    limit = _limit(verdict)
+    eta = growth.time_to_limit(fit, float(hist["end_s"]), limit)
+    out = dict(verdict)
+    out["classification"] = "growing"
+    out["reason"] = (f"{verdict['reason']}; but the live set after full GCs (class histograms) grew from "
+                     f"{start / 2**20:.1f} to {end / 2**20:.1f} MiB in {span:.0f} s: the heap keeps what it allocates")
+    out["basis"] = "live set (class histograms after full GC)"
+    out["fit"] = {**fit.as_dict(), "bytes_per_min": round(slope * 60, 1), "ci95_bytes_per_min": None}
+    out["projection"] = {"seconds_to_limit": None if eta is None else round(eta, 1),
+                         "text": growth.projection_text(fit, limit, eta)}
     return out

@@ -109,11 +109,11 @@ def alloc_sites(profile: Profile) -> Dict[str, str]:
         if len(stack) < 2:
             continue
         leaf = stack[-1].name.replace("/", ".")
-        parent = stack[-2].name
+        parent = stack[-2].text
         # the allocating frame is the innermost frame that is not the JDK's own allocation code
         for frame in reversed(stack[:-1]):
             if not frame.name.replace("/", ".").startswith(("java.", "jdk.", "sun.", "com.sun.")):
-                parent = frame.name
+                parent = frame.text
                 break
         by_class.setdefault(leaf, {}).setdefault(parent, 0)
         by_class[leaf][parent] += w

@@ -43,9 +43,9 @@ def memray_results(ctx: RunContext, heap: Dict[str, object]) -> None:
         leaf = stack[-1]
         if leaf.name.startswith("["):
             continue
-        suspects.append({"name": leaf.function, "site": leaf.location, "bytes": int(w),
+        suspects.append({"name": leaf.name, "site": leaf.location, "bytes": int(w),
                          "growth": {"bytes": int(w), "bytes_per_min": round(w * 60 / window, 1)},
-                         "stack": [f.name for f in reversed(stack[-8:])]})
+                         "stack": [f.text for f in reversed(stack[-8:])]})
         if len(suspects) >= TOP_SUSPECTS:
             break
     heap["suspects"] = suspects

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
-from profkit.compare import markdown_escape as _md_escape
+from profkit.markdown import markdown_escape as _md_escape
 from profkit.model import Profile
 from profkit.reports.text import fmt_bytes as _fmt_bytes
 from profkit.reports.text import format_quantity, plain_text
@@ -39,8 +39,9 @@ def _top(profile: Optional[Profile], by: str, n: int = 10):
     if not profile:
         return []
     total = profile.total or 1
-    return [(s.key, s.self if by == "self" else s.total, 100.0 * (s.self if by == "self" else s.total) / total)
-            for s in profile.top_functions(n, by=by)]
+    rows = [(s.key, s.self if by == "self" else s.total) for s in profile.top_functions(n, by=by)]
+    # a function that is never a leaf has no self weight: no row in the self table
+    return [(key, w, 100.0 * w / total) for key, w in rows if w]
 
 
 def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: bool = False) -> str:
@@ -136,8 +137,13 @@ def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[st
     from jinja2 import Environment, PackageLoader, select_autoescape
     from markupsafe import Markup
 
+    from profkit.textsafe import display_text
+
+    # Every value a template prints is escaped (autoescape) and, first, made safe to display:
+    # control and bidi characters in names become visible escapes (finalize).
     env = Environment(loader=PackageLoader("profkit.reports", "templates"),
-                      autoescape=select_autoescape(["html", "svg", "xml", "j2"], default=True))
+                      autoescape=select_autoescape(["html", "svg", "xml", "j2"], default=True),
+                      finalize=lambda v: display_text(v) if isinstance(v, str) and not isinstance(v, Markup) else v)
     summ, series = _metrics(run)
     cpu_series = [dict(r, cpu=(r["cpu_user_pct"] or 0) + (r["cpu_system_pct"] or 0)) for r in series
                   if r.get("cpu_user_pct") is not None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import List, Optional, Tuple
 
-from profkit.compare import markdown_escape
+from profkit.markdown import markdown_escape
 from profkit.rundir import RunDir
 
 __all__ = ["heap_chart", "html_section", "load_heap", "markdown_section"]

@@ -14,7 +14,7 @@ import math
 import os
 from typing import Dict, List, Optional, Tuple
 
-from profkit.compare import markdown_escape
+from profkit.markdown import markdown_escape
 from profkit.rundir import RunDir
 
 __all__ = ["CLOSED_LOOP_NOTE", "html_section", "latency_chart", "markdown_section"]

@@ -88,4 +88,7 @@ def folded_shares(path):
 
 
 def manifest(run):
-    return json.loads((pathlib.Path(run) / "manifest.json").read_text())
+    """The run's record, validated (profkit.runrecord.RunRecord)."""
+    from profkit.rundir import RunDir
+
+    return RunDir.open(str(run)).record

@@ -90,7 +90,7 @@ def test_rest_api_under_wrk_and_an_slo_that_cannot_be_met(rest_api, tmp_path):
     assert [o["status"] for o in load["slo"]["objectives"]] == ["met", "missed"] and load["slo"]["overall"] == "missed"
     # nothing lost: the profile, reports and raw captures are all there
     assert "score_items" in (run / "profile.folded").read_text()
-    assert (run / "raw" / "load-wrk.txt").exists() and manifest(run)["load"]["generator"] == "wrk"
+    assert (run / "raw" / "load-wrk.txt").exists() and manifest(run).load["generator"] == "wrk"
     summary = (run / "summary.md").read_text()
     assert "## Load (RED)" in summary and "closed-loop" in summary and "| p99.9 |" in summary
     html = (run / "report.html").read_text()

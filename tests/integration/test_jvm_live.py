@@ -181,18 +181,18 @@ def test_attach_finds_the_hot_method(collector, hot_jvm, tmp_path):
     assert HOT in (run / "flamegraph.svg").read_text()
     assert HOT in (run / "summary.md").read_text()
     m = manifest(run)
-    assert m["status"] == "complete" and m["unit"] == "samples" and m["target"]["runtime"] == "jvm"
-    (entry,) = m["collectors"]
-    assert entry["id"] == collector and entry["version"] and entry["status"] == "ok"
-    start = entry["commands"][0]
+    assert m.status == "complete" and m.unit == "samples" and m.target.runtime == "jvm"
+    (entry,) = m.profilers
+    assert entry.id == collector and entry.version and entry.status == "ok"
+    start = entry.commands[0]
     if collector == "jfr":
         assert start[2] == "JFR.start" and "duration=9s" in start and "jdk.ExecutionSample#period=10ms" in start
-        assert entry["raw"] == [f"raw/jfr-{hot_jvm.pid}.jfr"]
+        assert entry.raw == [f"raw/jfr-{hot_jvm.pid}.jfr"]
         assert not jfr_recordings(hot_jvm.pid), "profkit left a JFR recording running"
     else:
         assert start[2] == "JVMTI.agent_load" and start[4].startswith('"start,event=')
         assert "interval=10000000" in start[4] and "timeout=9" in start[4]
-        assert entry["raw"] == [f"raw/async-profiler-{hot_jvm.pid}.collapsed"]
+        assert entry.raw == [f"raw/async-profiler-{hot_jvm.pid}.collapsed"]
         assert "not active" in async_profiler_status(hot_jvm.pid, tmp_path), "profkit left async-profiler running"
     assert_running(hot_jvm.pid)
 
@@ -203,8 +203,8 @@ def test_alloc_mode_weighs_bytes_at_the_allocating_method(start_jvm, tmp_path):
     p = profkit("attach", "--pid", jvm.pid, "--duration", 4, "--mode", "alloc", "-c", "async-profiler", "-o", run, "-q")
     assert p.returncode == 0, p.stderr
     m = manifest(run)
-    assert m["status"] == "complete" and m["unit"] == "bytes"
-    assert "total" in m["collectors"][0]["commands"][0][4]
+    assert m.status == "complete" and m.unit == "bytes"
+    assert "total" in m.profilers[0].commands[0][4]
     frames, _ = max(read_folded(run / "profile.folded"), key=lambda row: row[1])
     assert frames[-2:] == [ALLOC, "long[]"], frames  # the allocated class on top of its allocating method
     assert inclusive_share(run / "profile.folded", ALLOC) > 0.9
@@ -213,15 +213,15 @@ def test_alloc_mode_weighs_bytes_at_the_allocating_method(start_jvm, tmp_path):
 def test_default_collector_for_a_jvm_and_ctrl_c(hot_jvm, tmp_path):
     run = tmp_path / "run"
     proc = start_profkit("attach", "--pid", hot_jvm.pid, "--duration", 60, "-o", run, "-q")
-    wait_for(lambda: (run / "manifest.json").exists() and any(e.get("commands") for e in manifest(run)["collectors"]),
+    wait_for(lambda: (run / "manifest.json").exists() and any(p.commands for p in manifest(run).profilers),
              30, "the recording to start")
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     m = manifest(run)
-    assert m["status"] == "interrupted" and m["duration"] < 30
-    assert m["collectors"][0]["id"] == "async-profiler"  # the contract's default for a JVM
+    assert m.status == "interrupted" and m.duration < 30
+    assert m.profilers[0].id == "async-profiler"  # the contract's default for a JVM
     assert inclusive_share(run / "profile.folded", HOT) > 0.5
     assert "not active" in async_profiler_status(hot_jvm.pid, tmp_path)
     assert_running(hot_jvm.pid)
@@ -234,8 +234,8 @@ def test_a_jvm_exiting_mid_run_gives_what_it_wrote_on_the_way_out(collector, sta
     p = profkit("attach", "--pid", jvm.pid, "--duration", 30, "-c", collector, "-o", run, "-q")
     assert p.returncode == 0, p.stderr
     m = manifest(run)
-    assert m["status"] == "complete" and m["duration"] < 20
-    assert any("exited" in w for w in m["warnings"]), m["warnings"]
+    assert m.status == "complete" and m.duration < 20
+    assert any("exited" in w for w in m.warnings), m.warnings
     assert inclusive_share(run / "profile.folded", HOT) > 0.5
 
 
@@ -268,7 +268,7 @@ def test_sigkill_of_profkit_leaves_the_jvm_running_and_profiling_stops_by_itself
             assert b"ProfkitHot" in raw.read_bytes()
         else:
             wait_for(lambda: inclusive_share(raw, HOT) > 0.5, 10, "the agent's own final write")
-        assert manifest(run)["status"] == "running"  # what profkit was doing when killed stays on disk
+        assert manifest(run).status == "running"  # what profkit was doing when killed stays on disk
 
 
 # -- errors -----------------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ def test_cpu_falls_back_to_itimer_where_perf_events_are_refused(fake_jcmd, tmp_p
         assert "event=itimer,interval=4000000,timeout=4" in rec.commands[0][-1]
         rec.stop()
         assert rec.finish() == [str(tmp_path / f"async-profiler-{sleeper.pid}.collapsed")]
-        assert c.parse_options_for("cpu").event == "itimer"
+        assert rec.parse_options.event == "itimer"  # how its capture is read
         assert [line.split(",", 2)[:2] for line in fake_jcmd.read_text().splitlines()] == [
             ['"start', "event=cpu"], ['"start', "event=itimer"], ['"stop', "collapsed"]]
         # someone else's session in the JVM: refused, with how to end it, and nothing left behind

@@ -36,8 +36,8 @@ def test_attach_perf_finds_the_hot_functions(hotloop, start_target, tmp_path):
     p = profkit("attach", "--pid", t.pid, "--duration", 3, "-o", run)
     assert p.returncode == 0, p.stderr
     m = manifest(run)
-    assert m["target"]["runtime"] == "native" and m["collectors"][0]["id"] == "perf"
-    assert m["unit"] in ("nanoseconds", "samples") and m["samples"] > 0
+    assert m.target.runtime == "native" and m.profilers[0].id == "perf"
+    assert m.unit in ("nanoseconds", "samples") and m.profile.samples > 0
     assert hot_share(run) > 0.8
     svg = (run / "flamegraph.svg").read_text()
     assert "shell_sort" in svg and "handle_batch" in svg
@@ -87,4 +87,4 @@ def test_perf_on_a_python_target_is_allowed_when_asked(start_target, tmp_path):
     run = tmp_path / "run"
     p = profkit("attach", "--pid", t.pid, "-c", "perf", "--duration", 2, "-o", run)
     assert p.returncode == 0, p.stderr
-    assert "_PyEval_EvalFrameDefault" in (run / "profile.folded").read_text() or manifest(run)["samples"] > 0
+    assert "_PyEval_EvalFrameDefault" in (run / "profile.folded").read_text() or manifest(run).profile.samples > 0

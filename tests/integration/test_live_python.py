@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """profkit attach / run with the real py-spy against real Python processes."""
+import json
 import signal
 import subprocess
 import sys
 import time
 
 from conftest import TARGETS, folded_shares, manifest, profkit, state_of
+from support import wait_until
 
 
 def test_attach_finds_the_hot_function(pyhot, tmp_path):
@@ -18,9 +20,9 @@ def test_attach_finds_the_hot_function(pyhot, tmp_path):
     summary = (run / "summary.md").read_text()
     assert "hot\\_compute" in summary and "| status | complete |" in summary
     m = manifest(run)
-    assert m["schema"] == 1 and m["status"] == "complete" and m["unit"] == "samples" and m["samples"] > 100
-    (entry,) = m["collectors"]
-    assert entry["id"] == "py-spy" and entry["version"] and entry["commands"][0][1] == "record"
+    assert json.loads((run / "manifest.json").read_text())["schema"] == 2 and m.status == "complete" and m.unit == "samples" and m.profile.samples > 100
+    (entry,) = m.profilers
+    assert entry.id == "py-spy" and entry.version and entry.commands[0][1] == "record"
     assert (run / "raw" / f"py-spy-{pyhot.pid}.folded").exists()
     assert (run / "metrics.jsonl").read_text().count("\n") >= 3
     assert "hot_compute" in (run / "report.html").read_text()
@@ -33,45 +35,60 @@ def test_run_launches_and_profiles_a_command(tmp_path):
     p = profkit("run", "--duration", 3, "-o", run, "--", sys.executable, TARGETS / "pyhot.py", 10)
     assert p.returncode == 0, p.stderr
     assert folded_shares(run / "profile.folded").get("hot_compute", 0) > 0.5
-    assert manifest(run)["target"]["runtime"] == "python"
+    assert manifest(run).target.runtime == "python"
+
+
+def recording(run, seconds=2):
+    """True once profkit's run record lists a started profiler and its metrics cover ``seconds``."""
+    metrics = run / "metrics.jsonl"
+    return (run / "manifest.json").exists() and any(p.commands for p in manifest(run).profilers) \
+        and metrics.exists() and metrics.read_text().count("\n") > seconds
 
 
 def test_ctrl_c_ends_early_and_keeps_everything(pyhot, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "profkit", "attach", "--pid", str(pyhot.pid), "--duration", "60",
                              "-o", str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    wait_until(lambda: recording(run, 3), 30, "profkit recording for 3 s")
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     m = manifest(run)
-    assert m["status"] == "interrupted" and m["duration"] < 30
+    assert m.status == "interrupted" and m.duration < 30
     assert folded_shares(run / "profile.folded").get("hot_compute", 0) > 0.5
     assert (run / "flamegraph.svg").exists() and "interrupted" in (run / "summary.md").read_text()
     assert state_of(pyhot.pid) in ("R", "S")
 
 
-def test_sigkill_of_profkit_leaves_the_target_running_and_py_spy_gone(pyhot, tmp_path):
+def test_sigkill_of_profkit_loses_no_sample_and_render_recovers_the_run(pyhot, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "profkit", "attach", "--pid", str(pyhot.pid), "--duration", "60",
                              "-o", str(run)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(3)
+    wait_until(lambda: recording(run, 2), 30, "profkit recording for 2 s")
     spies = [int(x) for x in subprocess.run(["pgrep", "-P", str(proc.pid), "py-spy"], capture_output=True,
                                              text=True).stdout.split()]
     assert spies, "py-spy was not running under profkit"
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(state_of(s) not in (None, "Z") for s in spies):
-        time.sleep(0.2)
-    assert all(state_of(s) in (None, "Z") for s in spies), "py-spy outlived profkit"
+    wait_until(lambda: all(state_of(s) in (None, "Z") for s in spies), 10, "py-spy to end with profkit")
     # The target keeps running and is not left stopped, sampled over a second.
     states = set()
     for _ in range(10):
         states.add(state_of(pyhot.pid))
         time.sleep(0.1)
     assert states <= {"R", "S"}, states
-    assert manifest(run)["status"] == "running"  # what it was doing when killed stays on disk
+    assert manifest(run).status == "running"  # what it was doing when killed stays on disk
+    # py-spy's parent-death signal is SIGINT, on which it writes what it sampled (on SIGTERM it would not)
+    raw = run / "raw" / f"py-spy-{pyhot.pid}.folded"
+    assert raw.stat().st_size > 0, "py-spy's samples were lost"
+    # profkit render of a run whose profkit died recovers the raw capture and marks it interrupted
+    p = profkit("render", run)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    m = manifest(run)
+    assert m.status == "interrupted" and m.profile.samples > 50
+    assert any("recovered" in w for w in m.warnings), m.warnings
+    assert folded_shares(run / "profile.folded").get("hot_compute", 0) > 0.5
+    assert (run / "flamegraph.svg").exists() and "interrupted" in (run / "summary.md").read_text()
 
 
 def test_target_exiting_mid_run_gives_a_partial_profile(start_target, tmp_path):
@@ -82,7 +99,7 @@ def test_target_exiting_mid_run_gives_a_partial_profile(start_target, tmp_path):
     assert p.returncode == 0, p.stderr
     assert "target exited" in p.stderr
     m = manifest(run)
-    assert m["duration"] < 20 and m["samples"] > 0
+    assert m.duration < 20 and m.profile.samples > 0
     assert folded_shares(run / "profile.folded").get("hot_compute", 0) > 0.5
 
 
@@ -95,7 +112,7 @@ def test_an_idle_target_writes_the_run_and_warns(start_target, tmp_path):
     # py-spy may still catch a few samples of a process blocked in pause(); either way the user is told.
     assert "no samples" in p.stderr or "mostly idle" in p.stderr
     assert (run / "summary.md").exists() and (run / "report.html").exists()
-    assert manifest(run)["samples"] < 20
+    assert manifest(run).profile.samples < 20
 
 
 def test_wall_mode_sees_sleeping(start_target, tmp_path):
@@ -104,8 +121,8 @@ def test_wall_mode_sees_sleeping(start_target, tmp_path):
     run = tmp_path / "run"
     p = profkit("attach", "--pid", t.pid, "--duration", 2, "--mode", "wall", "-o", run)
     assert p.returncode == 0, p.stderr
-    assert manifest(run)["samples"] > 50
-    assert "--idle" in manifest(run)["collectors"][0]["commands"][0]
+    assert manifest(run).profile.samples > 50
+    assert "--idle" in manifest(run).profilers[0].commands[0]
 
 
 def test_render_rebuilds_from_disk(pyhot, tmp_path):
@@ -136,14 +153,14 @@ def test_record_flags_reach_the_collector(pyhot, tmp_path):
     # Default: frames aggregated by function (py-spy --function); --lines keeps a frame per line.
     run = tmp_path / "fn"
     assert profkit("attach", "--pid", pyhot.pid, "-d", 2, "-o", run).returncode == 0
-    assert "--function" in manifest(run)["collectors"][0]["commands"][0]
+    assert "--function" in manifest(run).profilers[0].commands[0]
     hot_lines = {l.split(";")[-1].rsplit(" ", 1)[0] for l in (run / "profile.folded").read_text().splitlines()
                  if "hot_compute" in l.split(";")[-1]}
     assert len(hot_lines) == 1, hot_lines
     run = tmp_path / "lines"
     p = profkit("attach", "--pid", pyhot.pid, "-d", 2, "--lines", "--nonblocking", "--asprof", "/x", "-o", run)
     assert p.returncode == 0, p.stderr
-    cmd = manifest(run)["collectors"][0]["commands"][0]
+    cmd = manifest(run).profilers[0].commands[0]
     assert "--function" not in cmd and "--nonblocking" in cmd
     assert "--asprof does not apply to py-spy" in p.stderr
 
@@ -153,8 +170,8 @@ def test_two_collectors_are_kept_apart(pyhot, tmp_path):
     p = profkit("attach", "--pid", pyhot.pid, "-c", "py-spy", "-c", "perf", "-d", 2, "-o", run)
     assert p.returncode == 0, p.stderr
     m = manifest(run)
-    assert [c["id"] for c in m["collectors"]] == ["py-spy", "perf"] and m["primary"] == "py-spy"
+    assert [c.id for c in m.profilers] == ["py-spy", "perf"] and m.primary == "py-spy"
     assert (run / "profile-py-spy.folded").read_text() == (run / "profile.folded").read_text()
     perf_text = (run / "profile-perf.folded").read_text()
     assert perf_text and "hot_compute" not in perf_text  # perf sees the interpreter, not Python functions
-    assert m["unit"] == "samples"  # the primary's unit, never a sum with perf's nanoseconds
+    assert m.unit == "samples"  # the primary's unit, never a sum with perf's nanoseconds

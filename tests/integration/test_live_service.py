@@ -60,7 +60,7 @@ def test_attach_with_children_under_load(gunicorn_api, tmp_path):
         out, _ = load.communicate(timeout=60)
     assert json.loads(out.strip().splitlines()[-1])["requests"] > 0
     m = manifest(run)
-    assert sorted(m["target"]["pids"]) == sorted([master, worker])
+    assert sorted(m.pids) == sorted([master, worker])
     by_root = {}
     for line in (run / "profile.folded").read_text().splitlines():
         stack, n = line.rsplit(" ", 1)

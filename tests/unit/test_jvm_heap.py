@@ -72,10 +72,10 @@ def test_heap_section_escapes_hostile_names(tmp_path):
     import json
 
     from profkit.outputs import render_run
-    from profkit.rundir import RunDir
+    from support import make_run
 
     hostile = '</script><svg onload=alert(1)>|`*&"'
-    run = RunDir.create(str(tmp_path / "run"), target={"pids": [1], "runtime": "jvm", "name": "x"}, mode="heap")
+    run = make_run(tmp_path / "run", runtime="jvm", mode="heap")
     series = [{"t": float(i), "rss": 100 * 2**20 + i * 2**20, "uss": 90 * 2**20} for i in range(10)]
     heap = {"classification": "growing", "basis": "rss", "series": series, "reason": hostile,
             "fit": {"slope": 2**20, "intercept": 100 * 2**20, "t_start": 2.0, "bytes_per_min": 60 * 2**20,
@@ -85,7 +85,8 @@ def test_heap_section_escapes_hostile_names(tmp_path):
             "suspects": [{"name": hostile, "site": hostile, "bytes": 10, "growth": {"bytes": 5, "bytes_per_min": 1},
                           "holder": hostile}]}
     (tmp_path / "run" / "heap.json").write_text(json.dumps(heap))
-    run.finish("complete", duration=10.0)
+    run.record.duration = 10.0
+    run.finish("complete")
     render_run(run)
     html = (tmp_path / "run" / "report.html").read_text()
     assert "<svg onload" not in html and "</script><svg" not in html

@@ -151,10 +151,9 @@ HOSTILE_LEAF = "</script><svg onload=alert(1)> [x](javascript:y) |cell| `code` (
 
 
 def _bench_run(tmp_path):
-    from profkit.rundir import RunDir
+    from support import make_run
 
-    run = RunDir.create(str(tmp_path / "run"), target={"pids": [1], "name": "svc<i>", "runtime": "python"},
-                        mode="wall", rate=100, duration=2.0, duration_requested=2.0)
+    run = make_run(tmp_path / "run", name="svc<i>", mode="wall", rate=100, duration=2.0, duration_requested=2.0)
     (tmp_path / "run" / "profile.folded").write_text(f"main (app.py:1);{HOSTILE_LEAF} 7\nmain (app.py:1) 3\n")
     load = {"generator": "wrk", "url": "http://127.0.0.1:1/<script>alert(1)</script>", "connections": 2,
             "duration_s": 2.0, "requests": 10, "rate": 5.0, "errors": {"connect": 0, "read": 0, "write": 0,
@@ -192,7 +191,7 @@ def test_compare_refuses_another_schema(tmp_path):
     _bench_run(tmp_path)
     other = tmp_path / "other"
     other.mkdir()
-    (other / "manifest.json").write_text(json.dumps({"schema": 2}))
+    (other / "manifest.json").write_text(json.dumps({"schema": 3}))
     with pytest.raises(InputError) as e:
         compare_runs(str(tmp_path / "run"), str(other), str(tmp_path / "out"))
-    assert e.value.exit_code == 2 and "schema 2" in e.value.message
+    assert e.value.exit_code == 2 and "schema 3" in e.value.message

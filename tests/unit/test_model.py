@@ -2,6 +2,7 @@
 """The Profile model: interning, kinds, weights, transforms and summaries."""
 import pytest
 
+from profkit.frames import key_token, split_kind
 from profkit.model import Frame, FrameKind, Profile, function_key
 
 
@@ -21,24 +22,31 @@ def test_tokens_and_frames_intern_to_the_same_id():
     assert stack == (Frame("main", FrameKind.UNKNOWN), Frame("read", FrameKind.KERNEL))
 
 
-@pytest.mark.parametrize("token,name,kind", [
-    ("do_sys_open_[k]", "do_sys_open", FrameKind.KERNEL),
-    ("Interp.run_[j]", "Interp.run", FrameKind.JIT),
-    ("inl_[i]", "inl", FrameKind.INLINED),
-    ("wake_[w]", "wake", FrameKind.WAKER),
-    ("java/lang/Thread.run_[0]", "java/lang/Thread.run", FrameKind.INTERPRETED),
-    ("Foo.bar_[1]", "Foo.bar", FrameKind.C1),
-    ("handle (app/views.py:42)", "handle (app/views.py:42)", FrameKind.PYTHON),
-    ("<module> (<string>:1)", "<module> (<string>:1)", FrameKind.PYTHON),
-    ("[self]", "[self]", FrameKind.SYNTHETIC),
-    ("plain name with spaces", "plain name with spaces", FrameKind.UNKNOWN),
-    ("_[k]", "_[k]", FrameKind.UNKNOWN),       # nothing before the suffix: a name, not an annotation
-    ("odd_[x]", "odd_[x]", FrameKind.UNKNOWN),  # unknown annotation letters stay in the name
+@pytest.mark.parametrize("token,name,kind,file,line", [
+    ("do_sys_open_[k]", "do_sys_open", FrameKind.KERNEL, None, None),
+    ("Interp.run_[j]", "Interp.run", FrameKind.JIT, None, None),
+    ("inl_[i]", "inl", FrameKind.INLINED, None, None),
+    ("wake_[w]", "wake", FrameKind.WAKER, None, None),
+    ("java/lang/Thread.run_[0]", "java/lang/Thread.run", FrameKind.INTERPRETED, None, None),
+    ("Foo.bar_[1]", "Foo.bar", FrameKind.C1, None, None),
+    ("handle (app/views.py:42)", "handle", FrameKind.PYTHON, "app/views.py", 42),
+    ("handle (app/views.py)", "handle", FrameKind.PYTHON, "app/views.py", None),
+    ("<module> (<string>:1)", "<module>", FrameKind.PYTHON, "<string>", 1),
+    ("Foo.bar (Foo.java:12)_[j]", "Foo.bar", FrameKind.JIT, "Foo.java", 12),
+    ("h (a.js:10:5)", "h", FrameKind.UNKNOWN, "a.js:10", 5),     # the line is after the last colon
+    ("a (b) (c.py:9)", "a (b)", FrameKind.PYTHON, "c.py", 9),    # the last (…) is the location
+    ("thread (1234)", "thread (1234)", FrameKind.UNKNOWN, None, None),  # a bare number is no file
+    ("f (a.py:١٢)", "f", FrameKind.UNKNOWN, "a.py:١٢", None),   # only ASCII digits are a line
+    ("[self]", "[self]", FrameKind.SYNTHETIC, None, None),
+    ("plain name with spaces", "plain name with spaces", FrameKind.UNKNOWN, None, None),
+    ("_[k]", "_[k]", FrameKind.UNKNOWN, None, None),       # nothing before the suffix: a name, not an annotation
+    ("odd_[x]", "odd_[x]", FrameKind.UNKNOWN, None, None),  # unknown annotation letters stay in the name
 ])
-def test_frame_token_round_trip(token, name, kind):
+def test_frame_token_round_trip(token, name, kind, file, line):
     f = Frame.from_token(token)
-    assert (f.name, f.kind) == (name, kind)
+    assert (f.name, f.kind, f.file, f.line) == (name, kind, file, line)
     assert f.token == token
+    assert f.key == function_key(split_kind(token)[0])
 
 
 def test_integers_stay_integers_and_fractions_are_kept():
@@ -118,14 +126,16 @@ def test_bulk_function_keys_equal_the_per_frame_definition():
     assert len(tokens) > 200
     keyed = _keyed_tokens(tokens)
     for t in tokens:
+        assert keyed[t] == key_token(t), t
+        # the structured frame agrees: its key is the function key of its text
         f = Frame.from_token(t)
-        assert keyed[t] == Frame(function_key(f.name), f.kind).token, t
+        assert f._replace(line=None).token == key_token(t), t
     # Stats keys of a keyed profile's frames are their names: never keyed a second time.
     bulk = _function_keys(sorted(set(keyed.values())), {})
-    assert {t: bulk[keyed[t]] for t in tokens} == {t: function_key(Frame.from_token(t).name) for t in tokens}
+    assert {t: bulk[keyed[t]] for t in tokens} == {t: function_key(split_kind(t)[0]) for t in tokens}
     assert _function_keys(["f (a:1)"], {}) == {"f (a:1)": "f (a:1)"}
     # A frame whose kind has no annotation keys by its own name.
-    assert _function_keys(["n"], {"n": Frame("n (z.py)", FrameKind.NATIVE)})["n"] == "n (z.py)"
+    assert _function_keys(["n"], {"n": Frame("n", FrameKind.NATIVE, "z.py")})["n"] == "n (z.py)"
     # A name with ';' in it (not from folded text) is keyed on its own.
     assert _keyed_tokens(["a;b (c.py:1)", "d (e.py:2)"]) == {"a;b (c.py:1)": "a;b (c.py)", "d (e.py:2)": "d (e.py)"}
 
@@ -139,11 +149,10 @@ def test_whole_stack_keying_equals_keying_each_frame():
     alphabet = ["a", "b", " ", "(", ")", ":", "1", "42", "_[", "]", "k", "j", "x", "\n", "١", ".py", " (", ":7)"]
     for _ in range(20000):
         frames = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 9))) for _ in range(rng.randrange(1, 6))]
-        expect = []
-        for t in frames:
-            f = Frame.from_token(t)
-            expect.append(Frame(function_key(f.name), f.kind).token if t else t)
+        expect = [key_token(t) for t in frames]
         assert key_folded_stack(";".join(frames)) == ";".join(expect), frames
+        # and the structured frames agree with the text-level keying
+        assert [Frame.from_token(t)._replace(line=None).token if t else t for t in frames] == expect, frames
 
 
 def test_keyed_profile_drops_line_numbers_keeps_kinds_and_merges():

@@ -6,7 +6,8 @@ import pathlib
 import profkit
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-LEAVES = {"profkit.model", "profkit.errors", "profkit.folded", "profkit.options", "profkit.inputs", "profkit.plugins"}
+LEAVES = {"profkit.model", "profkit.frames", "profkit.errors", "profkit.folded", "profkit.options", "profkit.inputs",
+          "profkit.plugins", "profkit.atomic", "profkit.textsafe", "profkit.secrets"}
 
 
 def imports_of(path):

@@ -13,6 +13,7 @@ from collectors.base import RecordRequest
 from collectors.psutil_metrics import PsutilCollector, PsutilOptions, summarise
 from profkit.errors import InputError, TargetNotFound, UsageError
 from profkit.rundir import RunDir
+from support import make_run
 from profkit.targets import ChildTool, children_of, find_by_name, inspect, process_state
 
 
@@ -109,16 +110,17 @@ def test_child_tool_stop_escalates():
 
 
 def test_run_directory_manifest(tmp_path):
-    run = RunDir.create(str(tmp_path / "r"), target={"pids": [1]})
+    run = make_run(tmp_path / "r")
     m = json.loads((tmp_path / "r" / "manifest.json").read_text())
-    assert m["schema"] == 1 and m["status"] == "running" and (tmp_path / "r" / "raw").is_dir()
+    assert m["schema"] == 2 and m["status"] == "running" and (tmp_path / "r" / "raw").is_dir()
+    assert m["owner"]["pid"] == os.getpid() and m["targets"][0]["pid"] == 1
     run.warn("w1")
     run.warn("w1")
     run.finish("interrupted")
     again = RunDir.open(str(tmp_path / "r"))
-    assert again.manifest["status"] == "interrupted" and again.manifest["warnings"] == ["w1"]
+    assert again.record.status == "interrupted" and again.record.warnings == ["w1"]
     with pytest.raises(UsageError, match="already holds a run"):
-        RunDir.create(str(tmp_path / "r"))
+        make_run(tmp_path / "r")
 
 
 def test_run_directory_schema_is_checked(tmp_path):
@@ -142,7 +144,7 @@ def test_psutil_sampler_writes_as_it_goes(busy_python, tmp_path):
 def test_a_minimal_run_directory_renders(tmp_path):
     from profkit.outputs import render_run
 
-    RunDir.create(str(tmp_path / "r"), target={"pids": [1], "name": "x"})  # no duration, mode, rate
+    make_run(tmp_path / "r", rate=None).finish("complete")  # no duration, no rate
     written = render_run(RunDir.open(str(tmp_path / "r")))
     assert sorted(written) == ["report", "summary"]
     assert "profkit run: x" in (tmp_path / "r" / "report.html").read_text()
