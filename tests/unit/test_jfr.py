@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-import collectors.jfr as jfr_module
+import collectors.jfr_print as jfr_print
 from collectors.base import Sniff
 from collectors.jfr import JfrCollector, JfrOptions, find_jfr, parse
 from profkit.errors import CaptureFormatError, CollectorNotInstalled, Diagnostics, InputError
@@ -112,7 +112,7 @@ def test_thread_roots():
 def test_incremental_reading_across_tiny_chunks(events, tmp_path, monkeypatch):
     path = write_json(tmp_path, events[:40])
     whole = read(path, event="alloc").sorted_items()
-    monkeypatch.setattr(jfr_module, "CHUNK", 997)
+    monkeypatch.setattr(jfr_print, "CHUNK", 997)  # the reader lives in jfr_print
     assert read(path, event="alloc").sorted_items() == whole
 
 
