@@ -18,8 +18,11 @@ Frames are named ``class.method`` with the class in the JVM's internal slash for
 (``java/lang/String.format``), which is async-profiler's default, so JFR and async-profiler
 profiles of one program compare function by function. ``stackTrace.frames[0]`` is the leaf;
 stacks are reversed to root → leaf. The frame ``type`` becomes the kind: ``Interpreted`` →
-INTERPRETED, ``JIT compiled`` → JIT, ``Inlined`` → INLINED, ``Native`` → NATIVE. A stack that
-JFR truncated gets a ``[truncated]`` frame at its root.
+INTERPRETED, ``JIT compiled`` → JIT, ``Inlined`` → INLINED, ``Native`` → NATIVE, and in the
+recordings async-profiler writes (``-e cpu -o jfr``) also ``C1 compiled`` → C1, ``C++`` →
+NATIVE, ``Kernel`` → KERNEL; their native frames are named by symbol alone, as async-profiler's
+``jfrconv`` names them. A stack that JFR truncated, or that has more than ``stack_depth`` frames
+(``jfr print`` cuts those silently), gets a ``[truncated]`` frame at its root.
 
 The collector and live recording (:class:`~collectors.jfr.JfrCollector`) are in
 :mod:`collectors.jfr`, which re-exports this module's public names.
@@ -53,8 +56,15 @@ JFR_MAGIC = b"FLR\0"
 CHUNK = 1 << 20
 MAX_EVENT = 64 << 20
 
+# "C++", "Kernel" and "C1 compiled" are async-profiler's own frame types in the JFR files it
+# writes (async-profiler:src/flightRecorder.cpp, the jdk.types.FrameType constants).
 _FRAME_KINDS = {"Interpreted": FrameKind.INTERPRETED, "JIT compiled": FrameKind.JIT,
-                "Inlined": FrameKind.INLINED, "Native": FrameKind.NATIVE}
+                "Inlined": FrameKind.INLINED, "Native": FrameKind.NATIVE, "C++": FrameKind.NATIVE,
+                "Kernel": FrameKind.KERNEL, "C1 compiled": FrameKind.C1}
+# async-profiler writes native code as a "method" whose class is the library (libjvm.so, or ""
+# for kernel and unknown code), with these descriptors, which no Java method can have.
+_NATIVE_CODE = frozenset(("C++", "Kernel"))
+_NATIVE_DESCRIPTORS = frozenset(("()L;", "(Lk;)L;"))
 _PRIMITIVES = {"B": "byte", "C": "char", "D": "double", "F": "float", "I": "int", "J": "long",
                "S": "short", "Z": "boolean"}
 _JSON_START = re.compile(r'\s*\{\s*"recording"\s*:\s*\{\s*"events"\s*:\s*\[')
@@ -69,7 +79,8 @@ class JfrOptions:
     event: str = option("cpu", "which samples to read: cpu (jdk.ExecutionSample, samples) or alloc "
                                "(jdk.ObjectAllocationSample, bytes)", choices=tuple(EVENT_TYPES))
     threads: bool = option(False, "add a root frame per thread, [NAME tid=N] as async-profiler -t writes it")
-    stack_depth: int = option(64, "frames per stack asked of jfr print (its own default, 5, is too shallow)")
+    stack_depth: int = option(64, "frames kept per stack, leaf first; a deeper stack gets a [truncated] root "
+                                  "frame (jfr print's own default, 5, is too shallow)")
 
 
 # -- finding and running the JDK's jfr tool ----------------------------------------------------
@@ -128,7 +139,9 @@ def _spool(source: Source) -> str:
 
 def _run_jfr(path: str, name: str, options: JfrOptions, diag: Diagnostics, meta: ProfileMeta) -> Profile:
     jfr = find_jfr()
-    cmd = [jfr, "print", "--json", "--stack-depth", str(options.stack_depth),
+    # One frame more than kept: jfr print cuts deeper stacks without setting "truncated" (only the
+    # recorder sets that), so a stack longer than stack_depth is how a cut shows.
+    cmd = [jfr, "print", "--json", "--stack-depth", str(options.stack_depth + 1),
            "--events", EVENT_TYPES[options.event], path]
     with tempfile.TemporaryFile() as err:
         try:
@@ -254,6 +267,27 @@ def _class_name(cls: Optional[dict]) -> str:
     return name if isinstance(name, str) and name else "[unknown class]"
 
 
+def _method_key(frame: dict) -> Tuple[str, str, Optional[str]]:
+    """(class, method, frame type) of a printed stack frame; text is ``class.method``, or the
+    class alone when the method is ``""``.
+
+    Native code is named by its symbol alone, without its library, as async-profiler's own
+    converter names it (``resolveMethodName`` in async-profiler:src/converter/one/convert/JfrConverter.java):
+    frames of type C++ or Kernel, Native frames with async-profiler's descriptors, and methods of a
+    class without a name. A JDK recording's Native frames are Java native methods and keep their class.
+    """
+    ftype = frame.get("type")
+    method = frame.get("method")
+    if not isinstance(method, dict):
+        return ("[unknown native]", "", ftype or "Native")
+    name = str(method.get("name"))
+    cls = method.get("type")
+    if (ftype in _NATIVE_CODE or (ftype == "Native" and method.get("descriptor") in _NATIVE_DESCRIPTORS)
+            or (isinstance(cls, dict) and cls.get("name") == "")):
+        return (name or "[unknown native]", "", ftype)
+    return (_class_name(cls), name, ftype)
+
+
 def _allocated_class(cls: Optional[dict]) -> str:
     """An allocated class as async-profiler names it: ``[J`` → ``long[]``, ``[Ljava/lang/Object;``
     → ``java.lang.Object[]``, ``java/lang/String`` → ``java.lang.String``."""
@@ -275,7 +309,8 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
     """Build a profile from ``(line, event)`` pairs of ``jfr print --json`` output.
 
     Events of other types are skipped; events of the chosen type without a usable stack (or,
-    for alloc, without a weight) are counted as malformed.
+    for alloc, without a weight) are counted as malformed. Stacks longer than
+    ``options.stack_depth`` keep their leaf end under a ``[truncated]`` root.
     """
     alloc = options.event == "alloc"
     wanted = EVENT_TYPES[options.event]
@@ -295,6 +330,9 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
         try:
             trace = values["stackTrace"]
             frames = trace["frames"]
+            cut = len(frames) > options.stack_depth
+            if cut:  # frames[0] is the leaf: keep the leaf end
+                frames = frames[:options.stack_depth]
             ids: List[int] = []
             if options.threads:
                 t = values.get(thread_key) or {}
@@ -306,16 +344,12 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
                     label = f"[{key[0]} tid={key[1]}]" if key[0] else f"[tid={key[1]}]"
                     fid = thread_ids[key] = intern(Frame(label.replace(";", "|"), FrameKind.THREAD))
                 ids.append(fid)
-            if trace.get("truncated"):
+            if cut or trace.get("truncated"):
                 if truncated_id < 0:
                     truncated_id = intern(_TRUNCATED)
                 ids.append(truncated_id)
             for f in reversed(frames):
-                method = f.get("method")
-                if isinstance(method, dict):
-                    key3 = (_class_name(method.get("type")), str(method.get("name")), f.get("type"))
-                else:
-                    key3 = ("[unknown native]", "", f.get("type") or "Native")
+                key3 = _method_key(f)
                 fid = method_ids.get(key3)
                 if fid is None:
                     text = f"{key3[0]}.{key3[1]}" if key3[1] else key3[0]
