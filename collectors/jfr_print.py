@@ -316,10 +316,11 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
     wanted = EVENT_TYPES[options.event]
     profile = Profile("bytes" if alloc else "samples", meta)
     intern = profile.intern
-    method_ids: Dict[Tuple[str, str, Optional[str]], int] = {}
-    class_ids: Dict[str, int] = {}
-    thread_ids: Dict[Tuple[str, int], int] = {}
-    truncated_id = -1
+    # frame ids are the profile's interned tokens (strings)
+    method_ids: Dict[Tuple[str, str, Optional[str]], str] = {}
+    class_ids: Dict[str, str] = {}
+    thread_ids: Dict[Tuple[str, int], str] = {}
+    truncated_id: Optional[str] = None
     seen = 0
     first_time = None
     thread_key = "eventThread" if alloc else "sampledThread"
@@ -333,7 +334,7 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
             cut = len(frames) > options.stack_depth
             if cut:  # frames[0] is the leaf: keep the leaf end
                 frames = frames[:options.stack_depth]
-            ids: List[int] = []
+            ids: List[str] = []
             if options.threads:
                 t = values.get(thread_key) or {}
                 tname = t.get("javaName") or t.get("osName") or ""
@@ -345,7 +346,7 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
                     fid = thread_ids[key] = intern(Frame(label.replace(";", "|"), FrameKind.THREAD))
                 ids.append(fid)
             if cut or trace.get("truncated"):
-                if truncated_id < 0:
+                if truncated_id is None:
                     truncated_id = intern(_TRUNCATED)
                 ids.append(truncated_id)
             for f in reversed(frames):

@@ -134,6 +134,10 @@ def test_truncated_stacks_get_a_truncated_root(events, tmp_path):
     e["values"]["stackTrace"]["truncated"] = True
     (stack, _), = read(write_json(tmp_path, [e])).stacks()
     assert stack[0].name == "[truncated]" and stack[0].kind is FrameKind.SYNTHETIC
+    # every truncated stack, not only the first (each was once counted as malformed)
+    diag = Diagnostics("e")
+    profile = read(write_json(tmp_path, [e, e, e]), diag)
+    assert diag.malformed_count == 0 and profile.total == 3
 
 
 
