@@ -18,7 +18,8 @@ the tool that wrote it (or that tool's own converter):
   slash-separated on both sides (jfrconv without ``--dot``), native frames are bare symbols.
   ProfkitSplit's stacks are deeper than profkit's default ``--stack-depth`` (64): read with a
   larger one they must equal jfrconv's, read with the default they must be jfrconv's stacks
-  cut to their 64 leaf-most frames under a ``[truncated]`` root.
+  cut to their 64 leaf-most frames under a ``[truncated]`` root. jfrconv's collapsed text read
+  by ``profkit collapse --format async-profiler`` must come back line for line, suffixes and all.
 * **JFR**: the JDK's ``jfr summary`` event counts (jdk.ExecutionSample, jdk.ObjectAllocationSample)
   against profkit's totals, for the JDK's own recorder (``-XX:StartFlightRecording``) and for
   async-profiler's JFR output (cpu only: async-profiler writes allocations as
@@ -223,6 +224,12 @@ def test_async_profiler_recording_matches_its_own_converter(jvm_recordings, tmp_
     assert sum(default.values()) == sum(ref.values())
     assert top(self_counts(default)) == top(self_counts(ref))
     assert default == cut(ref, DEFAULT_DEPTH)
+
+    # and profkit's reader of collapsed text (collectors/async_profiler.py) gives jfrconv's lines
+    # back exactly, suffixes and all
+    p = profkit("collapse", "--format", "async-profiler", tmp_path / "jfrconv.collapsed", "-o", tmp_path / "text.folded")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert read_lines(tmp_path / "text.folded") == read_lines(tmp_path / "jfrconv.collapsed")
 
 
 # -- 2 JFR: profkit's totals against jfr summary ----------------------------------------------------
