@@ -12,7 +12,7 @@ import struct
 
 import pytest
 
-import collectors.jfr as jfr_module
+import collectors.jfr_print as jfr_print
 from collectors.base import Sniff
 from collectors.jfr import JfrCollector, JfrOptions, find_jfr, parse
 from profkit.errors import CaptureFormatError, CollectorNotInstalled, Diagnostics, InputError
@@ -112,7 +112,7 @@ def test_thread_roots():
 def test_incremental_reading_across_tiny_chunks(events, tmp_path, monkeypatch):
     path = write_json(tmp_path, events[:40])
     whole = read(path, event="alloc").sorted_items()
-    monkeypatch.setattr(jfr_module, "CHUNK", 997)
+    monkeypatch.setattr(jfr_print, "CHUNK", 997)  # the reader lives in jfr_print
     assert read(path, event="alloc").sorted_items() == whole
 
 
@@ -134,6 +134,56 @@ def test_truncated_stacks_get_a_truncated_root(events, tmp_path):
     e["values"]["stackTrace"]["truncated"] = True
     (stack, _), = read(write_json(tmp_path, [e])).stacks()
     assert stack[0].name == "[truncated]" and stack[0].kind is FrameKind.SYNTHETIC
+    # every truncated stack, not only the first (each was once counted as malformed)
+    diag = Diagnostics("e")
+    profile = read(write_json(tmp_path, [e, e, e]), diag)
+    assert diag.malformed_count == 0 and profile.total == 3
+
+
+
+def test_stacks_deeper_than_stack_depth_keep_their_leaf_end(events, tmp_path):
+    # jfr print --stack-depth N cuts deeper stacks without setting "truncated"; profkit asks it
+    # for one frame more, so a cut shows, and marks it.
+    e = json.loads(json.dumps([e for e in events if e["type"] == "jdk.ExecutionSample"][0]))
+    frames = e["values"]["stackTrace"]["frames"]
+    assert not e["values"]["stackTrace"]["truncated"] and len(frames) > 3
+    (stack, _), = read(write_json(tmp_path, [e]), stack_depth=3).stacks()
+    whole, = read(write_json(tmp_path, [e])).stacks()
+    assert [f.name for f in stack] == ["[truncated]"] + [f.name for f in whole[0][-3:]]
+    (stack, _), = read(write_json(tmp_path, [e]), stack_depth=len(frames)).stacks()
+    assert stack == whole[0]  # exactly stack_depth frames: whole, not cut
+    # the same through the jfr tool on the recording itself
+    through_jfr = read(JFR, stack_depth=3)
+    assert through_jfr.sorted_items() == read(JSON, stack_depth=3).sorted_items()
+    assert all(len(s) <= 4 for s, _ in through_jfr.stacks())
+    assert any(s[0].name == "[truncated]" for s, _ in through_jfr.stacks())
+
+
+def ap_frame(cls, name, descriptor, ftype):
+    """A stack frame as ``jfr print --json`` prints one of async-profiler 4.1's JFR output."""
+    return {"method": {"type": {"classLoader": None, "name": cls, "package": None, "modifiers": 0},
+                       "name": name, "descriptor": descriptor, "modifiers": 256, "hidden": False},
+            "lineNumber": 0, "bytecodeIndex": 0, "type": ftype}
+
+
+def test_native_frames_of_async_profiler_recordings_are_named_by_symbol(tmp_path):
+    # Frames copied from `jfr print --json` of `-agentpath:libasyncProfiler.so=start,event=cpu,jfr`
+    # (leaf first): native code is a "method" of its library, or of "" for kernel and unknown code;
+    # async-profiler's jfrconv names it by symbol alone (JfrConverter.resolveMethodName).
+    leaf_first = [ap_frame("", "exc_page_fault", "(Lk;)L;", "Kernel"),
+                  ap_frame("libc.so.6", "__memset_avx2_unaligned_erms", "()L;", "Native"),
+                  ap_frame("libjvm.so", "InterpreterRuntime::newarray", "()L;", "C++"),
+                  ap_frame("ProfkitHot", "allocate", "(I)J", "C1 compiled"),
+                  ap_frame("java/lang/Thread", "sleep", "(J)V", "Native"),  # a JDK recording's Java native method
+                  ap_frame("", "unknown_Java", "()L;", "Native")]
+    event = {"type": "jdk.ExecutionSample",
+             "values": {"startTime": "2026-12-01T20:01:54Z", "stackTrace": {"truncated": False, "frames": leaf_first}}}
+    (stack, n), = read(write_json(tmp_path, [event])).stacks()
+    assert n == 1
+    assert [(f.name, f.kind) for f in stack] == [
+        ("unknown_Java", FrameKind.NATIVE), ("java/lang/Thread.sleep", FrameKind.NATIVE),
+        ("ProfkitHot.allocate", FrameKind.C1), ("InterpreterRuntime::newarray", FrameKind.NATIVE),
+        ("__memset_avx2_unaligned_erms", FrameKind.NATIVE), ("exc_page_fault", FrameKind.KERNEL)]
 
 
 def one_line(err):
