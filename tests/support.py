@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """What tests share: run directories made by hand, processes, free ports, and waiting for a
 condition with a deadline (never a fixed sleep before a signal or an assertion)."""
+import os
 import socket
 import time
 
@@ -37,3 +38,9 @@ def wait_until(predicate, timeout, what, interval=0.05):
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (last: {last})" if last else ""))
         time.sleep(interval)
+
+
+def built_tool(name: str, version: str):
+    """The path of a tool .ci/tools built (``~/.cache/profkit/bin/NAME-VERSION``), or None."""
+    path = os.path.join(os.path.expanduser("~"), ".cache", "profkit", "bin", f"{name}-{version}")
+    return path if os.access(path, os.X_OK) else None

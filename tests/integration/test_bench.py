@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from support import built_tool
 from conftest import manifest, profkit
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -238,17 +239,8 @@ def test_checkout_bad_deploy_is_found_by_compare(tmp_path):
     jsonschema.validate(json.loads(ss.read_text()), schema)
 
 
-def _actionlint():
-    found = shutil.which("actionlint")
-    if found:
-        return found
-    gopath = subprocess.run(["go", "env", "GOPATH"], capture_output=True, text=True).stdout.strip() if shutil.which("go") else ""
-    path = os.path.join(gopath, "bin", "actionlint") if gopath else ""
-    return path if path and os.path.exists(path) else None
-
-
-@requires(_actionlint(), "actionlint is not installed (go install github.com/rhysd/actionlint/cmd/actionlint@v1.7.12)")
+@requires(built_tool("actionlint", "1.7.12"), "actionlint is not built: bash .ci/tools")
 def test_github_actions_workflow_lints():
-    p = subprocess.run([_actionlint(), str(ROOT / "examples" / "github-actions" / "profkit-bench.yml")],
+    p = subprocess.run([built_tool("actionlint", "1.7.12"), str(ROOT / "examples" / "github-actions" / "profkit-bench.yml")],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stdout + p.stderr
