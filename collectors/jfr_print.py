@@ -304,6 +304,19 @@ def _allocated_class(cls: Optional[dict]) -> str:
     return base.replace("/", ".") + "[]" * dims
 
 
+def _thread_key(t: Optional[dict]) -> Tuple[str, int]:
+    """(name, OS thread id) of an event's thread."""
+    t = t or {}
+    tid = t.get("osThreadId")
+    return str(t.get("javaName") or t.get("osName") or ""), tid if isinstance(tid, int) else -1
+
+
+def _thread_frame(key: Tuple[str, int]) -> Frame:
+    """The thread root frame, written as async-profiler -t writes it: ``[NAME tid=N]``."""
+    label = f"[{key[0]} tid={key[1]}]" if key[0] else f"[tid={key[1]}]"
+    return Frame(label.replace(";", "|"), FrameKind.THREAD)
+
+
 def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: Diagnostics,
                  meta: Optional[ProfileMeta] = None) -> Profile:
     """Build a profile from ``(line, event)`` pairs of ``jfr print --json`` output.
@@ -336,14 +349,10 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
                 frames = frames[:options.stack_depth]
             ids: List[str] = []
             if options.threads:
-                t = values.get(thread_key) or {}
-                tname = t.get("javaName") or t.get("osName") or ""
-                tid = t.get("osThreadId")
-                key = (str(tname), tid if isinstance(tid, int) else -1)
+                key = _thread_key(values.get(thread_key))
                 fid = thread_ids.get(key)
                 if fid is None:
-                    label = f"[{key[0]} tid={key[1]}]" if key[0] else f"[tid={key[1]}]"
-                    fid = thread_ids[key] = intern(Frame(label.replace(";", "|"), FrameKind.THREAD))
+                    fid = thread_ids[key] = intern(_thread_frame(key))
                 ids.append(fid)
             if cut or trace.get("truncated"):
                 if truncated_id is None:

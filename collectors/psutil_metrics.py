@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 from profkit.errors import Diagnostics, UsageError
 from profkit.inputs import Source
@@ -25,6 +25,9 @@ from profkit.targets import children_of
 from collectors.base import Availability, Collector, RecordRequest, Recording
 
 __all__ = ["MetricsRecording", "PsutilCollector", "PsutilOptions", "read_metrics", "summarise"]
+
+# Reading metrics.jsonl back is the reports' business too: it lives in profkit.metrics.
+from profkit.metrics import read_metrics, summarise  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -153,28 +156,6 @@ class MetricsRecording(Recording):
     def finish(self, timeout: float = 30.0) -> List[str]:
         self._thread.join(timeout)
         return [self.path]
-
-
-def read_metrics(path: str) -> Iterator[dict]:
-    """The records of a ``metrics.jsonl`` file (a cut last line is ignored)."""
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue
-
-
-def summarise(path: str) -> Optional[dict]:
-    """CPU and RSS over a run: mean and max CPU %, start/end/peak RSS, max threads; None without data."""
-    recs = list(read_metrics(path)) if os.path.exists(path) else []
-    if not recs:
-        return None
-    cpu = [r["cpu_user_pct"] + r["cpu_system_pct"] for r in recs if r.get("cpu_user_pct") is not None]
-    rss = [r["rss"] for r in recs]
-    return {"samples": len(recs), "cpu_mean_pct": sum(cpu) / len(cpu) if cpu else None,
-            "cpu_max_pct": max(cpu) if cpu else None, "rss_start": rss[0], "rss_end": rss[-1],
-            "rss_peak": max(rss), "threads_max": max(r["threads"] for r in recs)}
 
 
 class PsutilCollector(Collector):

@@ -162,6 +162,38 @@ def _clean(text: str) -> str:
     return text.replace(";", "|").replace("\n", " ")
 
 
+def _sampled_profiles(profiles: list, name: str, diag: Diagnostics) -> list:
+    """``(index, profile, samples, weights)`` of each sampled profile (evented ones skipped, warned)."""
+    sampled = []
+    for i, p in enumerate(profiles):
+        if not isinstance(p, dict):
+            raise CaptureFormatError(f"profile {i} is not an object", location=name)
+        if p.get("type") != "sampled":
+            diag.warn(f"{name}: skipped {p.get('type')!r} profile {p.get('name', i)!r}: only sampled profiles are read")
+            continue
+        samples, weights = p.get("samples"), p.get("weights")
+        if not isinstance(samples, list) or not isinstance(weights, list) or len(samples) != len(weights):
+            raise CaptureFormatError(f"profile {i}: samples and weights are not lists of the same length",
+                                     location=name)
+        sampled.append((i, p, samples, weights))
+    return sampled
+
+
+def _units(sampled: list, name: str) -> set:
+    """The profiles' units, refused when they cannot share one profile."""
+    units = {str(p.get("unit", "none")) for _, p, _, _ in sampled}
+    timed = units & set(_NS_PER)
+    unknown = units - set(_NS_PER) - {"none", "bytes"}
+    if unknown:
+        raise CaptureFormatError(f"unknown speedscope unit(s): {', '.join(sorted(unknown))}", location=name)
+    if timed and units - set(_NS_PER):
+        raise CaptureFormatError(f"profiles mix units ({', '.join(sorted(units))}); profkit keeps one unit",
+                                 location=name)
+    if "bytes" in units and "none" in units:
+        raise CaptureFormatError("profiles mix bytes and unitless weights", location=name)
+    return units
+
+
 def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
                      meta: Optional[ProfileMeta] = None) -> Profile:
     """Read a speedscope JSON file (as ``py-spy --format speedscope`` writes it) into a profile.
@@ -185,30 +217,9 @@ def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
     except ValueError:
         raise CaptureFormatError("speedscope frame without a name in shared.frames", location=name) from None
 
-    sampled = []
-    for i, p in enumerate(data["profiles"]):
-        if not isinstance(p, dict):
-            raise CaptureFormatError(f"profile {i} is not an object", location=name)
-        if p.get("type") != "sampled":
-            diag.warn(f"{name}: skipped {p.get('type')!r} profile {p.get('name', i)!r}: only sampled profiles are read")
-            continue
-        samples, weights = p.get("samples"), p.get("weights")
-        if not isinstance(samples, list) or not isinstance(weights, list) or len(samples) != len(weights):
-            raise CaptureFormatError(f"profile {i}: samples and weights are not lists of the same length",
-                                     location=name)
-        sampled.append((i, p, samples, weights))
-
-    units = {str(p.get("unit", "none")) for _, p, _, _ in sampled}
+    sampled = _sampled_profiles(data["profiles"], name, diag)
+    units = _units(sampled, name)
     timed = units & set(_NS_PER)
-    unknown = units - set(_NS_PER) - {"none", "bytes"}
-    if unknown:
-        raise CaptureFormatError(f"unknown speedscope unit(s): {', '.join(sorted(unknown))}", location=name)
-    if timed and units - set(_NS_PER):
-        raise CaptureFormatError(f"profiles mix units ({', '.join(sorted(units))}); profkit keeps one unit",
-                                 location=name)
-    if "bytes" in units and "none" in units:
-        raise CaptureFormatError("profiles mix bytes and unitless weights", location=name)
-
     out_unit = "bytes" if "bytes" in units else ("nanoseconds" if timed and options.unit == "nanoseconds" else "samples")
     period_ns = 0.0
     if timed and out_unit == "samples":

@@ -80,6 +80,16 @@ def clip_label(name: str, width_px: float, font_size: float) -> str:
     return name[: chars - 2] + ".."
 
 
+def _prefix(o: FlameGraphOptions, title: str, subtitle: str, total: Number, frames_text: str) -> str:
+    """The graph's id prefix: a hash of what it shows, so that two graphs on a page never clash
+    and the same graph always gets the same ids (byte-stable output)."""
+    h = hashlib.blake2b(digest_size=6)
+    for part in (repr(o), title, subtitle, str(total), frames_text):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return "fg" + h.hexdigest()
+
+
 def write_graph(out: IO[str], frames: Sequence[DrawFrame], *, total: Number, max_depth: int,
                 options: FlameGraphOptions, title: str, subtitle: str = "",
                 message: Optional[str] = None) -> str:
@@ -107,13 +117,7 @@ def write_graph(out: IO[str], frames: Sequence[DrawFrame], *, total: Number, max
                    clip_label(name, w_px, fs), (x_px + 3, y + text_dy))
     frames_text = body.getvalue()
 
-    prefix = o.name_prefix
-    if not prefix:
-        h = hashlib.blake2b(digest_size=6)
-        for part in (repr(o), title, subtitle, str(total), frames_text):
-            h.update(part.encode("utf-8", "surrogatepass"))
-            h.update(b"\0")
-        prefix = "fg" + h.hexdigest()
+    prefix = o.name_prefix or _prefix(o, title, subtitle, total, frames_text)
 
     w = XmlWriter(o.pretty)
     w.raw('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n')

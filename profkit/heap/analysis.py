@@ -21,7 +21,7 @@ __all__ = ["analyse_heap", "check_live_set", "metrics_series"]
 
 def metrics_series(ctx: RunContext) -> List[dict]:
     """The run's RSS/USS/CPU series, its clock aligned with the run's start."""
-    from collectors.psutil_metrics import read_metrics
+    from profkit.metrics import read_metrics
 
     path = ctx.run.file("metrics.jsonl")
     rows = list(read_metrics(path)) if os.path.exists(path) else []

@@ -29,7 +29,7 @@ def _mode_line(r) -> str:
 
 
 def _metrics(run: RunDir):
-    from collectors.psutil_metrics import read_metrics, summarise
+    from profkit.metrics import read_metrics, summarise
 
     path = run.file("metrics.jsonl")
     return summarise(path), (list(read_metrics(path)) if os.path.exists(path) else [])

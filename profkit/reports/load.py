@@ -86,7 +86,7 @@ def _hotspots(run: RunDir, n: int = 5) -> List[Tuple[str, float]]:
 
 
 def _use(run: RunDir) -> Optional[Dict]:
-    from collectors.psutil_metrics import summarise
+    from profkit.metrics import summarise
 
     path = run.file("metrics.jsonl")
     return summarise(path) if os.path.exists(path) else None

@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: Apache-2.0
+"""``metrics.jsonl``, read back: the process metrics (CPU, RSS, USS, threads, fds, I/O) a run's
+psutil sampler wrote, one JSON object per interval. Used by the reports and the heap analysis;
+written by :mod:`collectors.psutil_metrics`. A leaf module (standard library only)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterator, Optional
+
+__all__ = ["read_metrics", "summarise"]
+
+
+def read_metrics(path: str) -> Iterator[dict]:
+    """The records of a ``metrics.jsonl`` file (a cut last line is ignored)."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+def summarise(path: str) -> Optional[dict]:
+    """CPU and RSS over a run: mean and max CPU %, start/end/peak RSS, max threads; None without data."""
+    recs = list(read_metrics(path)) if os.path.exists(path) else []
+    if not recs:
+        return None
+    cpu = [r["cpu_user_pct"] + r["cpu_system_pct"] for r in recs if r.get("cpu_user_pct") is not None]
+    rss = [r["rss"] for r in recs]
+    return {"samples": len(recs), "cpu_mean_pct": sum(cpu) / len(cpu) if cpu else None,
+            "cpu_max_pct": max(cpu) if cpu else None, "rss_start": rss[0], "rss_end": rss[-1],
+            "rss_peak": max(rss), "threads_max": max(r["threads"] for r in recs)}
