@@ -18,9 +18,18 @@ from profkit.errors import (
     TargetNotFound,
     UsageError,
 )
-from profkit.model import Frame, FrameKind, FunctionStat, Profile, ProfileMeta, function_key
-
 __version__ = "0.1.0"
+
+#: The model's names, imported on first use (``profkit --version`` needs none of them).
+_MODEL = ("Frame", "FrameKind", "FunctionStat", "Profile", "ProfileMeta", "function_key")
+
+
+def __getattr__(name: str):
+    if name in _MODEL:
+        from profkit import model
+
+        return getattr(model, name)
+    raise AttributeError(f"module 'profkit' has no attribute {name!r}")
 
 __all__ = [
     "CaptureFormatError",
