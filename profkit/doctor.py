@@ -50,17 +50,25 @@ def _permissions() -> Iterator[Line]:
                        "--pid=host --cap-add SYS_PTRACE (and --cap-add PERFMON or --privileged for perf)")
 
 
-def _tools() -> Iterator[Line]:
+def _tools(trials: bool = True) -> Iterator[Line]:
     import collectors
+
+    from profkit.trials import run_trial
 
     for cid, c in collectors.load_all().items():
         if c.RecordOptions is None:
             continue
         a = c.check()
-        if a.ok:
-            yield "OK", f"{cid} {a.version}".rstrip()
-        else:
+        if not a.ok:
             yield "WARN", f"{cid}: {a.reason}" + (f"; fix: {a.hint}" if a.hint else "")
+            continue
+        tried = run_trial(cid) if trials else None
+        if tried is None:
+            yield "OK", f"{cid} {a.version}: installed".replace("  ", " ")
+        elif tried[0]:
+            yield "OK", f"{cid} {a.version}: {tried[1]}".replace("  ", " ")
+        else:
+            yield "FAIL", f"{cid} {a.version} is installed but did not record here: {tried[1]}".replace("  ", " ")
     if not shutil.which("lldb"):
         yield "INFO", "lldb: not found (memray attach needs it here): apt-get install lldb"
 
@@ -90,10 +98,11 @@ def _target(pid: int) -> Iterator[Line]:
         yield "FAIL", f"pid {pid} belongs to uid {t.uid}, not you: run profkit as that user or as root"
 
 
-def diagnose(pid: Optional[int] = None) -> Iterator[Line]:
-    """``(level, text)`` lines: OK, INFO, WARN or FAIL, each saying what to change."""
+def diagnose(pid: Optional[int] = None, trials: bool = True) -> Iterator[Line]:
+    """``(level, text)`` lines: OK, INFO, WARN or FAIL, each saying what to change. With
+    ``trials`` each recording collector records a throwaway process first (:mod:`profkit.trials`)."""
     yield "INFO", f"python {sys.version.split()[0]} at {sys.executable}"
     yield from _permissions()
-    yield from _tools()
+    yield from _tools(trials)
     if pid is not None:
         yield from _target(pid)

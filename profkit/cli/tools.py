@@ -31,7 +31,7 @@ def collectors_cmd() -> None:
         if c.RecordOptions is None:
             state = "reads captures only"
         elif avail.ok:
-            state = "ready"
+            state = "installed (profkit doctor tries it)"
         else:
             state = f"cannot record: {avail.reason}"
         version = f" {avail.version}" if avail.version else ""
@@ -44,14 +44,18 @@ def collectors_cmd() -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.option("--pid", "-p", type=int, default=None, help="Also check what profiling this process needs.")
-def doctor(pid) -> None:
+@click.option("--no-trials", is_flag=True, help="Only look for the tools; do not let each one record a "
+                                                 "throwaway process of profkit's own (a few seconds).")
+def doctor(pid, no_trials) -> None:
     """Check permissions and tools, and advise on getting usable stacks.
 
-    Exit 1 when a check failed (each FAIL line says what to change)."""
+    Each collector that is installed records a throwaway process profkit starts for the purpose
+    (py-spy, memray, perf: a busy Python child; async-profiler, JFR: a fresh JVM), so that OK
+    means it worked here. Exit 1 when a check failed (each FAIL line says what to change)."""
     from profkit.doctor import diagnose
 
     problems = 0
-    for level, text in diagnose(pid):
+    for level, text in diagnose(pid, trials=not no_trials):
         click.echo(f"{level:5} {text}")
         problems += level == "FAIL"
     if problems:
