@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from profkit.atomic import atomic_write
 from profkit.errors import CollectorFailed, CollectorNotInstalled
 from profkit.targets import ChildTool
 
@@ -178,8 +179,7 @@ def class_histogram(pid: int, path: str) -> Dict[str, Tuple[int, int]]:
         raise CollectorNotInstalled("jcmd (JDK) is not installed", hint=INSTALL_HINT)
     attach_preconditions(pid)
     argv, rc, out = run_jcmd(jcmd, pid, ["GC.class_histogram"], timeout=60.0)
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(out + "\n")
+    atomic_write(path, out + "\n")
     hist = parse_histogram(out)
     if rc != 0 or not hist:
         raise CollectorFailed(argv, rc, out)

@@ -274,7 +274,7 @@ def _reader(path: str):
         raise CaptureFormatError(f"{path}: reading a memray capture needs memray", hint=INSTALL_HINT) from None
     try:
         return memray.FileReader(path)
-    except Exception as e:
+    except (OSError, ValueError, RuntimeError) as e:  # memray's reader raises OSError for a bad file
         raise CaptureFormatError(f"not a readable memray capture ({e})", location=path) from None
 
 
@@ -300,17 +300,22 @@ def live_allocations(path: str, diag: Optional[Diagnostics] = None) -> Profile:
     try:
         meta = reader.metadata
         prof = Profile("bytes", ProfileMeta(collector="memray", pid=meta.pid, command=meta.command_line))
+        unresolved = 0
         for rec in reader.get_leaked_allocation_records(merge_threads=True):
             try:
                 stack = rec.stack_trace(max_stacks=MAX_STACK)
-            except Exception:  # a stack memray could not resolve
+            except (ValueError, RuntimeError, NotImplementedError, OSError):  # a stack memray could not resolve
                 stack = []
+                unresolved += 1
             if stack and stack[-1][1].endswith(HOOK_FILE):
                 continue  # memray's own tracker thread, started by the attach: not the target's
             frames = tuple(_frame(fn, file, line) for fn, file, line in reversed(stack))
             if not frames:
                 frames = (Frame("[no Python frame]", FrameKind.SYNTHETIC),)
             prof.add(frames, int(rec.size))
+        if unresolved and diag is not None:
+            diag.warn(f"{path}: memray could not resolve the stacks of {unresolved} allocation record(s): "
+                      "they are shown as [no Python frame]")
         return prof
     finally:
         reader.close()

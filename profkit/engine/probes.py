@@ -114,17 +114,17 @@ class MetricsProbe(Probe):
         self.rec = None
 
     def start(self, ctx: RunContext) -> None:
-        from collectors.psutil_metrics import PsutilCollector, PsutilOptions
+        import collectors
 
-        c = PsutilCollector()
+        c = collectors.get("psutil")
         entry = self.attach_record(ctx)
         avail = c.check(mode="metrics")
         entry.version = avail.version
         if not avail.ok:
             raise avail.error(self.id)
         self.rec = c.record(RecordRequest(ctx.pids, ctx.targets[0].runtime, ctx.record.mode, 1, ctx.duration + 5,
-                                          ctx.run.path, PsutilOptions(interval=self.interval, children=self.children,
-                                                                      uss=self.uss)))
+                                          ctx.run.path, c.RecordOptions(interval=self.interval, children=self.children,
+                                                                        uss=self.uss)))
         entry.set_commands(self.rec.commands)
         entry.raw = relative_all(ctx.run, list(self.rec.raw.values()))
         ctx.results["metrics"] = self.rec
