@@ -247,3 +247,22 @@ def test_secrets_never_reach_the_record(tmp_path):
     run.save()
     text = (tmp_path / "r" / "manifest.json").read_text()
     assert "s3cr3t" not in text and "u:p@" not in text
+
+
+# -- the smaller ones ------------------------------------------------------------------------------------
+def test_psutil_is_not_a_stack_collector(tmp_path):
+    p = profkit("attach", "--pid", os.getpid(), "-c", "psutil", "-d", 1, "-o", tmp_path / "r")
+    one_line_error(p, 1, "psutil records process metrics")
+    assert not (tmp_path / "r").exists()
+
+
+def test_top_functions_by_self_lists_only_functions_with_self_weight(tmp_path):
+    from profkit.outputs import render_run
+
+    run = make_run(tmp_path / "r", mode="cpu", rate=100)
+    (tmp_path / "r" / "profile.folded").write_text("main;a;b 5\nmain;a;c 3\n")
+    run.finish("complete")
+    render_run(RunDir.open(str(tmp_path / "r")))
+    summary = (tmp_path / "r" / "summary.md").read_text()
+    by_self = summary.split("## Top functions by self")[1].split("##")[0]
+    assert "| b |" in by_self and "| c |" in by_self and "| main |" not in by_self and "| a |" not in by_self
