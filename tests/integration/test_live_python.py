@@ -147,6 +147,16 @@ def test_several_processes_get_a_process_root_frame(start_target, tmp_path):
     roots = {line.split(";", 1)[0] for line in (run / "profile.folded").read_text().splitlines()}
     comm = {p: open(f"/proc/{p}/comm").read().strip() for p in (a.pid, b.pid)}
     assert roots == {f"{comm[a.pid]} [{a.pid}]", f"{comm[b.pid]} [{b.pid}]"}, roots
+    # shared/CONTRACT.md "Several targets in one run": each one's own profile, without the root frame
+    m = manifest(run)
+    for t in (a, b):
+        (entry,) = [x for x in m.targets if x.pid == t.pid]
+        assert entry.dir == f"targets/{t.pid}-{comm[t.pid]}"
+        own = (run / entry.dir / "profile.folded").read_text()
+        assert own and "hot_compute" in own and f"[{t.pid}]" not in own
+    # and the summary names every target's command
+    summary = (run / "summary.md").read_text()
+    assert f"command (pid {a.pid})" in summary and f"command (pid {b.pid})" in summary
 
 
 def test_record_flags_reach_the_collector(pyhot, tmp_path):
