@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import collectors
-import collectors.perf as perf
+import collectors.perf_script as perf_script
 from collectors.base import Sniff
 from collectors.perf import PerfCollector, PerfOptions, collapse, parse
 from profkit.errors import CollectorNotInstalled, Diagnostics
@@ -221,13 +221,13 @@ def test_header_fast_paths_agree_with_the_perl_patterns():
         for k in range(n):
             line += rng.choice(words) + (rng.choice(seps) if k < n - 1 else b"")
         line += rng.choice([b"", b"", b" ", b"\t", b"\r"])
-        m = perf._EVENT.match(line)
+        m = perf_script._EVENT.match(line)
         if m is None:
-            assert perf._header_fields(line) is None, line
+            assert perf_script._header_fields(line) is None, line
             continue
-        e = perf._PERIOD_EVENT.search(line)
+        e = perf_script._PERIOD_EVENT.search(line)
         expected = (m.group(1, 2, 3), e.group(1) if e else None, e.group(2) if e else None)
-        assert perf._header_fields(line) == expected, line
+        assert perf_script._header_fields(line) == expected, line
 
 
 # -- bad and partial input ----------------------------------------------------------------------
@@ -279,14 +279,14 @@ def test_lines_api_and_cache_eviction_agree_with_parse(monkeypatch):
     expected = folded_lines(parse_file(path, all=True))
     with open(path, "rb") as fh:
         assert sorted(f"{';'.join(s)} {w}" for s, w in collapse(fh, PerfOptions(all=True))) == sorted(expected)
-    monkeypatch.setattr(perf, "CACHE_LIMIT", 3)   # the line caches start afresh every few lines
-    monkeypatch.setattr(perf, "_BLOCK", 4096)     # and blocks split lines and samples
+    monkeypatch.setattr(perf_script, "CACHE_LIMIT", 3)   # the line caches start afresh every few lines
+    monkeypatch.setattr(perf_script, "_BLOCK", 4096)     # and blocks split lines and samples
     assert folded_lines(parse_file(path, all=True)) == expected
 
 
 def test_overlong_line_is_skipped(monkeypatch, tmp_path):
-    monkeypatch.setattr(perf, "MAX_LINE", 64)
-    monkeypatch.setattr(perf, "_BLOCK", 16)
+    monkeypatch.setattr(perf_script, "MAX_LINE", 64)
+    monkeypatch.setattr(perf_script, "_BLOCK", 16)
     path = tmp_path / "long.txt"
     path.write_text("ab 1 1.0: 1 cycles:\n\t1 f (/bin/x)\n\t2 " + "x" * 200 + " (/bin/x)\n\t3 g (/bin/x)\n\n")
     diag = Diagnostics()
