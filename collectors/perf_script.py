@@ -66,8 +66,11 @@ class PerfOptions:
 _EVENT = re.compile(rb"(\S.+?)\s+(\d+)/*(\d+)*\s+")
 #: The period and event name at the end of a header (``…: 10101010 cpu-clock:``).
 _PERIOD_EVENT = re.compile(rb":\s*(\d+)*\s+(\S+):\s*$")
-#: A frame line: address, symbol, ``(module)`` — the *last* parenthesised word on the line.
-_FRAME = re.compile(rb"\s*(\w+)\s*(.+) \((\S*)\)")
+#: A frame line: address, symbol, `` (module)``. The greedy symbol makes the module start at
+#: the last `` (`` that some later ``)`` closes, and the module runs to the last ``)`` on the
+#: line, spaces and all: ``f (/opt/my app/x.so)`` is in module ``/opt/my app/x.so``, while
+#: ``f (/lib/x.so (deleted))`` is symbol ``f (/lib/x.so`` in module ``deleted)``.
+_FRAME = re.compile(rb"\s*(\w+)\s*(.+) \((.*)\)")
 _OFFSET = re.compile(rb"\+0x[\da-f]+$")
 _GO_METHOD = re.compile(rb"\.\(.*\)\.")                     # net/http.(*Client).Do keeps its parens
 _ARGUMENTS = re.compile(rb"\((?!anonymous namespace\)).*")  # C++ "(anonymous namespace)" is a name

@@ -173,6 +173,18 @@ def test_symbol_tidying():
                                             "std::vector<int>::push_back"]
 
 
+def test_module_runs_to_the_last_closing_paren():
+    """The module is everything from the last " (" that a later ")" closes to the last ")": it
+    may hold spaces, and a "(deleted)" module leaves a piece of the path in the symbol."""
+    text = ("ab 1 1.0: 1 cycles:\n"
+            "\t1 f (/opt/my app/x.so)\n"
+            "\t2 [unknown] (/opt/my app/x.so)\n"
+            "\t3 g+0x1 (/usr/lib/libx.so (deleted))\n"
+            "\t4 h (/bin/a) (x y)\n"
+            "\n")
+    assert fold(text, addrs=True) == {"ab;h ;g+0x1 ;[x.so <2>];f": 1}
+
+
 def test_java_names_and_inlined_frames():
     text = ("{comm} 1 1.0: 1 cycles:\n"
             "\t1 Lio/Foo;::bar->Lio/Baz;::qux->Lio/Q;::z (/tmp/perf-9.map)\n"
