@@ -18,7 +18,7 @@ Each sample adds its period (the number before the event name, else 1) to the st
 * a symbol loses its ``+0x…`` offset and, unless it looks like a Go method, everything from
   its first ``(`` (C++ argument lists); ``;`` becomes ``:`` and quote characters go;
 * ``[unknown]`` symbols are named after their module (``[libc.so.6]``), with the address
-  too under ``addrs``; in ``java`` processes ``Lpkg/Class;`` loses its ``L``;
+  too under ``addrs``; in processes named ``java…`` a name with a ``/`` loses a leading ``L``;
 * ``a->b->c`` (perf-map-agent's inlined Java frames) becomes ``a;b_[i];c_[i]``; ``kernel``
   adds ``_[k]`` to kernel frames and ``jit`` adds ``_[j]`` to ``/tmp/perf-PID.map`` frames.
 
@@ -293,8 +293,10 @@ class _Collapser:
         else:
             name = comm
         frames = _decode(name.replace(b" ", b"_")).split(";")
-        # Java frames are tidied by comm, however the process is named.
-        return tuple(map(self.profile.intern, reversed(frames))), comm == b"java"
+        # The Perl script tidies Java names in any process whose *name* (as it will print it,
+        # PID and TID included) begins with "java": "java", but also "javac", "java_x" or a
+        # comm "java worker". That name always begins with the comm, so the comm decides.
+        return tuple(map(self.profile.intern, reversed(frames))), comm.startswith(b"java")
 
     def lines(self, chunk: Sequence[bytes]) -> None:
         """Feed lines (bytes, without newlines) through the line-by-line state machine."""

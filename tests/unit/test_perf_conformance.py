@@ -193,6 +193,11 @@ def test_java_names_and_inlined_frames():
     assert list(fold(text.format(comm="java"), pid=True)) == ["java-?;LBusy:::main;io/Foo:::bar;io/Baz:::qux_[i];io/Q:::z_[i]"]
     assert list(fold(text.format(comm="java"), jit=True)) == ["java;LBusy:::main_[j];io/Foo:::bar_[j];io/Baz:::qux_[i];io/Q:::z_[i]"]
     assert list(fold(text.format(comm="node"))) == ["node;LBusy:::main;Lio/Foo:::bar;Lio/Baz:::qux_[i];Lio/Q:::z_[i]"]
+    # Any process whose name begins with "java" (case matters), PID or not.
+    for comm in ("javac", "java_x", "java worker"):
+        assert list(fold(text.format(comm=comm), tid=True))[0].endswith(";LBusy:::main;io/Foo:::bar;io/Baz:::qux_[i];io/Q:::z_[i]")
+    for comm in ("Java", "jav", "xjava"):
+        assert list(fold(text.format(comm=comm)))[0].endswith(";LBusy:::main;Lio/Foo:::bar;Lio/Baz:::qux_[i];Lio/Q:::z_[i]")
 
 
 def test_kernel_annotation_and_kinds(tmp_path):
