@@ -130,12 +130,16 @@ class _Naming:
             func = func.replace(b'"', b"").replace(b"'", b"")
             if java and func[:1] == b"L" and b"/" in func:
                 func = func[1:]
+            # An inlined or JIT annotation already in the name (some JIT maps write their own) is
+            # not added twice; _[k] is, as the Perl script appends it unconditionally.
             if out:
-                func += b"_[i]"
+                if b"_[i]" not in func:
+                    func += b"_[i]"
             elif kernel:
                 func += b"_[k]"
             elif jit:
-                func += b"_[j]"
+                if b"_[j]" not in func:
+                    func += b"_[j]"
             out.append(_decode(func))
         return out
 

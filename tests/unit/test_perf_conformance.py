@@ -200,6 +200,16 @@ def test_java_names_and_inlined_frames():
         assert list(fold(text.format(comm=comm)))[0].endswith(";LBusy:::main;Lio/Foo:::bar;Lio/Baz:::qux_[i];Lio/Q:::z_[i]")
 
 
+def test_annotations_already_in_the_name():
+    """_[i] and _[j] are added only to names that hold no such annotation yet; _[k] always."""
+    text = ("ab 1 1.0: 1 cycles:\n"
+            "\t1 a_[i]x->b_[i]->c_[j] (/tmp/perf-9.map)\n"
+            "\t2 d_[j]->e (/tmp/perf-9.map)\n"
+            "\t3 f_[k] ([kernel.kallsyms])\n"
+            "\n")
+    assert fold(text, all=True) == {"ab;f_[k]_[k];d_[j];e_[i];a_[i]x_[j];b_[i];c_[j]_[i]": 1}
+
+
 def test_kernel_annotation_and_kinds(tmp_path):
     text = ("ab 1 1.0: 1 cycles:\n"
             "\tffffffff8103ce3b native_safe_halt ([kernel.kallsyms])\n"
