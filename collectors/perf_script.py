@@ -22,6 +22,9 @@ Each sample adds its period (the number before the event name, else 1) to the st
 * ``a->b->c`` (perf-map-agent's inlined Java frames) becomes ``a;b_[i];c_[i]``; ``kernel``
   adds ``_[k]`` to kernel frames and ``jit`` adds ``_[j]`` to ``/tmp/perf-PID.map`` frames.
 
+One difference is deliberate: a last sample without the blank line after it still counts (the
+Perl script drops it; inferno keeps it).
+
 The parser reads the capture a block at a time, works on bytes and remembers the folded
 frame of each distinct frame line (perf repeats them heavily, so most lines cost one dict
 lookup). Nothing is held per sample but the current stack; memory is bounded by the number of
@@ -400,9 +403,14 @@ class _Collapser:
             self.lines([rest])
 
     def finish(self) -> Profile:
-        """The profile of every sample fed."""
+        """The profile of every sample fed.
+
+        A sample still open at the end (the capture does not end with a blank line) is kept,
+        as if that blank line were there. The Perl script loses it, because only a blank line
+        makes it count a sample; inferno keeps it, and so do we.
+        """
         if self.pname is not None:
-            self.diag.warn("the capture ends inside a sample (no blank line after it); that sample was dropped")
+            self.lines([b""])
         add = self.profile.add_ids
         for key, weight in self.counts.items():
             add(key, weight)
