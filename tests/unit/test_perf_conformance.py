@@ -23,6 +23,8 @@ from profkit.folded import write_folded
 from profkit.inputs import Source
 from profkit.model import FrameKind
 
+from goldens import opts_id
+
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / ".." / "shared" / "conformance" / "flamegraph-perf"
 # Listed rather than globbed, so that a missing corpus fails every case instead of running none.
@@ -113,6 +115,50 @@ def test_last_sample_files_match_the_corpus():
 
 def test_corpus_is_complete():
     assert sorted(p.stem for p in CORPUS.glob("*.txt")) == sorted(CAPTURES)
+
+
+# -- profkit's own captures (tests/data/perf/README.md) -------------------------------------------
+DATA = REPO / "tests" / "data" / "perf"
+#: Each hand-written capture and the option sets its expected files were made with (by the Perl
+#: script; these are not profkit goldens, so there is no --bless for them).
+OWN = {
+    "annotations-boundary": [{}, {"kernel": True}, {"jit": True}, {"all": True}],
+    "event-filter": [{}, {"event_filter": "instructions"}],
+    "header-forms": [{}, {"pid": True}, {"tid": True}],
+    "java-tidy-boundary": [{}, {"pid": True}, {"tid": True}, {"jit": True}],
+    "module-spaces": [{}, {"addrs": True}, {"kernel": True}],
+    "no-final-newline": [{}, {"tid": True}],
+    "no-trailing-blank": [{}, {"tid": True}],
+    "sample-boundaries": [{}, {"pid": True}],
+    "symbol-tidy": [{}, {"addrs": True}],
+}
+OWN_CASES = [(c, o) for c, sets in OWN.items() for o in sets]
+
+
+def own_id(case, opts):
+    last = "" if ends_with_blank_line(DATA / f"{case}.txt") else "+last-sample"
+    return f"{case}-{opts_id(opts)}{last}"
+
+
+@pytest.mark.parametrize("case,opts", OWN_CASES, ids=[own_id(c, o) for c, o in OWN_CASES])
+def test_own_captures(case, opts):
+    """Same stacks and counts as ``stackcollapse-perf.pl`` with these options (order aside), plus
+    the final sample of a capture that no blank line ends (ids ``…+last-sample``)."""
+    result = DATA / "results" / f"{case}-{opts_id(opts)}"
+    expected = weights(result.with_suffix(".folded").read_text().splitlines())
+    if not ends_with_blank_line(DATA / f"{case}.txt"):
+        # The Perl script drops it; its .last file is the line it gives it once the blank line is there.
+        expected += weights(result.with_suffix(".last").read_text().splitlines())
+    got = folded_lines(parse_file(DATA / f"{case}.txt", **opts))
+    assert Counter(got) == Counter(f"{k} {w}" for k, w in expected.items())
+
+
+def test_own_captures_are_all_run():
+    """Every capture, expected and .last file under tests/data/perf belongs to a case above."""
+    assert sorted(p.stem for p in DATA.glob("*.txt")) == sorted(OWN)
+    wanted = {f"{c}-{opts_id(o)}.folded" for c, o in OWN_CASES}
+    wanted |= {f"{c}-{opts_id(o)}.last" for c, o in OWN_CASES if not ends_with_blank_line(DATA / f"{c}.txt")}
+    assert sorted(p.name for p in (DATA / "results").iterdir()) == sorted(wanted)
 
 
 # -- sniffing -----------------------------------------------------------------------------------
