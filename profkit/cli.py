@@ -31,7 +31,9 @@ def _report(diag: Diagnostics) -> None:
 def _write_output(path: str, write: Callable[[Any], None]) -> None:
     """Write text to ``path`` atomically (a temp file renamed into place), or to stdout for ``-``."""
     if path == "-":
-        out = click.get_text_stream("stdout")
+        # As for files below: names that were not UTF-8 in the input (decoded with
+        # surrogateescape) go out as the bytes they came in as, whatever the locale.
+        out = click.get_text_stream("stdout", encoding="utf-8", errors="surrogateescape")
         write(out)
         out.flush()
         return
