@@ -16,11 +16,15 @@ Each sample adds its period (the number before the event name, else 1) to the st
   ``tid`` ``comm-PID/TID``, with ``?`` for a PID the capture does not show;
 * only samples of one event type are kept: ``event_filter``, else the first one seen;
 * a symbol loses its ``+0x…`` offset and, unless it looks like a Go method, everything from
-  its first ``(`` (C++ argument lists); ``;`` becomes ``:`` and quote characters go;
+  its first ``(`` (C++ argument lists); ``;`` becomes ``:`` and quote characters go; a symbol
+  that starts with ``(`` gives no frame at all (perf's ``(comm)``, but ``(anonymous
+  namespace)::f`` too);
 * ``[unknown]`` symbols are named after their module (``[libc.so.6]``), with the address
   too under ``addrs``; in processes named ``java…`` a name with a ``/`` loses a leading ``L``;
 * ``a->b->c`` (perf-map-agent's inlined Java frames) becomes ``a;b_[i];c_[i]``; ``kernel``
-  adds ``_[k]`` to kernel frames and ``jit`` adds ``_[j]`` to ``/tmp/perf-PID.map`` frames.
+  adds ``_[k]`` to frames of modules that start with ``[`` or end in ``vmlinux`` and do not
+  mention ``unknown``, and ``jit`` adds ``_[j]`` to ``/tmp/perf-PID.map`` frames (neither
+  ``_[i]`` nor ``_[j]`` goes on a name that already holds it).
 
 One difference is deliberate: a last sample without the blank line after it still counts (the
 Perl script drops it; inferno keeps it).
@@ -276,8 +280,12 @@ class _Collapser:
                         self.diag.warn(f"several event types: only {_decode(self.event_filter)} samples were "
                                        f"kept (choose one with --event-filter)")
                         self.warned = True
+                    # Filtered out. Like the Perl script, this opens no sample and closes
+                    # none: a sample still open (no blank line yet) gets the frames that follow.
                     return None
                 self.event_filter = event
+            # The Perl script's truth test: no period, or "0", weighs 1. ("00" is true there and
+            # weighs 0; write_folded leaves such a stack out, where the script prints it with 0.)
             if p and p != b"0":
                 period = int(p)
                 self.saw_period = True
