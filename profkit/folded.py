@@ -14,6 +14,8 @@ and profkit's leaf modules.
 from __future__ import annotations
 
 import re
+from itertools import repeat
+from operator import contains
 from typing import IO, Iterable, List, Optional, Tuple
 
 from profkit.errors import Diagnostics
@@ -103,14 +105,27 @@ def format_weight(w: Number) -> str:
 
 
 def write_folded(profile: Profile, out: IO[str], *, sort: bool = True) -> int:
-    """Write a profile as folded text, lines sorted as text (as FlameGraph's tools sort them)
-    unless ``sort=False``.
+    """Write a profile as folded text, sorted by stack as text (as FlameGraph's stackcollapse
+    tools sort them) unless ``sort=False``.
 
     Returns the number of lines written. Stacks whose weight is zero are left out.
     """
     # A frame id is its folded token, so a stack of ids joins into the folded line itself.
-    lines = [";".join(key) + " " + format_weight(w) + "\n" for key, w in profile.items() if w]
-    if sort:
-        lines.sort()  # comparing whole lines is several times cheaper than comparing tuples
-    out.writelines(lines)
+    if not sort:
+        lines = [";".join(key) + " " + format_weight(w) + "\n" for key, w in profile.items() if w]
+        out.writelines(lines)
+        return len(lines)
+    # The stackcollapse tools sort the stacks, then append the counts. Sorting whole lines
+    # differs where one stack is a prefix of another that goes on with a character below the
+    # space, or with a space and one below the digits ("a 5" sorts after "a\tb 3" and
+    # "a -b 3"). Joined by a NUL, which sorts below everything, lines sort as their stacks do
+    # (and comparing strings is several times cheaper than comparing tuples). A name that
+    # holds a NUL itself would break that, so then the stacks are sorted on their own.
+    if any(map(contains, profile.frames, repeat("\0"))):
+        pairs = sorted((";".join(key), w) for key, w in profile.items() if w)
+        out.writelines(stack + " " + format_weight(w) + "\n" for stack, w in pairs)
+        return len(pairs)
+    lines = [";".join(key) + "\0" + format_weight(w) + "\n" for key, w in profile.items() if w]
+    lines.sort()
+    out.writelines(line.replace("\0", " ") for line in lines)
     return len(lines)

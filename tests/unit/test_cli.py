@@ -51,6 +51,19 @@ def test_collapse_passes_perf_options_spelled_as_stackcollapse():
     assert "_[k]" in p.out
 
 
+def test_collapse_keeps_names_that_are_not_utf8(tmp_path):
+    """Symbols are bytes to perf; ones that are not UTF-8 come out byte for byte, as from
+    stackcollapse-perf.pl, on stdout as in a file."""
+    capture = tmp_path / "latin1.txt"
+    capture.write_bytes(b"ab 1 1.0: 1 cycles:\n\t1 caf\xe9 (/bin/x)\n\t2 g\xc3\xa9 (/bin/x)\n\n")
+    p = profkit("collapse", "--format", "perf", capture)
+    assert p.returncode == 0, p.err
+    assert p.stdout == b"ab;g\xc3\xa9;caf\xe9 1\n"
+    out = tmp_path / "out.folded"
+    assert profkit("collapse", "--format", "perf", "-o", out, capture).returncode == 0
+    assert out.read_bytes() == p.stdout
+
+
 def test_format_options_need_an_explicit_format():
     one_line_error(profkit("collapse", "--pid", CAPTURE), 2, "need an explicit --format")
 

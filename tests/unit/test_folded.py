@@ -41,6 +41,15 @@ def test_round_trip_sorts_merges_and_keeps_annotations():
     assert diag.malformed_count == 0
 
 
+def test_written_in_the_order_of_the_stacks():
+    """As stackcollapse-perf.pl sorts its stacks (then appends the counts): a stack comes before
+    the longer ones it begins, whatever character follows, a NUL in a name included."""
+    text = "a -b 3\na\tb 4\na 5\na b 6\na;b 7\nc\x00d 1\nc 2\n"
+    out, _ = roundtrip(text)
+    assert out == "a 5\na\tb 4\na -b 3\na b 6\na;b 7\nc 2\nc\x00d 1\n"
+    assert roundtrip(text.replace("c\x00d 1\n", ""))[0] == "a 5\na\tb 4\na -b 3\na b 6\na;b 7\nc 2\n"
+
+
 def test_malformed_lines_are_counted_not_fatal():
     out, diag = roundtrip("a;b 1\nnot a stack\n\n# comment 1x\na;b -2\n")
     assert out == "a;b 1\n"

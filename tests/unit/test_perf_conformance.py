@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 import collectors
-import collectors.perf as perf
+import collectors.perf_script as perf_script
 from collectors.base import Sniff
 from collectors.perf import PerfCollector, PerfOptions, collapse, parse
 from profkit.errors import CollectorNotInstalled, Diagnostics
 from profkit.folded import write_folded
 from profkit.inputs import Source
 from profkit.model import FrameKind
+
+from goldens import opts_id
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / ".." / "shared" / "conformance" / "flamegraph-perf"
@@ -43,12 +45,56 @@ CAPTURES = [
 ]
 FLAGS = ["pid", "tid", "kernel", "jit", "all", "addrs"]
 CASES = [(c, f) for c in CAPTURES for f in FLAGS]
+#: Perl's folded line for the final sample of each corpus capture that does not end with a blank
+#: line (``<capture>-collapsed-<flag>.last``; see tests/data/perf/README.md).
+LAST_SAMPLES = REPO / "tests" / "data" / "perf" / "flamegraph-perf-last"
+
+
+def ends_with_blank_line(path):
+    """Whether a capture's last sample is closed by a blank line (the Perl script drops it if not)."""
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        fh.seek(max(0, fh.tell() - 2))
+        return fh.read() == b"\n\n"
+
+
+def weights(lines):
+    """``{stack: weight}`` of folded lines."""
+    out = Counter()
+    for line in lines:
+        stack, _, weight = line.rpartition(" ")
+        out[stack] += int(weight)
+    return out
+
+
+def sorted_lines(weights):
+    """Folded lines in the Perl script's order: sorted by stack, then the count appended."""
+    return [f"{stack} {w}" for stack, w in sorted(weights.items())]
+
+
+def case_id(capture, flag):
+    # Cases whose expected output is the Perl output plus the final sample say so in their id
+    # (a missing corpus gives plain ids here, and fails in the tests).
+    path = CORPUS / f"{capture}.txt"
+    last = "+last-sample" if path.exists() and not ends_with_blank_line(path) else ""
+    return f"{capture}-{flag}{last}"
 
 
 def folded_lines(profile):
     out = io.StringIO()
     write_folded(profile, out)
-    return out.getvalue().splitlines()
+    return out.getvalue().split("\n")[:-1]  # lines end at "\n" only ("\r" may be in a name)
+
+
+def expected_lines(path, capture, last):
+    """The lines of an expected file; where the capture lacks its final blank line, merged with
+    the Perl script's line for that last sample (``last``) and re-sorted as the script sorts."""
+    lines = path.read_text().split("\n")[:-1]
+    if ends_with_blank_line(capture):
+        return lines
+    # The Perl script drops a final sample that no blank line ends; profkit keeps it, so it is
+    # added here as the Perl script names it once the blank line is there.
+    return sorted_lines(weights(lines) + weights(last.read_text().split("\n")[:-1]))
 
 
 def parse_file(path, diag=None, **opts):
@@ -63,19 +109,70 @@ def fold(text, diag=None, **opts):
 
 
 # -- conformance --------------------------------------------------------------------------------
-@pytest.mark.parametrize("capture,flag", CASES, ids=[f"{c}-{f}" for c, f in CASES])
+@pytest.mark.parametrize("capture,flag", CASES, ids=[case_id(c, f) for c, f in CASES])
 def test_conformance(capture, flag):
-    """Same stacks with the same counts as ``stackcollapse-perf.pl --FLAG`` (order aside)."""
-    expected = (CORPUS / "results" / f"{capture}-collapsed-{flag}.txt").read_text().splitlines()
+    """The output of ``stackcollapse-perf.pl --FLAG``, in its order, plus
+    the final sample where the capture lacks the blank line after it (ids ``…+last-sample``)."""
+    expected = expected_lines(CORPUS / "results" / f"{capture}-collapsed-{flag}.txt", CORPUS / f"{capture}.txt",
+                              LAST_SAMPLES / f"{capture}-collapsed-{flag}.last")
     got = folded_lines(parse_file(CORPUS / f"{capture}.txt", **{flag: True}))
     # STYLE.md (lesson 7) says to strip quote characters where the reference does. Inferno has
     # to, because it keeps quotes in names and the Perl script removes them; our parser removes
-    # them exactly as the Perl script does, so the expected files are compared verbatim.
-    assert Counter(got) == Counter(expected)
+    # them exactly as the Perl script does, so the expected files are compared verbatim, in
+    # their order (the script's: sorted by stack).
+    assert got == expected
+
+
+def test_last_sample_files_match_the_corpus():
+    """One ``.last`` file per flag for each capture without a final blank line, and no others."""
+    wanted = {f"{c}-collapsed-{f}.last" for c, f in CASES if not ends_with_blank_line(CORPUS / f"{c}.txt")}
+    assert wanted and sorted(p.name for p in LAST_SAMPLES.glob("*.last")) == sorted(wanted)
 
 
 def test_corpus_is_complete():
     assert sorted(p.stem for p in CORPUS.glob("*.txt")) == sorted(CAPTURES)
+
+
+# -- profkit's own captures (tests/data/perf/README.md) -------------------------------------------
+DATA = REPO / "tests" / "data" / "perf"
+#: Each hand-written capture and the option sets its expected files were made with (by the Perl
+#: script; these are not profkit goldens, so there is no --bless for them).
+OWN = {
+    "annotations-boundary": [{}, {"kernel": True}, {"jit": True}, {"all": True}],
+    "event-filter": [{}, {"event_filter": "instructions"}],
+    "header-forms": [{}, {"pid": True}, {"tid": True}],
+    "java-tidy-boundary": [{}, {"pid": True}, {"tid": True}, {"jit": True}],
+    "module-spaces": [{}, {"addrs": True}, {"kernel": True}],
+    "no-final-newline": [{}, {"tid": True}],
+    "no-trailing-blank": [{}, {"tid": True}],
+    "sample-boundaries": [{}, {"pid": True}],
+    "symbol-tidy": [{}, {"addrs": True}],
+}
+OWN_CASES = [(c, o) for c, sets in OWN.items() for o in sets]
+
+
+def own_id(case, opts):
+    last = "" if ends_with_blank_line(DATA / f"{case}.txt") else "+last-sample"
+    return f"{case}-{opts_id(opts)}{last}"
+
+
+@pytest.mark.parametrize("case,opts", OWN_CASES, ids=[own_id(c, o) for c, o in OWN_CASES])
+def test_own_captures(case, opts):
+    """The output of ``stackcollapse-perf.pl`` with these options, in its order, plus
+    the final sample of a capture that no blank line ends (ids ``…+last-sample``)."""
+    name = f"{case}-{opts_id(opts)}"
+    expected = expected_lines(DATA / "results" / f"{name}.folded", DATA / f"{case}.txt",
+                              DATA / "results" / f"{name}.last")
+    got = folded_lines(parse_file(DATA / f"{case}.txt", **opts))
+    assert got == expected
+
+
+def test_own_captures_are_all_run():
+    """Every capture, expected and .last file under tests/data/perf belongs to a case above."""
+    assert sorted(p.stem for p in DATA.glob("*.txt")) == sorted(OWN)
+    wanted = {f"{c}-{opts_id(o)}.folded" for c, o in OWN_CASES}
+    wanted |= {f"{c}-{opts_id(o)}.last" for c, o in OWN_CASES if not ends_with_blank_line(DATA / f"{c}.txt")}
+    assert sorted(p.name for p in (DATA / "results").iterdir()) == sorted(wanted)
 
 
 # -- sniffing -----------------------------------------------------------------------------------
@@ -173,6 +270,18 @@ def test_symbol_tidying():
                                             "std::vector<int>::push_back"]
 
 
+def test_module_runs_to_the_last_closing_paren():
+    """The module is everything from the last " (" that a later ")" closes to the last ")": it
+    may hold spaces, and a "(deleted)" module leaves a piece of the path in the symbol."""
+    text = ("ab 1 1.0: 1 cycles:\n"
+            "\t1 f (/opt/my app/x.so)\n"
+            "\t2 [unknown] (/opt/my app/x.so)\n"
+            "\t3 g+0x1 (/usr/lib/libx.so (deleted))\n"
+            "\t4 h (/bin/a) (x y)\n"
+            "\n")
+    assert fold(text, addrs=True) == {"ab;h ;g+0x1 ;[x.so <2>];f": 1}
+
+
 def test_java_names_and_inlined_frames():
     text = ("{comm} 1 1.0: 1 cycles:\n"
             "\t1 Lio/Foo;::bar->Lio/Baz;::qux->Lio/Q;::z (/tmp/perf-9.map)\n"
@@ -181,6 +290,21 @@ def test_java_names_and_inlined_frames():
     assert list(fold(text.format(comm="java"), pid=True)) == ["java-?;LBusy:::main;io/Foo:::bar;io/Baz:::qux_[i];io/Q:::z_[i]"]
     assert list(fold(text.format(comm="java"), jit=True)) == ["java;LBusy:::main_[j];io/Foo:::bar_[j];io/Baz:::qux_[i];io/Q:::z_[i]"]
     assert list(fold(text.format(comm="node"))) == ["node;LBusy:::main;Lio/Foo:::bar;Lio/Baz:::qux_[i];Lio/Q:::z_[i]"]
+    # Any process whose name begins with "java" (case matters), PID or not.
+    for comm in ("javac", "java_x", "java worker"):
+        assert list(fold(text.format(comm=comm), tid=True))[0].endswith(";LBusy:::main;io/Foo:::bar;io/Baz:::qux_[i];io/Q:::z_[i]")
+    for comm in ("Java", "jav", "xjava"):
+        assert list(fold(text.format(comm=comm)))[0].endswith(";LBusy:::main;Lio/Foo:::bar;Lio/Baz:::qux_[i];Lio/Q:::z_[i]")
+
+
+def test_annotations_already_in_the_name():
+    """_[i] and _[j] are added only to names that hold no such annotation yet; _[k] always."""
+    text = ("ab 1 1.0: 1 cycles:\n"
+            "\t1 a_[i]x->b_[i]->c_[j] (/tmp/perf-9.map)\n"
+            "\t2 d_[j]->e (/tmp/perf-9.map)\n"
+            "\t3 f_[k] ([kernel.kallsyms])\n"
+            "\n")
+    assert fold(text, all=True) == {"ab;f_[k]_[k];d_[j];e_[i];a_[i]x_[j];b_[i];c_[j]_[i]": 1}
 
 
 def test_kernel_annotation_and_kinds(tmp_path):
@@ -221,13 +345,13 @@ def test_header_fast_paths_agree_with_the_perl_patterns():
         for k in range(n):
             line += rng.choice(words) + (rng.choice(seps) if k < n - 1 else b"")
         line += rng.choice([b"", b"", b" ", b"\t", b"\r"])
-        m = perf._EVENT.match(line)
+        m = perf_script._EVENT.match(line)
         if m is None:
-            assert perf._header_fields(line) is None, line
+            assert perf_script._header_fields(line) is None, line
             continue
-        e = perf._PERIOD_EVENT.search(line)
+        e = perf_script._PERIOD_EVENT.search(line)
         expected = (m.group(1, 2, 3), e.group(1) if e else None, e.group(2) if e else None)
-        assert perf._header_fields(line) == expected, line
+        assert perf_script._header_fields(line) == expected, line
 
 
 # -- bad and partial input ----------------------------------------------------------------------
@@ -245,17 +369,38 @@ def test_junk_lines_are_counted_not_fatal():
     assert [e.split(":")[1] for e in diag.examples] == ["3", "6", "7"]
 
 
-def test_truncated_capture_keeps_the_complete_stacks(tmp_path):
+def test_last_sample_without_blank_line_is_kept():
+    """The Perl script counts a sample only at the blank line after it, so it drops the last one
+    of a capture that ends without that line; profkit counts it, as if the line were there."""
+    text = "ab 1 1.0: 3 cycles:\n\t1 f (/bin/x)\n\nab 1 1.1: 5 cycles:\n\t1 f (/bin/x)\n\t2 g (/bin/x)"
+    diag = Diagnostics()
+    assert fold(text, diag) == {"ab;f": 3, "ab;g;f": 5}
+    assert fold(text + "\n", diag) == fold(text + "\n\n") == {"ab;f": 3, "ab;g;f": 5}
+    # a header alone counts as its process name, as at a blank line; a filtered one not at all
+    assert fold(text + "\n\nbc 2 1.2: 7 cycles:") == {"ab;f": 3, "ab;g;f": 5, "bc": 7}
+    assert fold(text + "\n\nbc 2 1.2: 7 instructions:\n\t1 h (/bin/x)") == {"ab;f": 3, "ab;g;f": 5}
+    assert diag.warnings == []
+
+
+def test_truncated_capture_keeps_every_sample(tmp_path):
+    """A capture cut inside a sample (perf script killed) keeps that sample with the frames it has."""
     data = (CORPUS / "perf-numa-stacks-01.txt").read_bytes()
     cut = data.index(b"\n\n", len(data) // 2) + 2   # the end of a sample
-    middle = data.index(b"\n", data.index(b"\n", cut) + 1) + 30  # inside the next one's frames
-    whole, partial = tmp_path / "whole.txt", tmp_path / "partial.txt"
+    line_end = data.index(b"\n", data.index(b"\n", cut) + 1) + 1  # after its first frame line
+    closed, partial = tmp_path / "closed.txt", tmp_path / "partial.txt"
+    closed.write_bytes(data[:line_end] + b"\n")
+    partial.write_bytes(data[:line_end])
+    got = folded_lines(parse_file(partial))
+    assert got == folded_lines(parse_file(closed))
+    whole = tmp_path / "whole.txt"
     whole.write_bytes(data[:cut])
-    partial.write_bytes(data[:middle])
+    assert sum(weights(got).values()) == sum(weights(folded_lines(parse_file(whole))).values()) + 1
+    # cut in the middle of a frame line: that line is malformed, the sample still counts
+    middle = tmp_path / "middle.txt"
+    middle.write_bytes(data[:line_end + 20])
     diag = Diagnostics()
-    got = folded_lines(parse_file(partial, diag))
-    assert got == folded_lines(parse_file(whole)) and got
-    assert any("ends inside a sample" in w for w in diag.warnings)
+    assert sum(weights(folded_lines(parse_file(middle, diag))).values()) == sum(weights(got).values())
+    assert diag.malformed_count == 1
 
 
 def test_gzip_input_reads_the_same(tmp_path):
@@ -279,14 +424,14 @@ def test_lines_api_and_cache_eviction_agree_with_parse(monkeypatch):
     expected = folded_lines(parse_file(path, all=True))
     with open(path, "rb") as fh:
         assert sorted(f"{';'.join(s)} {w}" for s, w in collapse(fh, PerfOptions(all=True))) == sorted(expected)
-    monkeypatch.setattr(perf, "CACHE_LIMIT", 3)   # the line caches start afresh every few lines
-    monkeypatch.setattr(perf, "_BLOCK", 4096)     # and blocks split lines and samples
+    monkeypatch.setattr(perf_script, "CACHE_LIMIT", 3)   # the line caches start afresh every few lines
+    monkeypatch.setattr(perf_script, "_BLOCK", 4096)     # and blocks split lines and samples
     assert folded_lines(parse_file(path, all=True)) == expected
 
 
 def test_overlong_line_is_skipped(monkeypatch, tmp_path):
-    monkeypatch.setattr(perf, "MAX_LINE", 64)
-    monkeypatch.setattr(perf, "_BLOCK", 16)
+    monkeypatch.setattr(perf_script, "MAX_LINE", 64)
+    monkeypatch.setattr(perf_script, "_BLOCK", 16)
     path = tmp_path / "long.txt"
     path.write_text("ab 1 1.0: 1 cycles:\n\t1 f (/bin/x)\n\t2 " + "x" * 200 + " (/bin/x)\n\t3 g (/bin/x)\n\n")
     diag = Diagnostics()
