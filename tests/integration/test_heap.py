@@ -20,7 +20,8 @@ import urllib.request
 
 import pytest
 
-from conftest import profkit, state_of
+from conftest import profkit
+from support import state_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"

@@ -21,7 +21,8 @@ import time
 import pytest
 
 from collectors.jfr import check_recording
-from conftest import manifest, profkit, state_of
+from conftest import manifest, profkit
+from support import state_of
 from profkit.errors import InputError
 
 SOURCE = pathlib.Path(__file__).resolve().parent / "targets" / "ProfkitHot.java"

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import folded_shares, manifest, profkit, state_of
+from conftest import folded_shares, manifest, profkit
+from support import state_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
