@@ -60,7 +60,8 @@ def wait_until(predicate, timeout, what, interval=0.05):
         except (OSError, ValueError, InputError, AssertionError) as e:
             last = e
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f" (last: {last})" if last else ""))
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}"
+                                 + (f" (last: {last!r})" if last else ""))
         time.sleep(interval)
 
 
