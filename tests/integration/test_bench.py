@@ -5,16 +5,12 @@ import json
 import os
 import pathlib
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from support import built_tool
+from support import Proc, built_tool, free_port
 from conftest import manifest, profkit
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -32,46 +28,13 @@ def requires(found, message):
 needs_wrk = requires(shutil.which("wrk"), "wrk is not installed (apt-get install wrk)")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """A started example (its own session); ``stop()`` ends its whole process group."""
-
-    def __init__(self, argv, health_url, env=None):
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                                     env=dict(os.environ, **(env or {})))
-        for _ in range(200):
-            try:
-                self.health = json.load(urllib.request.urlopen(health_url, timeout=1))
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    pytest.fail(f"{argv} did not start: {self.proc.stderr.read().decode()[-800:]}")
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"{health_url} did not answer")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def rest_api():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    svc = Service(["bash", str(ROOT / "examples" / "python_api" / "serve.sh"), "--port", str(port)], f"{base}/health")
-    yield svc.health["pid"], base
-    svc.stop()
+    argv = ["bash", ROOT / "examples" / "python_api" / "serve.sh", "--port", port]
+    with Proc(argv, env={"PYTHON": sys.executable}) as svc:
+        yield svc.wait_url(f"{base}/health", 20)["pid"], base
 
 
 @needs_wrk
@@ -157,32 +120,18 @@ def test_bench_refusals(tmp_path):
     assert p.returncode == 1 and "wrk is not installed" in p.stderr and "hint: apt-get install wrk" in p.stderr
 
 
-def _checkout(bad):
-    """Start examples/checkout (all three services); returns (Popen, info dict)."""
-    argv = [sys.executable, str(ROOT / "examples" / "checkout" / "services.py"), "up"] + (["--bad-deploy"] if bad else [])
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        pytest.fail(f"the checkout example did not start: {proc.stderr.read()[-800:]}")
-    return proc, json.loads(line)
-
-
-def _stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+def _checkout(start_process, bad):
+    """Start examples/checkout (all three services); returns (Proc, info dict)."""
+    proc = start_process(sys.executable, ROOT / "examples" / "checkout" / "services.py", "up",
+                         *(["--bad-deploy"] if bad else []))
+    return proc, json.loads(proc.wait_line(r"^\{", 30).string)
 
 
 @needs_wrk
-def test_checkout_bad_deploy_is_found_by_compare(tmp_path):
+def test_checkout_bad_deploy_is_found_by_compare(start_process, tmp_path):
     runs = {}
     for variant, bad in (("good", False), ("bad", True)):
-        proc, info = _checkout(bad)
+        proc, info = _checkout(start_process, bad)
         try:
             run = tmp_path / variant
             p = profkit("bench", "--pid", info["checkout_pid"], "--url", f"{info['gateway']}/checkout?customer=7",
@@ -190,7 +139,7 @@ def test_checkout_bad_deploy_is_found_by_compare(tmp_path):
             assert p.returncode == (4 if bad else 0), p.stderr
             runs[variant] = json.loads((run / "load.json").read_text())
         finally:
-            _stop(proc)
+            proc.stop()
     print("RED good:", runs["good"]["rate"], runs["good"]["latency_ms"], "bad:", runs["bad"]["rate"], runs["bad"]["latency_ms"])
     assert runs["good"]["latency_ms"]["p99"] < 500 < runs["bad"]["latency_ms"]["p99"]
     assert runs["good"]["error_count"] == runs["bad"]["error_count"] == 0
