@@ -189,7 +189,12 @@ def test_load_refuses_non_loopback(tool, url):
     argv = ["bash", str(EX / "load" / "load.sh")] if tool == "load.sh" else [sys.executable, str(EX / "load" / "load.py")]
     out = subprocess.run(argv + [url, "1"], capture_output=True, text=True, timeout=10)
     assert out.returncode == 2
-    assert "loopback" in out.stderr or "must start with http" in out.stderr or "must be http" in out.stderr
+    if url.startswith("file:"):
+        expected = {"load.sh": "URL must start with http:// or https://",
+                    "load.py": "URL must be http:// or https:// with a host"}[tool]
+    else:
+        expected = "only loopback targets (127.0.0.0/8, localhost, [::1]) are allowed"
+    assert out.stderr.startswith(f"{tool}: ") and expected in out.stderr, out.stderr
     assert out.stdout == ""
 
 
