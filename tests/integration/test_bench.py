@@ -174,13 +174,13 @@ def test_checkout_bad_deploy_is_found_by_compare(start_process, tmp_path):
     pb = tmp_path / "bad.pb.gz"
     assert profkit("export", tmp_path / "bad", "--to", "pprof", "-o", pb).returncode == 0
     go = shutil.which("go") or "/usr/local/go/bin/go"
-    if os.path.exists(go):
-        top = subprocess.run([go, "tool", "pprof", "-top", "-sample_index=samples", str(pb)], capture_output=True,
-                             text=True, timeout=120)
-        assert top.returncode == 0, top.stderr
-        assert f"of {total} total" in top.stdout
-        first_row = next(line for line in top.stdout.splitlines() if "%" in line and not line.startswith(("Showing", "Dropped")) and "flat%" not in line)
-        assert first_row.split()[0] == str(leaf[top_name]) and first_row.split()[-1] == top_name
+    assert os.path.exists(go), "go is not installed (apt-get install golang-go): go tool pprof reads the export"
+    top = subprocess.run([go, "tool", "pprof", "-top", "-sample_index=samples", str(pb)], capture_output=True,
+                         text=True, timeout=120)
+    assert top.returncode == 0, top.stderr
+    assert f"of {total} total" in top.stdout
+    first_row = next(line for line in top.stdout.splitlines() if "%" in line and not line.startswith(("Showing", "Dropped")) and "flat%" not in line)
+    assert first_row.split()[0] == str(leaf[top_name]) and first_row.split()[-1] == top_name
     ss = tmp_path / "bad.speedscope.json"
     assert profkit("export", tmp_path / "bad", "--to", "speedscope", "-o", ss).returncode == 0
     import jsonschema
