@@ -37,6 +37,7 @@ def rest_api():
         yield svc.wait_url(f"{base}/health", 20)["pid"], base
 
 
+@pytest.mark.slow
 @needs_wrk
 def test_rest_api_under_wrk_and_an_slo_that_cannot_be_met(rest_api, tmp_path):
     worker, base = rest_api
@@ -61,6 +62,7 @@ def test_rest_api_under_wrk_and_an_slo_that_cannot_be_met(rest_api, tmp_path):
     assert 'id="load"' in html and "latency by percentile" in html and "<svg" in html
 
 
+@pytest.mark.slow
 @needs_wrk
 def test_zero_successful_requests_keeps_the_run(rest_api, tmp_path):
     _, base = rest_api
@@ -73,6 +75,7 @@ def test_zero_successful_requests_keeps_the_run(rest_api, tmp_path):
     assert (run / "report.html").exists() and (run / "profile.folded").exists()
 
 
+@pytest.mark.slow
 def test_cmd_generator_reads_the_json_line(rest_api, tmp_path):
     worker, base = rest_api
     run = tmp_path / "run"
@@ -85,6 +88,7 @@ def test_cmd_generator_reads_the_json_line(rest_api, tmp_path):
     assert load["slo"]["overall"] == "met"
 
 
+@pytest.mark.slow
 def test_locust_generator(rest_api, tmp_path):
     # Never `import locust` here: it monkey-patches subprocess and signals (gevent) for the whole
     # test process, after which gevent reaps other tests' children. Ask the metadata instead.
@@ -103,6 +107,7 @@ def test_locust_generator(rest_api, tmp_path):
     assert (run / "raw" / "locust_stats.csv").exists() and (run / "raw" / "locustfile.py").exists()
 
 
+@pytest.mark.slow
 def test_bench_refusals(tmp_path):
     me = os.getpid()
     # a malformed SLO: exit 2, nothing started
@@ -127,6 +132,7 @@ def _checkout(start_process, bad):
     return proc, json.loads(proc.wait_line(r"^\{", 30).string)
 
 
+@pytest.mark.slow
 @needs_wrk
 def test_checkout_bad_deploy_is_found_by_compare(start_process, tmp_path):
     runs = {}

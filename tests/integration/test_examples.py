@@ -227,6 +227,7 @@ def start_java(start_process, cwd, classes, *args):
     return proc, proc.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/", 20).group(1)
 
 
+@pytest.mark.slow
 def test_java_service_processes_batches(start_process, tmp_path, java_classes):
     proc, base = start_java(start_process, tmp_path, java_classes)
     status, health = http(base + "/health")
@@ -255,6 +256,7 @@ def test_java_service_processes_batches(start_process, tmp_path, java_classes):
     assert stats["leak"] is False and stats["cached"] == 0 and stats["requests"] == 4
 
 
+@pytest.mark.slow
 def test_java_service_leak_keeps_every_result(start_process, tmp_path, java_classes):
     _, base = start_java(start_process, tmp_path, java_classes, "--leak")
     assert http(base + "/stats")[1]["cached"] == 0

@@ -120,6 +120,7 @@ def hot_jvm(classes):
 
 # -- recording --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("collector", ["async-profiler", "jfr"])
 def test_attach_finds_the_hot_method(collector, hot_jvm, tmp_path):
     run = tmp_path / "run"
@@ -145,6 +146,7 @@ def test_attach_finds_the_hot_method(collector, hot_jvm, tmp_path):
     assert_running(hot_jvm.pid)
 
 
+@pytest.mark.slow
 def test_alloc_mode_weighs_bytes_at_the_allocating_method(start_jvm, tmp_path):
     jvm = start_jvm("alloc")
     run = tmp_path / "run"
@@ -158,6 +160,7 @@ def test_alloc_mode_weighs_bytes_at_the_allocating_method(start_jvm, tmp_path):
     assert inclusive_share(run / "profile.folded", ALLOC) > 0.9
 
 
+@pytest.mark.slow
 def test_default_collector_for_a_jvm_and_ctrl_c(hot_jvm, start_profkit, tmp_path):
     run = tmp_path / "run"
     proc = start_profkit("attach", "--pid", hot_jvm.pid, "--duration", 60, "-o", run, "-q")
@@ -172,6 +175,7 @@ def test_default_collector_for_a_jvm_and_ctrl_c(hot_jvm, start_profkit, tmp_path
     assert_running(hot_jvm.pid)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("collector", ["async-profiler", "jfr"])
 def test_a_jvm_exiting_mid_run_gives_what_it_wrote_on_the_way_out(collector, start_jvm, tmp_path):
     jvm = start_jvm("cpu", seconds=4)
@@ -186,6 +190,7 @@ def test_a_jvm_exiting_mid_run_gives_what_it_wrote_on_the_way_out(collector, sta
 
 # -- kill safety ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_sigkill_of_profkit_leaves_the_jvm_running_and_profiling_stops_by_itself(start_jvm, start_profkit, tmp_path):
     # Both collectors at once, each on its own JVM, so that the waits overlap.
     runs = {}

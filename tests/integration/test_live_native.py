@@ -10,6 +10,8 @@ import pytest
 from conftest import folded_shares, manifest, profkit
 from support import assert_running, state_of, wait_until
 
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

@@ -6,8 +6,12 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 from conftest import TARGETS, folded_shares, manifest, profkit, recording
 from support import assert_running, state_of, wait_until
+
+pytestmark = pytest.mark.slow
 
 
 def test_attach_finds_the_hot_function(pyhot, tmp_path):

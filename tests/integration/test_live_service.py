@@ -12,6 +12,8 @@ import pytest
 from conftest import manifest, profkit
 from support import free_port, wait_until
 
+pytestmark = pytest.mark.slow
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 

@@ -114,6 +114,7 @@ def test_flamegraph_rejects_bad_minwidth():
     assert p.returncode == 2 and "Traceback" not in p.err
 
 
+@pytest.mark.slow
 def test_diff_markdown_and_regression_gate(tmp_path):
     before = tmp_path / "before.folded"
     after = tmp_path / "after.folded"
@@ -130,6 +131,7 @@ def test_diff_markdown_and_regression_gate(tmp_path):
     assert profkit("diff", before, after, "-o", tmp_path / "d3.svg", "--fail-on-regression", "30").returncode == 0
 
 
+@pytest.mark.slow
 def test_broken_pipe_is_quiet(tmp_path):
     big = tmp_path / "big.folded"
     big.write_text("".join(f"main;f{i} {i + 1}\n" for i in range(200000)))

@@ -394,6 +394,7 @@ def check_golden(path, got, request):
 
 
 # -- packaging ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_assets_are_in_the_wheel(tmp_path):
     import importlib.util
 

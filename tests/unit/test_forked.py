@@ -125,6 +125,7 @@ f.side_by_side(first, lambda: time.sleep(60))
     wait_until(lambda: state_of(child) in (None, "Z"), 5, "the forked child to die with its parent")
 
 
+@pytest.mark.slow
 def test_closed_stdout_is_no_problem(tmp_path):
     a, b = tmp_path / "a.folded", tmp_path / "b.folded"
     a.write_text(_profile_text(1))
@@ -157,6 +158,7 @@ def _run_profkit(args, one_cpu=False):
     return p
 
 
+@pytest.mark.slow
 def test_diff_of_large_inputs_is_the_same_read_at_once_or_in_turn(tmp_path):
     a, b = tmp_path / "a.folded", tmp_path / "b.folded"
     a.write_text(_profile_text(1))
@@ -169,6 +171,7 @@ def test_diff_of_large_inputs_is_the_same_read_at_once_or_in_turn(tmp_path):
     assert "| function |" in (tmp_path / "par.md").read_text()
 
 
+@pytest.mark.slow
 def test_compare_of_large_runs_is_the_same_read_at_once_or_in_turn(tmp_path):
     for name, seed in (("base", 3), ("head", 4)):
         run = tmp_path / name
