@@ -1,9 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Fixtures that start real target processes and always reap them."""
-import json
-import os
+"""The integration tests' fixtures (over tests/support.py's processes) and readers of a run directory."""
 import pathlib
-import signal
 import subprocess
 import sys
 
@@ -12,52 +9,17 @@ import pytest
 TARGETS = pathlib.Path(__file__).resolve().parent / "targets"
 
 
-def state_of(pid):
-    """One-letter /proc state, or None when the process is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            stat = fh.read()
-    except FileNotFoundError:
-        return None
-    return stat[stat.rindex(")") + 2:].split(" ", 1)[0]
-
-
-class Proc:
-    """A started target; ``stop()`` is idempotent (SIGTERM, then SIGKILL)."""
-
-    def __init__(self, argv, **kw):
-        # sys.executable, not python3: a pyenv shim's PID is not the interpreter's.
-        self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                      start_new_session=True, **kw)
-        self.pid = self.popen.pid
-
-    def wait_ready(self, timeout=10.0):
-        line = self.popen.stdout.readline()
-        assert line.strip() == b"ready", f"target did not start: {line!r}"
-
-    def stop(self):
-        if self.popen.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGCONT)  # in case a test failure left it stopped
-                self.popen.terminate()
-                self.popen.wait(5)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+@pytest.fixture
+def start_target(start_process):
+    """``start_target(*argv, **kw)``: tests/support.py's ``start_process`` (a ``Proc``, reaped at
+    teardown), under the name the integration tests use for the processes they profile."""
+    return start_process
 
 
 @pytest.fixture
-def start_target():
-    started = []
-
-    def start(*argv, **kw):
-        p = Proc(list(argv), **kw)
-        started.append(p)
-        return p
-
-    yield start
-    for p in started:
-        p.stop()
+def start_profkit(start_process):
+    """``start_profkit(*args)``: profkit's CLI in the background (a ``Proc``, reaped at teardown)."""
+    return lambda *args: start_process(sys.executable, "-m", "profkit", *args)
 
 
 @pytest.fixture
@@ -85,6 +47,14 @@ def folded_shares(path):
             leaf = stack.split(";")[-1].split(" (")[0]
             by_leaf[leaf] = by_leaf.get(leaf, 0) + n
     return {k: v / total for k, v in by_leaf.items()} if total else {}
+
+
+def recording(run, seconds=2, kind="profiler"):
+    """True once the run's record lists a started probe of ``kind`` (one with a command) and its
+    metrics.jsonl covers ``seconds`` (the sampler writes a line a second, the first at the start)."""
+    metrics = run / "metrics.jsonl"
+    return (run / "manifest.json").exists() and any(p.commands for p in manifest(run).probes if p.kind == kind) \
+        and metrics.exists() and metrics.read_text().count("\n") > seconds
 
 
 def manifest(run):

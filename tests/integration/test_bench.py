@@ -5,16 +5,12 @@ import json
 import os
 import pathlib
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from support import built_tool
+from support import Proc, built_tool, free_port
 from conftest import manifest, profkit
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -32,48 +28,16 @@ def requires(found, message):
 needs_wrk = requires(shutil.which("wrk"), "wrk is not installed (apt-get install wrk)")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """A started example (its own session); ``stop()`` ends its whole process group."""
-
-    def __init__(self, argv, health_url, env=None):
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-                                     env=dict(os.environ, **(env or {})))
-        for _ in range(200):
-            try:
-                self.health = json.load(urllib.request.urlopen(health_url, timeout=1))
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    pytest.fail(f"{argv} did not start: {self.proc.stderr.read().decode()[-800:]}")
-                time.sleep(0.1)
-        self.stop()
-        pytest.fail(f"{health_url} did not answer")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def rest_api():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    svc = Service(["bash", str(ROOT / "examples" / "python_api" / "serve.sh"), "--port", str(port)], f"{base}/health")
-    yield svc.health["pid"], base
-    svc.stop()
+    argv = ["bash", ROOT / "examples" / "python_api" / "serve.sh", "--port", port]
+    with Proc(argv, env={"PYTHON": sys.executable}) as svc:
+        yield svc.wait_url(f"{base}/health", 20)["pid"], base
 
 
+@pytest.mark.slow
 @needs_wrk
 def test_rest_api_under_wrk_and_an_slo_that_cannot_be_met(rest_api, tmp_path):
     worker, base = rest_api
@@ -98,6 +62,7 @@ def test_rest_api_under_wrk_and_an_slo_that_cannot_be_met(rest_api, tmp_path):
     assert 'id="load"' in html and "latency by percentile" in html and "<svg" in html
 
 
+@pytest.mark.slow
 @needs_wrk
 def test_zero_successful_requests_keeps_the_run(rest_api, tmp_path):
     _, base = rest_api
@@ -110,6 +75,7 @@ def test_zero_successful_requests_keeps_the_run(rest_api, tmp_path):
     assert (run / "report.html").exists() and (run / "profile.folded").exists()
 
 
+@pytest.mark.slow
 def test_cmd_generator_reads_the_json_line(rest_api, tmp_path):
     worker, base = rest_api
     run = tmp_path / "run"
@@ -122,6 +88,7 @@ def test_cmd_generator_reads_the_json_line(rest_api, tmp_path):
     assert load["slo"]["overall"] == "met"
 
 
+@pytest.mark.slow
 def test_locust_generator(rest_api, tmp_path):
     # Never `import locust` here: it monkey-patches subprocess and signals (gevent) for the whole
     # test process, after which gevent reaps other tests' children. Ask the metadata instead.
@@ -140,6 +107,7 @@ def test_locust_generator(rest_api, tmp_path):
     assert (run / "raw" / "locust_stats.csv").exists() and (run / "raw" / "locustfile.py").exists()
 
 
+@pytest.mark.slow
 def test_bench_refusals(tmp_path):
     me = os.getpid()
     # a malformed SLO: exit 2, nothing started
@@ -157,32 +125,19 @@ def test_bench_refusals(tmp_path):
     assert p.returncode == 1 and "wrk is not installed" in p.stderr and "hint: apt-get install wrk" in p.stderr
 
 
-def _checkout(bad):
-    """Start examples/checkout (all three services); returns (Popen, info dict)."""
-    argv = [sys.executable, str(ROOT / "examples" / "checkout" / "services.py"), "up"] + (["--bad-deploy"] if bad else [])
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    line = proc.stdout.readline()
-    if not line:
-        proc.kill()
-        pytest.fail(f"the checkout example did not start: {proc.stderr.read()[-800:]}")
-    return proc, json.loads(line)
+def _checkout(start_process, bad):
+    """Start examples/checkout (all three services); returns (Proc, info dict)."""
+    proc = start_process(sys.executable, ROOT / "examples" / "checkout" / "services.py", "up",
+                         *(["--bad-deploy"] if bad else []))
+    return proc, json.loads(proc.wait_line(r"^\{", 30).string)
 
 
-def _stop(proc):
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
+@pytest.mark.slow
 @needs_wrk
-def test_checkout_bad_deploy_is_found_by_compare(tmp_path):
+def test_checkout_bad_deploy_is_found_by_compare(start_process, tmp_path):
     runs = {}
     for variant, bad in (("good", False), ("bad", True)):
-        proc, info = _checkout(bad)
+        proc, info = _checkout(start_process, bad)
         try:
             run = tmp_path / variant
             p = profkit("bench", "--pid", info["checkout_pid"], "--url", f"{info['gateway']}/checkout?customer=7",
@@ -190,7 +145,7 @@ def test_checkout_bad_deploy_is_found_by_compare(tmp_path):
             assert p.returncode == (4 if bad else 0), p.stderr
             runs[variant] = json.loads((run / "load.json").read_text())
         finally:
-            _stop(proc)
+            proc.stop()
     print("RED good:", runs["good"]["rate"], runs["good"]["latency_ms"], "bad:", runs["bad"]["rate"], runs["bad"]["latency_ms"])
     assert runs["good"]["latency_ms"]["p99"] < 500 < runs["bad"]["latency_ms"]["p99"]
     assert runs["good"]["error_count"] == runs["bad"]["error_count"] == 0
@@ -225,13 +180,13 @@ def test_checkout_bad_deploy_is_found_by_compare(tmp_path):
     pb = tmp_path / "bad.pb.gz"
     assert profkit("export", tmp_path / "bad", "--to", "pprof", "-o", pb).returncode == 0
     go = shutil.which("go") or "/usr/local/go/bin/go"
-    if os.path.exists(go):
-        top = subprocess.run([go, "tool", "pprof", "-top", "-sample_index=samples", str(pb)], capture_output=True,
-                             text=True, timeout=120)
-        assert top.returncode == 0, top.stderr
-        assert f"of {total} total" in top.stdout
-        first_row = next(line for line in top.stdout.splitlines() if "%" in line and not line.startswith(("Showing", "Dropped")) and "flat%" not in line)
-        assert first_row.split()[0] == str(leaf[top_name]) and first_row.split()[-1] == top_name
+    assert os.path.exists(go), "go is not installed (apt-get install golang-go): go tool pprof reads the export"
+    top = subprocess.run([go, "tool", "pprof", "-top", "-sample_index=samples", str(pb)], capture_output=True,
+                         text=True, timeout=120)
+    assert top.returncode == 0, top.stderr
+    assert f"of {total} total" in top.stdout
+    first_row = next(line for line in top.stdout.splitlines() if "%" in line and not line.startswith(("Showing", "Dropped")) and "flat%" not in line)
+    assert first_row.split()[0] == str(leaf[top_name]) and first_row.split()[-1] == top_name
     ss = tmp_path / "bad.speedscope.json"
     assert profkit("export", tmp_path / "bad", "--to", "speedscope", "-o", ss).returncode == 0
     import jsonschema

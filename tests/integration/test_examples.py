@@ -4,15 +4,13 @@
 A missing tool (gunicorn, javac, java, cc, wrk) fails the test that needs it: the examples are what
 profkit's other tests profile, so a machine that cannot run them must not pass quietly.
 """
+import contextlib
 import importlib.util
 import json
-import os
 import pathlib
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,8 @@ import urllib.request
 
 import psutil
 import pytest
+
+from support import Proc, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
@@ -40,12 +40,6 @@ def require_gunicorn():
                     f"pip install -r {EX / 'python_api' / 'requirements.txt'}", pytrace=False)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http(url, data=None, timeout=10):
     """(status, parsed JSON body) of one request; HTTP errors are returned, not raised."""
     req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
@@ -56,84 +50,22 @@ def http(url, data=None, timeout=10):
         return exc.code, json.loads(exc.read())
 
 
-def reap(proc):
-    """terminate -> wait -> kill, for the whole process group (gunicorn's workers included)."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-        if proc.poll() is not None:
-            break
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # stragglers whose parent is already gone
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-class Services:
-    """Starts processes in their own group and reaps every one of them at teardown."""
-
-    def __init__(self, tmp):
-        self.tmp = tmp
-        self.procs = []
-
-    def start(self, argv, name, env=None):
-        log = self.tmp / f"{name}-{len(self.procs)}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                    env={**os.environ, **(env or {})}, cwd=self.tmp)
-        proc.log = log
-        self.procs.append(proc)
-        return proc
-
-    def wait_ready(self, proc, url, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"{proc.args[0]} exited with {proc.returncode}:\n{proc.log.read_text()}")
-            try:
-                return http(url, timeout=2)
-            except (OSError, ValueError):
-                time.sleep(0.1)
-        pytest.fail(f"{url} not ready after {timeout} s:\n{proc.log.read_text()}")
-
-    def close(self):
-        for proc in self.procs:
-            reap(proc)
-
-
-@pytest.fixture
-def services(tmp_path):
-    s = Services(tmp_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def module_services(tmp_path_factory):
-    s = Services(tmp_path_factory.mktemp("services"))
-    yield s
-    s.close()
-
-
-def start_api(services, leak=False):
+def start_api(start, cwd, leak=False):
+    """examples/python_api behind gunicorn, started with ``start`` (``start_process``, or a Proc in
+    a module's ExitStack); (its Proc, base URL) once /health answers."""
     require_gunicorn()
     port = free_port()
-    argv = ["bash", str(EX / "python_api" / "serve.sh"), "--port", str(port)] + (["--leak"] if leak else [])
-    proc = services.start(argv, "gunicorn", env={"PYTHON": sys.executable})
+    argv = ["bash", EX / "python_api" / "serve.sh", "--port", port] + (["--leak"] if leak else [])
+    proc = start(*argv, env={"PYTHON": sys.executable}, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
-    services.wait_ready(proc, base + "/health")
+    proc.wait_url(base + "/health", 20)
     return proc, base
 
 
 @pytest.fixture(scope="module")
-def api(module_services):
-    return start_api(module_services)
+def api(tmp_path_factory):
+    with contextlib.ExitStack() as procs:
+        yield start_api(lambda *argv, **kw: procs.enter_context(Proc(argv, **kw)), tmp_path_factory.mktemp("services"))
 
 
 # Python web API -----------------------------------------------------------------------------------
@@ -164,8 +96,8 @@ def test_python_api_items_and_health(api):
     assert http(base + "/debug/leak-size")[1]["retained"] == 0
 
 
-def test_python_api_leak_retains_every_response(services):
-    _, base = start_api(services, leak=True)
+def test_python_api_leak_retains_every_response(start_process, tmp_path):
+    _, base = start_api(start_process, tmp_path, leak=True)
     assert http(base + "/health")[1]["leak"] is True
     assert http(base + "/debug/leak-size")[1]["retained"] == 0
     for _ in range(5):
@@ -175,11 +107,11 @@ def test_python_api_leak_retains_every_response(services):
     assert size["retained_bytes"] > 5 * 50 * 100
 
 
-def test_python_api_without_gunicorn(services):
+def test_python_api_without_gunicorn(start_process, tmp_path):
     port = free_port()
-    proc = services.start([sys.executable, str(EX / "python_api" / "app.py"), "--port", str(port), "--leak"],
-                          "flask-dev")
-    status, health = services.wait_ready(proc, f"http://127.0.0.1:{port}/health")
+    proc = start_process(sys.executable, EX / "python_api" / "app.py", "--port", port, "--leak", cwd=tmp_path)
+    proc.wait_url(f"http://127.0.0.1:{port}/health", 20)
+    status, health = http(f"http://127.0.0.1:{port}/health")
     assert status == 200 and health["leak"] is True and health["pid"] == proc.pid
     assert http(f"http://127.0.0.1:{port}/items?limit=3")[1]["count"] == 3
     assert http(f"http://127.0.0.1:{port}/debug/leak-size")[1]["retained"] == 1
@@ -257,7 +189,12 @@ def test_load_refuses_non_loopback(tool, url):
     argv = ["bash", str(EX / "load" / "load.sh")] if tool == "load.sh" else [sys.executable, str(EX / "load" / "load.py")]
     out = subprocess.run(argv + [url, "1"], capture_output=True, text=True, timeout=10)
     assert out.returncode == 2
-    assert "loopback" in out.stderr or "must start with http" in out.stderr or "must be http" in out.stderr
+    if url.startswith("file:"):
+        expected = {"load.sh": "URL must start with http:// or https://",
+                    "load.py": "URL must be http:// or https:// with a host"}[tool]
+    else:
+        expected = "only loopback targets (127.0.0.0/8, localhost, [::1]) are allowed"
+    assert out.stderr.startswith(f"{tool}: ") and expected in out.stderr, out.stderr
     assert out.stdout == ""
 
 
@@ -283,23 +220,16 @@ def java_classes(tmp_path_factory):
     return out
 
 
-def start_java(services, classes, *args):
+def start_java(start_process, cwd, classes, *args):
     require("java", "install a JDK (11 or newer)")
-    proc = services.start(["bash", str(EX / "jvm_service" / "run.sh"), "--port", "0", *args], "java",
-                          env={"BUILD_DIR": str(classes)})
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)/", proc.log.read_text())
-        if m:
-            return proc, m.group(1)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    pytest.fail(f"JsonService did not start:\n{proc.log.read_text()}")
+    proc = start_process("bash", EX / "jvm_service" / "run.sh", "--port", "0", *args, env={"BUILD_DIR": str(classes)},
+                         cwd=cwd)
+    return proc, proc.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/", 20).group(1)
 
 
-def test_java_service_processes_batches(services, java_classes):
-    proc, base = start_java(services, java_classes)
+@pytest.mark.slow
+def test_java_service_processes_batches(start_process, tmp_path, java_classes):
+    proc, base = start_java(start_process, tmp_path, java_classes)
     status, health = http(base + "/health")
     assert status == 200 and health["status"] == "ok" and health["leak"] is False
     assert health["pid"] == proc.pid  # run.sh execs java
@@ -326,8 +256,9 @@ def test_java_service_processes_batches(services, java_classes):
     assert stats["leak"] is False and stats["cached"] == 0 and stats["requests"] == 4
 
 
-def test_java_service_leak_keeps_every_result(services, java_classes):
-    _, base = start_java(services, java_classes, "--leak")
+@pytest.mark.slow
+def test_java_service_leak_keeps_every_result(start_process, tmp_path, java_classes):
+    _, base = start_java(start_process, tmp_path, java_classes, "--leak")
     assert http(base + "/stats")[1]["cached"] == 0
     for _ in range(6):
         assert http(base + "/process?size=200")[0] == 200

@@ -9,85 +9,21 @@ projects the time to the -Xmx limit. Error cases: no such PID, a target that exi
 import json
 import os
 import pathlib
-import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from conftest import profkit, state_of
+from conftest import profkit, recording
+from support import assert_running, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EX = ROOT / "examples"
 DURATION = 20
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """A service in its own process group, reaped (with its children) at teardown."""
-
-    def __init__(self, argv, log, env=None):
-        self.log = log
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                         env={**os.environ, **(env or {})})
-
-    def wait_for(self, pattern=None, url=None, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"service exited:\n{self.log.read_text()}")
-            if pattern:
-                m = re.search(pattern, self.log.read_text())
-                if m:
-                    return m
-            if url:
-                try:
-                    return json.load(urllib.request.urlopen(url, timeout=2))
-                except (OSError, ValueError):
-                    pass
-            time.sleep(0.1)
-        pytest.fail(f"service not ready:\n{self.log.read_text()}")
-
-    def stop(self):
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self.proc.poll() is not None:
-                break
-            try:
-                os.killpg(self.proc.pid, sig)
-                self.proc.wait(5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-@pytest.fixture
-def service(tmp_path):
-    started = []
-
-    def start(argv, env=None):
-        s = Service(argv, tmp_path / f"service-{len(started)}.log", env)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.stop()
 
 
 def load(url, seconds, conns=2):
@@ -119,17 +55,17 @@ def java_classes(tmp_path_factory):
     return out
 
 
-def start_java(service, classes, *args):
-    s = service(["bash", str(EX / "jvm_service" / "run.sh"), "--port", "0", *args], env={"BUILD_DIR": str(classes)})
-    base = s.wait_for(pattern=r"listening on (http://127\.0\.0\.1:\d+)/").group(1)
-    return s.proc.pid, base
+def start_java(start_process, classes, *args):
+    s = start_process("bash", EX / "jvm_service" / "run.sh", "--port", "0", *args, env={"BUILD_DIR": str(classes)})
+    base = s.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/", 30).group(1)
+    return s.pid, base
 
 
 @pytest.mark.parametrize("leak", [True, False], ids=["leak", "no-leak"])
-def test_jvm_service(service, java_classes, tmp_path, leak):
+def test_jvm_service(start_process, java_classes, tmp_path, leak):
     # One connection and 4 KiB kept per request: a few MB/s, well above GC noise even when a loaded
     # machine serves only a few hundred requests a second, and the 256 MB heap is not full by the end.
-    pid, base = start_java(service, java_classes, *(["--leak", "--leak-bytes", "4096"] if leak else []))
+    pid, base = start_java(start_process, java_classes, *(["--leak", "--leak-bytes", "4096"] if leak else []))
     heap, res = heap_run(pid, tmp_path / "run", base + "/process?size=200", conns=1)
     assert heap["runtime"] == "jvm"
     assert heap["jvm_series"] and heap["jvm_series"][0]["heap_max"] == 256 * 2**20
@@ -150,16 +86,17 @@ def test_jvm_service(service, java_classes, tmp_path, leak):
         assert heap["classification"] == "steady", heap["reason"]
 
 
-def start_api(service, leak):
-    port = _free_port()
-    s = service(["bash", str(EX / "python_api" / "serve.sh"), "--port", str(port)] + (["--leak"] if leak else []))
-    health = s.wait_for(url=f"http://127.0.0.1:{port}/health")
+def start_api(start_process, leak):
+    port = free_port()
+    s = start_process("bash", EX / "python_api" / "serve.sh", "--port", port, *(["--leak"] if leak else []),
+                      env={"PYTHON": sys.executable})
+    health = s.wait_url(f"http://127.0.0.1:{port}/health")
     return health["pid"], f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.parametrize("leak", [True, False], ids=["leak", "no-leak"])
-def test_python_api(service, tmp_path, leak):
-    pid, base = start_api(service, leak)
+def test_python_api(start_process, tmp_path, leak):
+    pid, base = start_api(start_process, leak)
     # limit=500: each request retains ~80 KB with the leak on, well above the worker's RSS noise
     heap, res = heap_run(pid, tmp_path / "run", base + "/items?limit=500")
     assert heap["runtime"] == "python"
@@ -176,14 +113,9 @@ def test_python_api(service, tmp_path, leak):
         assert heap["classification"] == "steady", heap["reason"]
 
 
-def _alive_and_running(pid):
-    state = state_of(pid)
-    assert state in ("R", "S"), f"target left in state {state}"
-
-
-def test_jvm_without_jdk_tools_still_watches_its_memory(service, java_classes, tmp_path):
+def test_jvm_without_jdk_tools_still_watches_its_memory(start_process, java_classes, tmp_path):
     # GIVEN a JVM, and profkit run where neither PATH nor JAVA_HOME leads to the JDK's tools
-    pid, _ = start_java(service, java_classes)
+    pid, _ = start_java(start_process, java_classes)
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
     env["PATH"] = os.path.dirname(sys.executable)
     assert shutil.which("jcmd", path=env["PATH"]) is None and shutil.which("jstat", path=env["PATH"]) is None
@@ -196,7 +128,7 @@ def test_jvm_without_jdk_tools_still_watches_its_memory(service, java_classes, t
     assert manifest["status"] == "collector-error"
     for tool in ("jcmd", "jstat"):
         assert any(tool in w and "apt-get install openjdk" in w for w in manifest["warnings"]), manifest["warnings"]
-    _alive_and_running(pid)
+    assert_running(pid, what="the target")
 
 
 def test_python_target_that_cannot_import_memray(start_target, tmp_path):
@@ -215,7 +147,7 @@ def test_python_target_that_cannot_import_memray(start_target, tmp_path):
     assert any("cannot import memray" in w and "pip install memray" in w for w in manifest["warnings"]), manifest
     heap = json.loads((tmp_path / "run" / "heap.json").read_text())
     assert heap["runtime"] == "python" and heap["series"] and not heap.get("memray_series")
-    _alive_and_running(p.pid)
+    assert_running(p.pid, what="the target")
 
 
 def test_no_such_pid(tmp_path):
@@ -236,15 +168,14 @@ def test_target_exits_mid_run(start_target, tmp_path):
     assert any("exited" in w for w in manifest["warnings"])
 
 
-def test_ctrl_c_ends_early_and_still_writes(start_target, tmp_path):
+def test_ctrl_c_ends_early_and_still_writes(start_target, start_profkit, tmp_path):
     p = start_target(sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)")
     p.wait_ready()
-    proc = subprocess.Popen([sys.executable, "-m", "profkit", "heap", "--pid", str(p.pid), "-d", "30", "--no-allocations",
-                             "-o", str(tmp_path / "run"), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    proc = start_profkit("heap", "--pid", p.pid, "-d", 30, "--no-allocations", "-o", tmp_path / "run", "-q")
+    # a few samples of its memory: enough points for a verdict
+    proc.wait_for(lambda: recording(tmp_path / "run", 3, kind="metrics"), 30, "profkit heap sampling for 3 s")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
+    assert proc.wait(30) == 0, proc.err
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["status"] == "interrupted"
     heap = json.loads((tmp_path / "run" / "heap.json").read_text())

@@ -16,47 +16,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from collectors.jfr import check_recording
-from conftest import manifest, profkit, state_of
-from profkit.errors import InputError
+from conftest import manifest, profkit, recording
+from support import Proc, assert_running, wait_until
 
 SOURCE = pathlib.Path(__file__).resolve().parent / "targets" / "ProfkitHot.java"
 HOT, ALLOC = "ProfkitHot.spin", "ProfkitHot.allocate"
 
 
 # -- helpers --------------------------------------------------------------------------------------
-
-def assert_running(pid):
-    """The JVM runs and is not left stopped, sampled over a second."""
-    states = set()
-    for _ in range(10):
-        states.add(state_of(pid))
-        time.sleep(0.1)
-    assert states <= {"R", "S"}, f"JVM {pid} states {states}"
-
-
-def start_profkit(*args):
-    return subprocess.Popen([sys.executable, "-m", "profkit", *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def wait_for(predicate, timeout, what):
-    """Poll ``predicate`` until true; one that raises (a file still being written) is not yet true."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (AssertionError, InputError, OSError, ValueError) as e:
-            last = e
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}" + (f" (last: {last})" if last else ""))
-
 
 def frame_name(frame):
     """A folded frame without its kind suffix (``_[j]``, ``_[i]``, …)."""
@@ -124,54 +95,32 @@ def classes(tmp_path_factory):
     return out
 
 
-class Jvm:
-    """A started ProfkitHot; its output goes to a file (nothing must ever block the JVM)."""
+def jvm_argv(classes, mode, seconds=0):
+    # -Xmx only keeps the allocating target small on a shared machine
+    return ["java", "-Xmx256m", "-cp", classes, "ProfkitHot", mode, seconds]
 
-    def __init__(self, classes, workdir, mode, seconds=0):
-        self.log = workdir / f"jvm-{mode}-{time.monotonic_ns()}.out"
-        with open(self.log, "wb") as out:
-            # -Xmx only keeps the allocating target small on a shared machine
-            self.popen = subprocess.Popen(["java", "-Xmx256m", "-cp", str(classes), "ProfkitHot", mode, str(seconds)],
-                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.pid = self.popen.pid
-        wait_for(lambda: b"ready" in self.log.read_bytes() or self.popen.poll() is not None, 30, "the JVM")
-        assert self.popen.poll() is None, self.log.read_text()
 
-    def stop(self):
-        if self.popen.poll() is None:
-            os.kill(self.pid, signal.SIGCONT)
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
+def jvm_ready(jvm):
+    """A started ProfkitHot (a support.Proc) once it printed ``ready``."""
+    jvm.wait_line(r"^ready$", 30)
+    return jvm
 
 
 @pytest.fixture
-def start_jvm(classes, tmp_path):
-    started = []
-
-    def start(mode="cpu", seconds=0):
-        jvm = Jvm(classes, tmp_path, mode, seconds)
-        started.append(jvm)
-        return jvm
-
-    yield start
-    for jvm in started:
-        jvm.stop()
+def start_jvm(classes, start_process):
+    return lambda mode="cpu", seconds=0: jvm_ready(start_process(*jvm_argv(classes, mode, seconds)))
 
 
 @pytest.fixture(scope="module")
-def hot_jvm(classes, tmp_path_factory):
+def hot_jvm(classes):
     """One spinning JVM shared by the tests that profile it in turn."""
-    jvm = Jvm(classes, tmp_path_factory.mktemp("jvm"), "cpu")
-    yield jvm
-    jvm.stop()
+    with Proc(jvm_argv(classes, "cpu")) as jvm:
+        yield jvm_ready(jvm)
 
 
 # -- recording --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("collector", ["async-profiler", "jfr"])
 def test_attach_finds_the_hot_method(collector, hot_jvm, tmp_path):
     run = tmp_path / "run"
@@ -197,6 +146,7 @@ def test_attach_finds_the_hot_method(collector, hot_jvm, tmp_path):
     assert_running(hot_jvm.pid)
 
 
+@pytest.mark.slow
 def test_alloc_mode_weighs_bytes_at_the_allocating_method(start_jvm, tmp_path):
     jvm = start_jvm("alloc")
     run = tmp_path / "run"
@@ -210,15 +160,13 @@ def test_alloc_mode_weighs_bytes_at_the_allocating_method(start_jvm, tmp_path):
     assert inclusive_share(run / "profile.folded", ALLOC) > 0.9
 
 
-def test_default_collector_for_a_jvm_and_ctrl_c(hot_jvm, tmp_path):
+@pytest.mark.slow
+def test_default_collector_for_a_jvm_and_ctrl_c(hot_jvm, start_profkit, tmp_path):
     run = tmp_path / "run"
     proc = start_profkit("attach", "--pid", hot_jvm.pid, "--duration", 60, "-o", run, "-q")
-    wait_for(lambda: (run / "manifest.json").exists() and any(p.commands for p in manifest(run).profilers),
-             30, "the recording to start")
-    time.sleep(2)
+    proc.wait_for(lambda: recording(run, 2), 30, "profkit recording for 2 s")
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.wait(60) == 0, proc.err
     m = manifest(run)
     assert m.status == "interrupted" and m.duration < 30
     assert m.profilers[0].id == "async-profiler"  # the contract's default for a JVM
@@ -227,6 +175,7 @@ def test_default_collector_for_a_jvm_and_ctrl_c(hot_jvm, tmp_path):
     assert_running(hot_jvm.pid)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("collector", ["async-profiler", "jfr"])
 def test_a_jvm_exiting_mid_run_gives_what_it_wrote_on_the_way_out(collector, start_jvm, tmp_path):
     jvm = start_jvm("cpu", seconds=4)
@@ -241,7 +190,8 @@ def test_a_jvm_exiting_mid_run_gives_what_it_wrote_on_the_way_out(collector, sta
 
 # -- kill safety ------------------------------------------------------------------------------------
 
-def test_sigkill_of_profkit_leaves_the_jvm_running_and_profiling_stops_by_itself(start_jvm, tmp_path):
+@pytest.mark.slow
+def test_sigkill_of_profkit_leaves_the_jvm_running_and_profiling_stops_by_itself(start_jvm, start_profkit, tmp_path):
     # Both collectors at once, each on its own JVM, so that the waits overlap.
     runs = {}
     for collector in ("async-profiler", "jfr"):
@@ -252,41 +202,36 @@ def test_sigkill_of_profkit_leaves_the_jvm_running_and_profiling_stops_by_itself
         runs[collector] = (jvm, run, raw, proc)
     for collector, (jvm, run, raw, proc) in runs.items():
         # the first periodic dump comes 2 s after the start
-        wait_for(lambda: raw.exists() and raw.stat().st_size > 0, 30, f"{collector}'s first dump")
+        proc.wait_for(lambda: raw.exists() and raw.stat().st_size > 0, 30, f"{collector}'s first dump")
         proc.kill()
-        proc.wait()
-        assert_running(jvm.pid)
+        proc.wait(10)
+        assert_running(jvm.pid, what="the JVM")
         assert not profiling_ended(collector, jvm.pid, tmp_path), f"{collector} should outlive profkit until its end"
         assert raw.stat().st_size > 0, "the data dumped before the kill is gone"
     for collector, (jvm, run, raw, proc) in runs.items():
         # 8 s asked + 3 s margin from the start, which came shortly before the first dump
-        wait_for(lambda: profiling_ended(collector, jvm.pid, tmp_path), 20, f"{collector} to stop by itself")
-        assert_running(jvm.pid)
+        wait_until(lambda: profiling_ended(collector, jvm.pid, tmp_path), 20, f"{collector} to stop by itself", 0.2)
+        assert_running(jvm.pid, what="the JVM")
         # what the tool wrote as it stopped by itself is a whole capture of the hot method
         if collector == "jfr":
-            wait_for(lambda: check_recording(str(raw), raw.name) is None, 10, "a complete recording")
+            wait_until(lambda: check_recording(str(raw), raw.name) is None, 10, "a complete recording", 0.2)
             assert b"ProfkitHot" in raw.read_bytes()
         else:
-            wait_for(lambda: inclusive_share(raw, HOT) > 0.5, 10, "the agent's own final write")
+            wait_until(lambda: inclusive_share(raw, HOT) > 0.5, 10, "the agent's own final write", 0.2)
         assert manifest(run).status == "running"  # what profkit was doing when killed stays on disk
 
 
 # -- errors -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("collector", ["async-profiler", "jfr"])
-def test_a_jvm_collector_refuses_a_process_that_is_not_a_jvm(collector, classes, tmp_path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    try:
-        time.sleep(0.3)
-        p = profkit("attach", "--pid", sleeper.pid, "--duration", 2, "-c", collector, "-o", tmp_path / "run")
-        assert p.returncode == 1, p.stderr
-        first, *rest = p.stderr.strip().splitlines()
-        assert first.startswith("profkit: error: ") and "not a JVM" in first, p.stderr
-        assert all(line.startswith("hint: ") for line in rest), p.stderr
-        assert sleeper.poll() is None
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+def test_a_jvm_collector_refuses_a_process_that_is_not_a_jvm(collector, classes, start_process, tmp_path):
+    sleeper = start_process(sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(60)").wait_ready()
+    p = profkit("attach", "--pid", sleeper.pid, "--duration", 2, "-c", collector, "-o", tmp_path / "run")
+    assert p.returncode == 1, p.stderr
+    first, *rest = p.stderr.strip().splitlines()
+    assert first.startswith("profkit: error: ") and "not a JVM" in first, p.stderr
+    assert all(line.startswith("hint: ") for line in rest), p.stderr
+    assert sleeper.poll() is None
 
 
 def test_jfr_refuses_wall_mode_with_a_hint(hot_jvm, tmp_path):
@@ -324,7 +269,7 @@ def fake_jcmd(tmp_path, monkeypatch):
     return calls
 
 
-def test_cpu_falls_back_to_itimer_where_perf_events_are_refused(fake_jcmd, tmp_path):
+def test_cpu_falls_back_to_itimer_where_perf_events_are_refused(fake_jcmd, start_process, tmp_path):
     from collectors.async_profiler import AsyncProfilerCollector, AsyncProfilerRecordOptions
     from collectors.base import RecordRequest
     from profkit.errors import EnvironmentProblem
@@ -332,27 +277,23 @@ def test_cpu_falls_back_to_itimer_where_perf_events_are_refused(fake_jcmd, tmp_p
     c = AsyncProfilerCollector()
     # Stands in for the JVM (the stand-in jcmd never touches it); it handles SIGQUIT as a JVM does,
     # or profkit would refuse to attach (see attach_preconditions).
-    sleeper = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGQUIT, "
-                                "lambda *a: None); print('ready', flush=True); time.sleep(30)"], stdout=subprocess.PIPE)
-    try:
-        assert sleeper.stdout.readline() == b"ready\n"
-        req = RecordRequest((sleeper.pid,), "jvm", "cpu", 250, 1.0, str(tmp_path),
-                            AsyncProfilerRecordOptions(dump_interval=60))
-        rec = c.record(req)
-        assert "event=itimer,interval=4000000,timeout=4" in rec.commands[0][-1]
-        rec.stop()
-        assert rec.finish() == [str(tmp_path / f"async-profiler-{sleeper.pid}.collapsed")]
-        assert rec.parse_options.event == "itimer"  # how its capture is read
-        assert [line.split(",", 2)[:2] for line in fake_jcmd.read_text().splitlines()] == [
-            ['"start', "event=cpu"], ['"start', "event=itimer"], ['"stop', "collapsed"]]
-        # someone else's session in the JVM: refused, with how to end it, and nothing left behind
-        (tmp_path / "w").mkdir()
-        with pytest.raises(EnvironmentProblem) as e:
-            c.record(RecordRequest((sleeper.pid,), "jvm", "wall", 100, 1.0, str(tmp_path / "w"),
-                                   AsyncProfilerRecordOptions()))
-        assert "already profiling" in e.value.message and "stop" in e.value.hint
-        assert not list((tmp_path / "w").iterdir())
-        assert sleeper.poll() is None
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    sleeper = start_process(sys.executable, "-c", "import signal, time; signal.signal(signal.SIGQUIT, "
+                            "lambda *a: None); print('ready', flush=True); time.sleep(30)").wait_ready()
+    req = RecordRequest((sleeper.pid,), "jvm", "cpu", 250, 1.0, str(tmp_path),
+                        AsyncProfilerRecordOptions(dump_interval=60))
+    rec = c.record(req)
+    assert "event=itimer,interval=4000000,timeout=4" in rec.commands[0][-1]
+    rec.stop()
+    assert rec.finish() == [str(tmp_path / f"async-profiler-{sleeper.pid}.collapsed")]
+    assert rec.parse_options.event == "itimer"  # how its capture is read
+    assert [line.split(",", 2)[:2] for line in fake_jcmd.read_text().splitlines()] == [
+        ['"start', "event=cpu"], ['"start', "event=itimer"], ['"stop', "collapsed"]]
+    # someone else's session in the JVM: refused, with how to end it, and nothing left behind
+    (tmp_path / "w").mkdir()
+    with pytest.raises(EnvironmentProblem) as e:
+        c.record(RecordRequest((sleeper.pid,), "jvm", "wall", 100, 1.0, str(tmp_path / "w"),
+                               AsyncProfilerRecordOptions()))
+    assert "already profiling" in e.value.message and "stop" in e.value.hint
+    assert not list((tmp_path / "w").iterdir())
+    assert sleeper.poll() is None
+

@@ -2,57 +2,45 @@
 """The README's scenario: a real Flask service behind gunicorn, under bounded loopback load,
 profiled with --children so that the worker doing the work is in the profile."""
 import json
-import os
 import pathlib
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
+import psutil
 import pytest
 
 from conftest import manifest, profkit
+from support import free_port, wait_until
+
+pytestmark = pytest.mark.slow
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def gunicorn_api():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(["bash", str(ROOT / "examples" / "python_api" / "serve.sh"), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+def gunicorn_api(start_process):
+    port = free_port()
+    proc = start_process("bash", ROOT / "examples" / "python_api" / "serve.sh", "--port", port,
+                         env={"PYTHON": sys.executable})
     base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                worker = json.load(urllib.request.urlopen(f"{base}/health", timeout=1))["pid"]
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.fail(f"the example did not start: {proc.stderr.read().decode()[-500:]}")
-                time.sleep(0.1)
-        else:
-            pytest.fail("the example did not answer /health")
-        yield proc.pid, worker, base
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    worker = proc.wait_url(f"{base}/health")["pid"]
+    return proc.pid, worker, base
+
+
+def cpu_seconds(pid):
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def test_attach_with_children_under_load(gunicorn_api, tmp_path):
     master, worker, base = gunicorn_api
+    idle = cpu_seconds(worker)
     load = subprocess.Popen([sys.executable, str(ROOT / "examples" / "load" / "load.py"), f"{base}/items?limit=20",
                              "6", "4", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)
+        # the worker is busy with the load before profkit attaches
+        wait_until(lambda: load.poll() is None and cpu_seconds(worker) > idle + 0.1, 10,
+                   "the load to keep the worker busy")
         run = tmp_path / "run"
         p = profkit("attach", "--pid", master, "--children", "--duration", 4, "-o", run)
         assert p.returncode == 0, p.stderr

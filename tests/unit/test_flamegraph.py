@@ -137,8 +137,8 @@ def test_labels_are_clipped_with_two_dots():
     assert clip_label("handle_request", 60, 12) == "handle.."
     assert clip_label("handle_request", 20, 12) == ""
     frames = by_name(frames_of(svg_of(folded("a_rather_long_function_name 1\nb 400\n"))))
-    label = frames["a_rather_long_function_name"][5]
-    assert label is None or (label.endswith("..") and len(label) < 27)
+    # 1 of 401 samples: a frame about 3 px wide, too narrow for even a clipped label
+    assert frames["a_rather_long_function_name"][5] is None
 
 
 # -- determinism and colours --------------------------------------------------------------
@@ -394,6 +394,7 @@ def check_golden(path, got, request):
 
 
 # -- packaging ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_assets_are_in_the_wheel(tmp_path):
     import importlib.util
 

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from profkit import forked
 from profkit.errors import CaptureFormatError, InputError, ProfkitError, UsageError
 from profkit.forked import ChildFailed, side_by_side
+from support import state_of, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -105,7 +105,7 @@ def test_errors_that_cannot_travel_and_dead_children_are_one_line_failures():
         side_by_side(lambda: (_ for _ in ()).throw(ValueError("two\nlines")), lambda: 1)
 
 
-def test_the_child_dies_with_its_parent(tmp_path):
+def test_the_child_dies_with_its_parent(start_process, tmp_path):
     # GIVEN a process reading side by side, WHEN it is killed (SIGKILL: no cleanup of its own runs)
     script = tmp_path / "parent.py"
     pidfile = tmp_path / "child.pid"
@@ -117,23 +117,15 @@ def first():
     time.sleep(60)
 f.side_by_side(first, lambda: time.sleep(60))
 """)
-    parent = subprocess.Popen([sys.executable, str(script)], cwd=str(ROOT))
-    try:
-        deadline = time.monotonic() + 20
-        while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        child = int(pidfile.read_text())
-        parent.kill()
-        parent.wait()
-        # THEN the child goes too (the kernel's parent-death signal)
-        deadline = time.monotonic() + 5
-        while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
-            assert time.monotonic() < deadline, "the forked child outlived its parent"
-            time.sleep(0.05)
-    finally:
-        parent.kill()
+    parent = start_process(sys.executable, script, cwd=ROOT)
+    child = int(parent.wait_for(lambda: pidfile.read_text(), 20, "the forked reader to start"))
+    parent.kill()
+    parent.wait(10)
+    # THEN the child goes too (the kernel's parent-death signal)
+    wait_until(lambda: state_of(child) in (None, "Z"), 5, "the forked child to die with its parent")
 
 
+@pytest.mark.slow
 def test_closed_stdout_is_no_problem(tmp_path):
     a, b = tmp_path / "a.folded", tmp_path / "b.folded"
     a.write_text(_profile_text(1))
@@ -166,6 +158,7 @@ def _run_profkit(args, one_cpu=False):
     return p
 
 
+@pytest.mark.slow
 def test_diff_of_large_inputs_is_the_same_read_at_once_or_in_turn(tmp_path):
     a, b = tmp_path / "a.folded", tmp_path / "b.folded"
     a.write_text(_profile_text(1))
@@ -178,6 +171,7 @@ def test_diff_of_large_inputs_is_the_same_read_at_once_or_in_turn(tmp_path):
     assert "| function |" in (tmp_path / "par.md").read_text()
 
 
+@pytest.mark.slow
 def test_compare_of_large_runs_is_the_same_read_at_once_or_in_turn(tmp_path):
     for name, seed in (("base", 3), ("head", 4)):
         run = tmp_path / name

@@ -454,9 +454,9 @@ int main(int argc, char **argv) { (void)argv; return outer(argc * 100000) & 1; }
 """
 
 
-@pytest.mark.skipif(not (shutil.which("cc") and shutil.which("addr2line") and shutil.which("nm")),
-                    reason="needs a C compiler and binutils")
 def test_inline_unfolds_with_addr2line(tmp_path):
+    missing = [tool for tool in ("cc", "addr2line", "nm") if not shutil.which(tool)]
+    assert not missing, f"{', '.join(missing)} not installed: apt-get install binutils gcc"
     src, exe = tmp_path / "prog.c", tmp_path / "prog"
     src.write_text(INLINED_C)
     subprocess.run(["cc", "-O2", "-g", "-o", str(exe), str(src)], check=True)

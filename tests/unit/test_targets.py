@@ -13,16 +13,13 @@ from collectors.base import RecordRequest
 from collectors.psutil_metrics import PsutilCollector, PsutilOptions, summarise
 from profkit.errors import InputError, TargetNotFound, UsageError
 from profkit.rundir import RunDir
-from support import make_run
+from support import make_run, wait_until
 from profkit.targets import ChildTool, children_of, find_by_name, inspect, process_state
 
 
 @pytest.fixture
-def busy_python():
-    proc = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: sum(range(10**5))", "busy-marker-7731"])
-    yield proc
-    proc.kill()
-    proc.wait()
+def busy_python(start_process):
+    return start_process(sys.executable, "-c", "import time\nwhile True: sum(range(10**5))", "busy-marker-7731")
 
 
 def test_inspect_detects_python(busy_python):
@@ -31,13 +28,8 @@ def test_inspect_detects_python(busy_python):
     assert "busy-marker-7731" in t.command
 
 
-def test_inspect_detects_native():
-    proc = subprocess.Popen(["sleep", "5"])
-    try:
-        assert inspect(proc.pid).runtime == "native"
-    finally:
-        proc.kill()
-        proc.wait()
+def test_inspect_detects_native(start_process):
+    assert inspect(start_process("sleep", "5").pid).runtime == "native"
 
 
 def test_missing_zombie_and_kernel_thread_are_refused():
@@ -45,12 +37,9 @@ def test_missing_zombie_and_kernel_thread_are_refused():
         inspect(4_000_000)
     with pytest.raises(TargetNotFound, match="kernel thread"):
         inspect(2)
-    proc = subprocess.Popen(["true"])
-    for _ in range(100):  # exited, not reaped: a zombie (however long a loaded machine takes)
-        if process_state(proc.pid) == "Z":
-            break
-        time.sleep(0.05)
+    proc = subprocess.Popen(["true"])  # not a Proc: it must stay unreaped
     try:
+        wait_until(lambda: process_state(proc.pid) == "Z", 10, "`true` to exit, unreaped: a zombie")
         with pytest.raises(TargetNotFound, match="exited"):
             inspect(proc.pid)
     finally:
@@ -59,51 +48,41 @@ def test_missing_zombie_and_kernel_thread_are_refused():
         inspect(0)
 
 
-def test_find_by_name_and_children(busy_python):
-    for _ in range(50):  # until the child has exec'd (before that its cmdline is the parent's)
-        if busy_python.pid in find_by_name("busy-marker-7731"):
-            break
-        time.sleep(0.1)
-    assert busy_python.pid in find_by_name("busy-marker-7731")
-    parent = subprocess.Popen([sys.executable, "-c",
-                               "import subprocess,sys,time; p=subprocess.Popen(['sleep','30']); time.sleep(30)"])
-    try:
-        for _ in range(50):
-            kids = children_of(parent.pid)
-            if kids:
-                break
-            time.sleep(0.1)
-        assert kids and inspect(kids[0]).name == "sleep"
-    finally:
-        for k in children_of(parent.pid):
-            os.kill(k, signal.SIGKILL)
-        parent.kill()
-        parent.wait()
+def test_find_by_name_and_children(busy_python, start_process):
+    wait_until(lambda: busy_python.pid in find_by_name("busy-marker-7731"), 5, "find_by_name to find the busy process")
+    # its child is in its process group: stop() at teardown ends both
+    parent = start_process(sys.executable, "-c",
+                           "import subprocess,sys,time; p=subprocess.Popen(['sleep','30']); time.sleep(30)")
+
+    def first_child_is_sleep():  # (until it has exec'd, a child is a copy of its parent)
+        kids = children_of(parent.pid)
+        return kids and inspect(kids[0]).name == "sleep"
+
+    wait_until(first_child_is_sleep, 5, "the parent's child, sleep")
 
 
-def test_child_tool_dies_with_its_parent(tmp_path):
+def test_child_tool_dies_with_its_parent(start_process, tmp_path):
     # A middle process starts a ChildTool and is then SIGKILLed: the tool must not outlive it.
     pidfile = tmp_path / "pid"
     script = (f"import time; from profkit.targets import ChildTool\n"
               f"c = ChildTool(['sleep', '60']).start()\nopen({str(pidfile)!r}, 'w').write(str(c.pid))\ntime.sleep(60)")
-    middle = subprocess.Popen([sys.executable, "-c", script])
-    for _ in range(100):
-        if pidfile.exists() and pidfile.read_text():
-            break
-        time.sleep(0.05)
-    tool = int(pidfile.read_text())
+    middle = start_process(sys.executable, "-c", script)
+    tool = int(middle.wait_for(lambda: pidfile.read_text(), 10, "the middle process to start its ChildTool"))
     middle.kill()
-    middle.wait()
-    for _ in range(50):
-        if process_state(tool) in (None, "Z"):
-            break
-        time.sleep(0.1)
-    assert process_state(tool) in (None, "Z")
+    middle.wait(10)
+    wait_until(lambda: process_state(tool) in (None, "Z"), 5, "the ChildTool to die with its parent")
+
+
+def ignores_sigint(pid):
+    """SIGINT is in the process's ignored-signals mask (/proc/PID/status SigIgn)."""
+    with open(f"/proc/{pid}/status") as fh:
+        mask = next(int(line.split()[1], 16) for line in fh if line.startswith("SigIgn:"))
+    return bool(mask & (1 << (signal.SIGINT - 1)))
 
 
 def test_child_tool_stop_escalates():
     c = ChildTool([sys.executable, "-c", "import signal,time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"]).start()
-    time.sleep(0.3)
+    wait_until(lambda: ignores_sigint(c.pid), 10, "the child to ignore SIGINT")
     t0 = time.monotonic()
     assert c.stop(grace=0.5, term_grace=0.5) == -signal.SIGTERM
     assert time.monotonic() - t0 < 5
@@ -134,8 +113,11 @@ def test_run_directory_schema_is_checked(tmp_path):
 def test_psutil_sampler_writes_as_it_goes(busy_python, tmp_path):
     rec = PsutilCollector().record(RecordRequest((busy_python.pid,), "python", duration=1.6, raw_dir=str(tmp_path),
                                                  options=PsutilOptions(interval=0.4)))
-    time.sleep(0.9)
-    assert (tmp_path / "metrics.jsonl").read_text().count("\n") >= 2  # flushed while running
+
+    def flushed_while_running():  # the lines are read first: if it still runs after, they came while it ran
+        return (tmp_path / "metrics.jsonl").read_text().count("\n") >= 2 and rec.poll()
+
+    wait_until(flushed_while_running, 5, "two lines of metrics.jsonl while the sampler runs")
     rec.finish()
     s = summarise(str(tmp_path / "metrics.jsonl"))
     assert s["samples"] >= 4 and s["cpu_mean_pct"] > 5 and s["rss_peak"] > 1_000_000
