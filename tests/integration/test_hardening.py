@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from conftest import TARGETS, folded_shares, manifest, profkit, state_of
-from support import wait_until
+from conftest import TARGETS, folded_shares, manifest, profkit
+from support import state_of, wait_until
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
