@@ -24,7 +24,10 @@ _TOOLS = ["py-spy", "jcmd", "eu-stack", "gdb"]
                    "rest]; eu-stack and gdb show native stacks of any process.")
 @click.option("--timeout", type=float, default=60.0, show_default=True,
               help="Seconds the tool may take; then it is stopped and the process resumed.")
-def dump(pid, native, show_locals, json_file, tool, timeout):
+@click.option("--no-group", is_flag=True,
+              help="Print every thread; by default threads with the same state and stack (a pool of idle "
+                   "workers) are printed once, with the others' ids and names (--json always has them all).")
+def dump(pid, native, show_locals, json_file, tool, timeout, no_group):
     """Print every thread's stack of a running process, as it is now: what is it doing?
 
     \b
@@ -48,7 +51,7 @@ def dump(pid, native, show_locals, json_file, tool, timeout):
         _check_directory(json_file)
     snap = take_dump(pid, native=native, locals=show_locals, tool=tool, timeout=timeout)
     if json_file != "-":
-        click.echo(render_text(snap), nl=False)
+        click.echo(render_text(snap, group=not no_group), nl=False)
     if json_file:
         document = snap.to_json()
         write_output(json_file, lambda fh: (json.dump(document, fh, indent=2), fh.write("\n")))

@@ -278,8 +278,9 @@ def dump(pid: int, native: bool = False, locals: bool = False, *, tool: Optional
     return snap
 
 
-def render_text(snapshot: Snapshot) -> str:
-    """The terminal view of a snapshot (see :mod:`profkit.dump.render`)."""
+def render_text(snapshot: Snapshot, group: bool = True) -> str:
+    """The terminal view of a snapshot (see :mod:`profkit.dump.render`); ``group`` prints threads
+    with the same state, locks and stack once."""
     from profkit.dump.render import render_text as render
 
-    return render(snapshot)
+    return render(snapshot, group)

@@ -243,7 +243,7 @@ def _version(path: str) -> str:
 
 
 def _eu_stack(path: str, pid: int, deadline: float, warnings: List[str]) -> Tuple[ToolRun, List[Thread]]:
-    run = run_guarded([path, "-p", str(pid), "-a", "-m"], pid, max(1.0, deadline - time.monotonic()))
+    run = run_guarded([path, "-p", str(pid), "-a", "-m"], pid, max(0.1, deadline - time.monotonic()))
     parsed = parse_eu_stack(run.out)
     if run.rc not in (0, 1) or not parsed:
         raise tool_failed(run, pid)
@@ -259,11 +259,13 @@ def _eu_stack(path: str, pid: int, deadline: float, warnings: List[str]) -> Tupl
         chunk = [hex(a) for a in lookups[i:i + ADDR2LINE_CHUNK]]
         res = run_plain([a2l, "-p", str(pid), "-a", "-f", "-i", "-C", "--pretty-print", *chunk],
                         max(1.0, remaining)) if remaining > 0 and os.access(a2l, os.X_OK) else None
-        if res is None or res.rc != 0:
+        found = parse_addr2line(res.out) if res is not None else {}
+        if not found:  # (it exits 1 when some address is in no module, JIT code: the rest is fine)
             warnings.append("no file:line for native frames: eu-addr2line "
-                            + ("is missing or out of time" if res is None else f"failed ({res.err.strip()[:160]})"))
+                            + ("is missing or out of time" if res is None else
+                               f"failed (exit status {res.rc}{': ' + res.err.strip()[:160] if res.err.strip() else ''})"))
             break
-        table.update(parse_addr2line(res.out))
+        table.update(found)
     return run, resolve(parsed, table)
 
 
@@ -271,7 +273,7 @@ def _gdb(path: str, pid: int, deadline: float) -> Tuple[ToolRun, List[Thread]]:
     argv = [path, "-batch", "-nx", "-iex", "set debuginfod enabled off", "-iex", "set auto-load no",
             "-ex", "set pagination off", "-ex", f"attach {pid}", "-ex", "thread apply all bt", "-ex", "detach",
             f"/proc/{pid}/exe"]
-    run = run_guarded(argv, pid, max(1.0, deadline - time.monotonic()))
+    run = run_guarded(argv, pid, max(0.1, deadline - time.monotonic()))
     threads = parse_gdb(run.out)
     if not threads:
         raise tool_failed(run, pid)

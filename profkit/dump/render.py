@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: Apache-2.0
 """The terminal view of a :class:`~profkit.dump.Snapshot`: deadlocks first, then each thread
 with its state, the lock it waits on (and who holds it), the locks it holds, and its frames
-innermost first. Every name in it comes from the target (thread names, frames, files, lock
+innermost first; threads with the same stack and state (a pool of idle workers) once. Every name in it comes from the target (thread names, frames, files, lock
 classes, variable reprs) and is printed through :func:`profkit.textsafe.terminal_text`."""
 from __future__ import annotations
 
 import shlex
 from collections import Counter
-from typing import List
+from typing import Dict, List
 
 from profkit.dump import Deadlock, Frame, Lock, Snapshot, Thread
 from profkit.textsafe import terminal_text
@@ -15,6 +15,8 @@ from profkit.textsafe import terminal_text
 __all__ = ["render_text"]
 
 INDENT = "    "
+#: Ids and names listed for a group of threads with the same stack.
+SHOW_IDS, SHOW_NAMES = 12, 5
 
 
 def _q(name: str) -> str:
@@ -76,8 +78,31 @@ def _thread(snap: Snapshot, t: Thread, deadlocked: set) -> List[str]:
     return lines
 
 
-def render_text(snap: Snapshot) -> str:
-    """The whole snapshot as text for a terminal (ends with a newline)."""
+def _signature(t: Thread) -> str:
+    """What makes two threads print the same, but for their names and ids."""
+    return repr((t.state, t.detail, t.waits_on, t.holds,
+                 [(f.name, f.file, f.line, f.module, f.note, f.locals) for f in t.frames]))
+
+
+def _groups(threads: List[Thread]) -> List[List[Thread]]:
+    """Threads with the same state, locks and stack (a pool of idle workers), in first-seen order."""
+    by_sig: Dict[str, List[Thread]] = {}
+    for t in threads:
+        by_sig.setdefault(_signature(t), []).append(t)
+    return list(by_sig.values())
+
+
+def _alike(others: List[Thread]) -> str:
+    ids = [str(t.id) if t.id is not None else "?" for t in others]
+    shown = ", ".join(ids[:SHOW_IDS]) + (", …" if len(ids) > SHOW_IDS else "")
+    names = sorted({t.name for t in others})
+    named = ", ".join(_q(n) for n in names[:SHOW_NAMES]) + (", …" if len(names) > SHOW_NAMES else "")
+    return f"{INDENT}and {len(others)} more thread{'' if len(others) == 1 else 's'} with this same stack: {shown} ({named})"
+
+
+def render_text(snap: Snapshot, group: bool = True) -> str:
+    """The whole snapshot as text for a terminal (ends with a newline). With ``group``, threads
+    with the same state, locks and stack are printed once, with the others' ids and names."""
     lines = _header(snap)
     if snap.command:
         lines.append("$ " + terminal_text(shlex.join(snap.command)))
@@ -85,7 +110,10 @@ def render_text(snap: Snapshot) -> str:
     for i, d in enumerate(snap.deadlocks, 1):
         lines.append("")
         lines.extend(_deadlock(i, len(snap.deadlocks), d))
-    for t in snap.threads:
+    for members in (_groups(snap.threads) if group else [[t] for t in snap.threads]):
         lines.append("")
-        lines.extend(_thread(snap, t, deadlocked))
+        first = _thread(snap, members[0], deadlocked)
+        if len(members) > 1:
+            first.insert(1, _alike(members[1:]))
+        lines.extend(first)
     return "\n".join(lines) + "\n"

@@ -247,3 +247,15 @@ def test_layering():
         if path.name == "guard.py":
             assert not any(m.split(".")[0] in ("profkit", "collectors", "flamegraph", "click") for m in mods)
         assert len(path.read_text().splitlines()) <= 500, path.name
+
+
+def test_threads_with_the_same_stack_print_once():
+    pool = [Thread(f"worker-{i}", 100 + i, "waiting", "idle", [Frame("get", "queue.py", 171), Frame("run")])
+            for i in range(20)]
+    busy = Thread("worker-busy", 200, "running", "active", [Frame("work", "app.py", 9)])
+    snap = Snapshot(1, "python", "py-spy", [], "", [pool[0], busy] + pool[1:])
+    text = render_text(snap)
+    assert text.count("get (queue.py:171)") == 1 and "work (app.py:9)" in text
+    assert "and 19 more threads with this same stack: 101, 102," in text and ", …" in text
+    assert text.index('"worker-0"') < text.index('"worker-busy"')
+    assert render_text(snap, group=False).count("get (queue.py:171)") == 20
