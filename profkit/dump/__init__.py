@@ -23,8 +23,8 @@ from typing import Any, Dict, List, Optional
 
 from profkit.errors import UsageError
 
-__all__ = ["DEFAULT_TIMEOUT", "TOOLS", "Deadlock", "DeadlockLink", "Frame", "Local", "Lock", "Snapshot",
-           "Thread", "dump", "render_text"]
+__all__ = ["DEFAULT_TIMEOUT", "TOOLS", "Deadlock", "DeadlockLink", "DumpOptions", "Frame", "Local", "Lock",
+           "Snapshot", "Thread", "choose_tool", "dump", "render_text"]
 
 #: Seconds one stack tool may run before it is stopped (and the target resumed).
 DEFAULT_TIMEOUT = 60.0

@@ -198,6 +198,8 @@ def test_sigkill_mid_jvm_dump(deadlocked_jvm):
 
     family = kill_mid_dump(deadlocked_jvm, jcmd_running)
     assert_left_clean(deadlocked_jvm, family)
+    again = profkit("dump", "--pid", deadlocked_jvm, timeout=60)  # its attach listener still answers
+    assert again.returncode == 0 and again.stdout.count("\nDEADLOCK ") == 2, again.stderr
 
 
 def cmdline(pid):
