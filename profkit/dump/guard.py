@@ -15,9 +15,12 @@ can do nothing after it was SIGKILLed, so this small process sits between profki
 
 * profkit starts it as a :class:`profkit.targets.ChildTool`, so it gets SIGTERM when profkit
   dies (parent-death signal) and sits in a session of its own;
-* it starts the tool as its own child, with SIGKILL as the tool's parent-death signal;
+* it starts the tool as its own child, in a process group of its own, with SIGKILL as the
+  tool's parent-death signal;
 * on SIGTERM, SIGINT or SIGHUP (profkit died or asked it to stop), or after TIMEOUT seconds,
-  it SIGKILLs the tool and reaps it: once reaped, the kernel has detached it from every thread;
+  it SIGKILLs the tool's whole process group (anything the tool forked too) and reaps the
+  tool: once reaped, the kernel has detached it from every thread. A tool that ends by itself
+  has its group SIGKILLed too, so nothing it forked outlives it;
 * after any run that did not end with exit status 0 (killed, timed out, crashed, failed), and
   after a successful one that still left a thread stopped, it sends the target **one SIGCONT**
   — unless the target was already stopped (``T``/``t``) before the tool started, which is
@@ -74,13 +77,29 @@ def _tool_preexec():
     libc = ctypes.CDLL(None, use_errno=True)
 
     def child():
+        """In the tool, before exec: a process group of its own, and death with the guard."""
+        os.setpgid(0, 0)
         libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
     return child
 
 
+def _exited(pid):
+    """Whether the tool has ended, without reaping it (its group id stays its own meanwhile)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
 def _run(target, timeout, argv):
-    """Run the tool; returns (exit status, why it was ended early or None)."""
+    """Run the tool; returns (exit status, why it was ended early or None).
+
+    The tool leads a process group of its own, and the whole group is SIGKILLed before the tool
+    is reaped: whatever it forked goes with it (gdb forks a child that stops itself with SIGSTOP
+    to probe ptrace features; if gdb dies before it set PTRACE_O_EXITKILL on it, that child would
+    otherwise stay stopped, orphaned, for ever).
+    """
     try:
         tool = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=_tool_preexec())
     except OSError as e:
@@ -88,20 +107,19 @@ def _run(target, timeout, argv):
         return 127, None
     deadline = time.monotonic() + timeout
     why = None
-    while True:
-        try:
-            rc = tool.wait(POLL)
-            break
-        except subprocess.TimeoutExpired:
-            pass
+    while not _exited(tool.pid):
         if _Stop.signum:
             why = f"stopped by signal {_Stop.signum}"
         elif time.monotonic() >= deadline:
             why = f"timed out after {timeout:g} s"
         if why:
-            tool.kill()
-            rc = tool.wait()  # reaped: the kernel has detached it from every thread
             break
+        time.sleep(POLL)
+    try:
+        os.killpg(tool.pid, signal.SIGKILL)  # the tool (alive, or a zombie not reaped yet) and its children
+    except (ProcessLookupError, PermissionError):
+        pass
+    rc = tool.wait()  # reaped: the kernel has detached it from every thread
     return (rc if rc >= 0 else 128 - rc), why
 
 

@@ -160,11 +160,31 @@ def traced(pid):
     return lambda profkit_pid: "t" in task_states(pid)
 
 
+def in_sessions(sids):
+    """Live processes whose session is one of ``sids`` (the guard leads its own: whatever a tool
+    forks stays in it, e.g. the child gdb forks to probe ptrace features)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    stat = fh.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] not in ("Z", "X") and int(fields[3]) in sids:
+                found.append(int(entry))
+    return found
+
+
 def assert_left_clean(pid, family):
+    """Every process of profkit's (the guard, the tool, anything they forked) ends; the target runs."""
+    sessions = set(family)
     try:
-        wait_for(lambda: all(state_of(c) in (None, "Z") for c in family), "profkit's tools to end", timeout=15)
+        wait_for(lambda: all(state_of(c) in (None, "Z") for c in family) and not in_sessions(sessions),
+                 "profkit's tools to end", timeout=15)
     finally:
-        for c in family:
+        for c in set(family) | set(in_sessions(sessions)):
             try:
                 os.kill(c, signal.SIGKILL)
             except ProcessLookupError:

@@ -90,3 +90,27 @@ def test_a_clean_run_sends_nothing(target):
     out, err = g.communicate(timeout=20)
     assert g.returncode == 3 and "SIGCONT" in err  # a failed tool may have died attached
     assert state(target) == "S"
+
+
+@pytest.mark.parametrize("then", ["exit 0", "exec sleep 30"])
+def test_what_the_tool_forked_goes_with_it(target, then):
+    """gdb forks a child that SIGSTOPs itself to probe ptrace; if gdb dies at the wrong moment that
+    child would stay stopped for ever. The guard kills the tool's whole process group, whether the
+    tool ends by itself (once its child is stopped) or is told to stop."""
+    wait_stopped = 'until grep -q "^State:.*T" /proc/$child/status; do :; done'
+    tool = ["sh", "-c", f"sh -c 'kill -STOP $$' & child=$!; {wait_stopped}; echo $child; {then}"]
+    g = guard(target, 60, tool)
+    stray = int(g.stdout.readline())
+    try:
+        if then != "exit 0":
+            assert state(stray) == "T"
+            g.send_signal(signal.SIGTERM)
+        g.communicate(timeout=10)
+        wait_for(lambda: state(stray) in (None, "Z"), "the tool's stopped child to be killed")
+    finally:
+        for pid in (g.pid, stray):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        g.wait()
