@@ -134,10 +134,12 @@ def attach_preconditions(pid: int) -> None:
                                  hint="restart it without -Xrs, or with -XX:+StartAttachListener")
 
 
-def run_jcmd(jcmd: str, pid: int, args: Sequence[str], timeout: float = JCMD_TIMEOUT) -> Tuple[List[str], int, str]:
+def run_jcmd(jcmd: str, pid: int, args: Sequence[str], timeout: float = JCMD_TIMEOUT,
+             limit: int = 64 * 1024) -> Tuple[List[str], int, str]:
     """Run ``jcmd PID ARGS…`` as profkit's child; returns ``(argv, exit code, output)``.
 
-    jcmd exits 0 when the JVM answered, whatever the answer: callers read the output. A jcmd
+    jcmd exits 0 when the JVM answered, whatever the answer: callers read the output (its first
+    ``limit`` bytes; a thread dump, whose deadlock report comes last, needs a larger one). A jcmd
     still running after ``timeout`` is stopped (it, never the JVM) and reported as a failure.
     """
     argv = [jcmd, str(pid), *args]
@@ -152,7 +154,7 @@ def run_jcmd(jcmd: str, pid: int, args: Sequence[str], timeout: float = JCMD_TIM
             tool.stop(grace=2.0, term_grace=2.0)
             raise CollectorFailed(argv, 124, f"no answer from JVM {pid} after {timeout:.0f} s")
         out.seek(0)
-        text = out.read(64 * 1024).decode("utf-8", "replace")
+        text = out.read(limit).decode("utf-8", "replace")
     # jcmd's first line is "PID:"; the rest is the JVM's answer
     lines = text.splitlines()
     if lines and lines[0].strip() == f"{pid}:":
