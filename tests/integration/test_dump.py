@@ -16,7 +16,8 @@ import time
 
 import pytest
 
-from conftest import TARGETS, profkit, state_of
+from conftest import TARGETS, profkit
+from support import state_of
 from profkit.targets import children_of
 
 JDK_HINT = "apt-get install openjdk-17-jdk-headless"
