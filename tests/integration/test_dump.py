@@ -142,19 +142,26 @@ def test_native_named_functions(tool, hang_exe, start_target, tmp_path):
     assert_running(t.pid)
 
 
-def kill_mid_dump(pid, attached, *args):
+def kill_mid_dump(pid, attached, *args, attempts=8):
     """Start `profkit dump`, SIGKILL it once ``attached()`` is true, and return profkit's
-    descendants (the guard, the tool) as they were at that moment."""
-    p = subprocess.Popen([sys.executable, "-m", "profkit", "dump", "--pid", str(pid), *args],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: attached(p.pid), "the tool to attach")
-        family = children_of(p.pid)
-        p.kill()
-    finally:
-        p.kill()
-        p.wait()
-    return family
+    descendants (the guard, the tool) as they were at that moment.
+
+    eu-stack stops each thread for well under a millisecond, so a dump can end before the poll
+    ever sees a stopped thread: then the dump is simply run again (a fresh attempt, not a pass)."""
+    for _ in range(attempts):
+        p = subprocess.Popen([sys.executable, "-m", "profkit", "dump", "--pid", str(pid), *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            seen = wait_for(lambda: "attached" if attached(p.pid) else ("ended" if p.poll() is not None else None),
+                            "the tool to attach, or the dump to end")
+            if seen == "attached":
+                family = children_of(p.pid)
+                p.kill()
+                return family
+        finally:
+            p.kill()
+            p.wait()
+    raise AssertionError(f"the tool was never seen attached in {attempts} dumps")
 
 
 def traced(pid):
