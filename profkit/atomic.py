@@ -13,7 +13,6 @@ A leaf module: it imports only the standard library and :mod:`profkit.errors`.
 from __future__ import annotations
 
 import errno
-import json
 import os
 from typing import IO, Any, Callable, Union
 
@@ -97,6 +96,8 @@ def atomic_write(path: str, data: Union[str, bytes, Writer], *, binary: bool = F
 
 def atomic_write_json(path: str, value: Any, *, indent: int = 2, default: Any = None) -> None:
     """``value`` as JSON (sorted keys, a final newline), written atomically."""
+    import json
+
     def write(fh: IO[str]) -> None:
         json.dump(value, fh, indent=indent, sort_keys=True, default=default)
         fh.write("\n")

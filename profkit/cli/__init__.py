@@ -25,7 +25,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 from typing import Dict, List, NamedTuple, Optional
 
 import click
@@ -45,7 +44,7 @@ class Entry(NamedTuple):
 
 #: Every command: name → (module, attribute, one-line help). The one registration point.
 COMMANDS: Dict[str, Entry] = {
-    "collapse": Entry("profkit.cli.convert", "collapse", "Turn captures into folded stacks."),
+    "collapse": Entry("profkit.cli.collapse", "collapse", "Turn captures into folded stacks."),
     "flamegraph": Entry("profkit.cli.convert", "flamegraph_cmd", "Render an interactive SVG flame graph."),
     "diff": Entry("profkit.cli.convert", "diff_cmd", "Differential flame graph of two profiles."),
     "export": Entry("profkit.cli.convert", "export_cmd", "Export a profile for speedscope, pprof or folded tools."),
@@ -153,6 +152,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             _plugin_warnings()
     except ProfkitError as e:
         if _State.debug:
+            import traceback
+
             traceback.print_exc()
         _print_error(e.message, e.hint)
         sys.exit(e.exit_code)
@@ -160,6 +161,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         sys.exit(e.exit_code)
     except click.UsageError as e:
         if _State.debug:
+            import traceback
+
             traceback.print_exc()
         _print_error(e.format_message(), _usage_hint(e))
         sys.exit(2)
@@ -177,6 +180,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             os._exit(0)
     except Exception as e:  # a bug: still one line unless --debug
         if _State.debug:
+            import traceback
+
             traceback.print_exc()
         _print_error(f"internal error: {type(e).__name__}: {e}", "rerun with --debug for the traceback")
         sys.exit(1)

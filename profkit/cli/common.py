@@ -6,9 +6,7 @@ import dataclasses
 import io
 import math
 import shutil
-import signal
 import sys
-import threading
 from typing import Any, Callable, Dict, Optional, Sequence
 
 import click
@@ -147,9 +145,12 @@ class ProgressLine:
             sys.stderr.write("\n")
 
 
-def with_stop_signals(body: Callable[[threading.Event], Any]) -> Any:
+def with_stop_signals(body: Callable[[Any], Any]) -> Any:
     """Run ``body(stop_event)`` with SIGINT/SIGTERM setting the event instead of killing profkit;
     a second one raises KeyboardInterrupt (the run still stops its children on the way out)."""
+    import signal
+    import threading
+
     stop = threading.Event()
     old = {}
 

@@ -100,3 +100,23 @@ def test_a_third_party_plugin_installs_and_is_used(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "root;mid;leaf 2\nroot;other 1\n"
+
+
+def test_the_fast_entry_point_reader_agrees_with_importlib():
+    """profkit.plugins reads entry_points.txt files itself (start-up time); importlib.metadata
+    must find exactly the same entry points for profkit's groups."""
+    import sys
+    from importlib.metadata import entry_points
+
+    from profkit.plugins import _scan
+
+    for group in ("profkit.collectors", "profkit.loadgens"):
+        eps = entry_points(group=group) if sys.version_info >= (3, 10) else entry_points().get(group, [])
+        expect = {}
+        for ep in eps:
+            expect.setdefault(ep.name, ep.value)
+        got = {}
+        for _, name, value in _scan(group):
+            got.setdefault(name, value)
+        assert got == expect and got, group
+    assert "perf" in {name for _, name, _ in _scan("profkit.collectors")}
