@@ -29,7 +29,8 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 from profkit.errors import CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics
 from profkit.folded import folded_lines, parse_line
 from profkit.inputs import Source
-from profkit.model import Frame, FrameKind, Profile, ProfileMeta, function_key, key_folded_stack
+from profkit.frames import strip_folded_lines
+from profkit.model import Frame, FrameKind, Profile, ProfileMeta, function_key
 
 from profkit.targets import ChildTool, ptrace_problem, read_small
 
@@ -95,7 +96,7 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
                 continue
             stack, n, _ = parsed
         if keyed and stack[:1] not in ("p", "t"):  # no process/thread root frames: key the whole text
-            stack = key_folded_stack(stack)
+            stack = strip_folded_lines(stack)
             keyed_rest = False
         else:
             keyed_rest = keyed
@@ -114,12 +115,12 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
             if frame.kind is FrameKind.THREAD:  # type: ignore[union-attr]
                 break
         if keyed_rest and i < len(frames):
-            frames[i:] = key_folded_stack(";".join(frames[i:])).split(";")  # type: ignore[arg-type]
+            frames[i:] = strip_folded_lines(";".join(frames[i:])).split(";")  # type: ignore[arg-type]
         if i == 0:  # no process/thread root frames: plain tokens, the fast path
             add_tokens(frames, n)  # type: ignore[arg-type]
             continue
         add(frames, n)
-    return profile
+    return profile.normalise_keyed() if keyed else profile
 
 
 # -- speedscope ---------------------------------------------------------------------------

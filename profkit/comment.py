@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Sequence
 
-from profkit.compare import FunctionDelta, regressions
+from profkit.compare import FunctionDelta, ProcessDelta, improved, regressed, regressions
 from profkit.markdown import cap_comment, markdown_escape
 from profkit.frames import Frame
 
@@ -83,7 +83,8 @@ def red_deltas(base: Optional[Dict], head: Optional[Dict]) -> List[Dict]:
 def comment_markdown(deltas: Sequence[FunctionDelta], *, base_label: str, head_label: str,
                      base_load: Optional[Dict], head_load: Optional[Dict], base_slo: Optional[Dict],
                      head_slo: Optional[Dict], threshold: Optional[float], files: Dict[str, str],
-                     top: int = 10, redact: bool = False, unit: str = "samples") -> str:
+                     top: int = 10, redact: bool = False, unit: str = "samples",
+                     processes: Sequence[ProcessDelta] = ()) -> str:
     """The whole ``comment.md``."""
     esc = markdown_escape
     bad = regressions(deltas, threshold) if threshold is not None else []
@@ -114,9 +115,9 @@ def comment_markdown(deltas: Sequence[FunctionDelta], *, base_label: str, head_l
             mark = {"met": "✅ met", "missed": "❌ missed"}.get(o["status"], "❔ " + o["status"])
             lines.append(f"| {esc(o['text'])} | {fig(b.get('actual'))} | {fig(o.get('actual'))} | {mark} |")
         lines.append("")
-    # Ordered by total (inclusive) share, the measure of --fail-on-regression (CONTRACT.md).
-    up = sorted((d for d in deltas if d.delta_total > 0), key=lambda d: (-d.delta_total, d.key))[:top]
-    down = sorted((d for d in deltas if d.delta_total < 0), key=lambda d: (d.delta_total, d.key))[:top]
+    # Ordered by total (inclusive) share, the measure of --fail-on-regression (CONTRACT.md);
+    # process and thread frames are not functions (compare.regressed leaves them out).
+    up, down = regressed(deltas, top), improved(deltas, top)
 
     def table(title: str, rows: Sequence[FunctionDelta]) -> None:
         lines.extend([f"### {title}", ""])
@@ -133,6 +134,7 @@ def comment_markdown(deltas: Sequence[FunctionDelta], *, base_label: str, head_l
 
     table("Top regressed functions", up)
     table("Top improved functions", down)
+    lines += process_lines(processes, redact)
     lines += [f"Shares are percentages of each profile's total ({esc(unit)}); Δ in percentage points. Functions are "
               "keyed by name and file without the line number.", ""]
     if bad:
@@ -141,6 +143,35 @@ def comment_markdown(deltas: Sequence[FunctionDelta], *, base_label: str, head_l
     if files:
         lines += ["### Files", ""] + [f"- {esc(what)}: `{path.replace('`', '')}`" for what, path in files.items()] + [""]
     return cap_comment("\n".join(lines))
+
+
+def process_lines(processes: Sequence[ProcessDelta], redact: bool = False) -> List[str]:
+    """The per-process section of a multi-process comparison: each process (by name) of base
+    against the same process of head, with the function that regressed most inside it."""
+    if not processes:
+        return []
+    esc = markdown_escape
+    lines = ["### Per process (base A against head A, by name)", "",
+             "| process | share base → head | most regressed inside it | Δ total (of the process) |",
+             "|---|---:|---|---:|"]
+    for p in processes:
+        if p.deltas is None:
+            where = "head only" if p.before_share == 0 else "base only"
+            lines.append(f"| {esc(p.name)} ({where}) | {p.before_share:.1f}% → {p.after_share:.1f}% | | |")
+            continue
+        worst = regressed(p.deltas, 1)
+        cell, delta = ((esc(shorten_key(worst[0].key, redact)), f"{worst[0].delta_total:+.2f}") if worst else ("_none_", ""))
+        lines.append(f"| {esc(p.name)} | {p.before_share:.1f}% → {p.after_share:.1f}% | {cell} | {delta} |")
+    return lines + [""]
+
+
+def process_summary(processes: Sequence[ProcessDelta], top: int, redact: bool) -> List[Dict]:
+    """``compare.json``'s ``processes``: each process's shares and its own top regressed functions."""
+    return [{"process": p.name, "base_share": round(p.before_share, 3), "head_share": round(p.after_share, 3),
+             "top_regressed": None if p.deltas is None else
+             [{"key": shorten_key(d.key, redact), "delta_total": round(d.delta_total, 3),
+               "delta_self": round(d.delta_self, 3)} for d in regressed(p.deltas, top)]}
+            for p in processes]
 
 
 def redacted(profile):
@@ -170,7 +201,7 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
 
     from flamegraph import render_diff
     from flamegraph.options import FlameGraphOptions
-    from profkit.compare import compare_functions
+    from profkit.compare import compare_functions, compare_processes
     from profkit.errors import InputError, UsageError
     from profkit.forked import large_inputs, side_by_side
     from profkit.loadgen.bench import load_of
@@ -209,6 +240,7 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
     except OSError as e:
         raise UsageError(f"cannot create {out_dir}: {e.strerror or e}") from None
     deltas = compare_functions(bp, hp)
+    per_process = compare_processes(bp, hp)
     bad = regressions(deltas, threshold) if threshold is not None else []
     files = {}
     svg_b, svg_h = (redacted(bp), redacted(hp)) if redact else (bp, hp)
@@ -223,14 +255,13 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
             files[label] = run.file("flamegraph.svg")
     text = comment_markdown(deltas, base_label=name_b, head_label=name_h, base_load=bl, head_load=hl,
                             base_slo=base_slo, head_slo=head_slo, threshold=threshold, files=files, top=top,
-                            redact=redact, unit=hp.unit)
+                            redact=redact, unit=hp.unit, processes=per_process)
     _write(os.path.join(out_dir, "comment.md"), text)
     summary = {"base": base_dir, "head": head_dir, "threshold": threshold,
                "regressions": [{"key": shorten_key(d.key, redact), "delta_total": round(d.delta_total, 3)} for d in bad],
                "top_regressed": [{"key": shorten_key(d.key, redact), "delta_total": round(d.delta_total, 3),
-                                  "delta_self": round(d.delta_self, 3)}
-                                 for d in sorted((d for d in deltas if d.delta_total > 0),
-                                                 key=lambda d: (-d.delta_total, d.key))[:top]],
+                                  "delta_self": round(d.delta_self, 3)} for d in regressed(deltas, top)],
+               "processes": process_summary(per_process, top, redact),
                "red": red_deltas(bl, hl), "base_slo": base_slo, "head_slo": head_slo}
     _write(os.path.join(out_dir, "compare.json"), json.dumps(summary, indent=2, sort_keys=True) + "\n")
     files["comment"] = os.path.join(out_dir, "comment.md")

@@ -72,7 +72,7 @@ def recover_profiles(run: RunDir) -> List[str]:
     from profkit.engine.captures import options_from, parse_captures
 
     record = run.record
-    names = {t.pid: t.name for t in record.targets}
+    names = record.process_names()
     profiles: Dict[str, Profile] = {}
     per_target: Dict[str, Dict[int, Profile]] = {}
     problems: List[str] = []

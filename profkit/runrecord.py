@@ -63,6 +63,13 @@ class TargetRecord:
     cmdline: List[str] = field(default_factory=list)
     exe: str = ""
     dir: Optional[str] = None  #: ``targets/<pid>-<name>`` in a run of several targets
+    #: ``--label service=NAME``: what this process is called in keys and comparisons (else its name)
+    service: Optional[str] = None
+
+    @property
+    def process_name(self) -> str:
+        """The name this target's process frame and comparisons use: its service label, else its name."""
+        return self.service or self.name or "process"
 
     @property
     def command(self) -> str:
@@ -138,6 +145,10 @@ class RunRecord:
     def pids(self) -> List[int]:
         """Every target's PID."""
         return [t.pid for t in self.targets]
+
+    def process_names(self) -> Dict[int, str]:
+        """pid → the name of its process root frame (its ``service`` label, else its process name)."""
+        return {t.pid: t.process_name for t in self.targets}
 
     @property
     def profilers(self) -> List[ProbeRecord]:
@@ -250,7 +261,7 @@ def _target(c: _Check, d: Any, path: str) -> TargetRecord:
     pid = c.get(d, "pid", "int", path, optional=False)
     return TargetRecord(pid=pid, name=c.get(d, "name", "str", path, ""), runtime=c.get(d, "runtime", "str", path, "native"),
                         cmdline=c.get(d, "cmdline", "strs", path, []) or [], exe=c.get(d, "exe", "str", path, ""),
-                        dir=c.get(d, "dir", "str", path))
+                        dir=c.get(d, "dir", "str", path), service=c.get(d, "service", "str", path))
 
 
 def _probe(c: _Check, d: Any, path: str, kind: Optional[str] = None) -> ProbeRecord:

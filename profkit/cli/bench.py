@@ -107,8 +107,9 @@ def compare(base_dir, head_dir, out_dir, fail_pct, slos, redact_paths, top):
     res = compare_runs(base_dir, head_dir, out_dir, threshold=fail_pct, slos=slos, redact=redact_paths, top=top)
     for what, path in res["files"].items():
         click.echo(f"wrote {path}" if what == "comment" or path.startswith(out_dir) else f"  ({what}: {path})", err=True)
-    worst = sorted(res["deltas"], key=lambda d: (-d.delta_total, d.key))[:3]
-    for d in worst:
+    from profkit.compare import regressed
+
+    for d in regressed(res["deltas"], 3):
         if d.delta_total > 0:
             click.echo(f"  {d.delta_total:+6.2f} pts  {terminal_text(shorten_key(d.key, redact_paths))}", err=True)
     missed = missed_message(res["head_slo"] or {})

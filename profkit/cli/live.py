@@ -54,6 +54,9 @@ def live_options(fn):
         click.option("--interval", type=float, default=1.0, show_default=True,
                      help="Seconds between process-metric samples (CPU, RSS, threads)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress display or summary on the terminal."),
+        click.option("--label", "labels", multiple=True, metavar="service=NAME",
+                     help="Name the process in keys and comparisons instead of its process name: service=NAME "
+                          "for every target, service=PID:NAME for one (repeatable)."),
     ]
     for o in reversed(opts + record_flags()):
         fn = o(fn)
@@ -68,9 +71,32 @@ def session_options(duration, output, collector_ids, rate, mode, interval, recor
     positive_seconds(interval, "--interval")
     if not 1 <= rate <= 10000:
         raise UsageError("--rate must be between 1 and 10000 Hz")
+    services = service_labels(record.pop("labels", ()) or ())
     return SessionOptions(duration=duration, rate=rate, mode=mode, collectors=tuple(collector_ids),
-                          output=output, interval=interval,
+                          output=output, interval=interval, services=services,
                           record_options={k: v for k, v in record.items() if v is not None})
+
+
+def service_labels(labels) -> Dict[int, str]:
+    """``--label service=NAME`` (key 0: every target) and ``service=PID:NAME`` (that target)."""
+    import re
+
+    out: Dict[int, str] = {}
+    for text in labels:
+        key, eq, value = text.partition("=")
+        if not eq or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key):
+            raise UsageError(f"--label {text!r}: expected KEY=VALUE (KEY like [a-zA-Z_][a-zA-Z0-9_]*)")
+        if key != "service":
+            raise UsageError(f"--label {key}=…: profkit knows the label 'service' (the name processes are keyed by)")
+        pid, colon, name = value.partition(":")
+        if colon and pid.isdigit():
+            out[int(pid)] = name
+        else:
+            out[0] = value
+    for pid, name in out.items():
+        if not name.strip() or len(name) > 100 or any(c in name for c in ";[]\n"):
+            raise UsageError(f"--label service={name!r}: a name of 1 to 100 characters without ';', '[', ']' or newlines")
+    return out
 
 
 def finish(run, quiet: bool) -> None:

@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Issue 17: profkit's conclusions name the culprit. Services of profkit's own (a Python HTTP
+service with a known culprit per case, tests/integration/targets/shop/service.py), run the way
+users run them: under bounded loopback load, profkit attached by PID, and only profkit's own
+outputs read (summary.md, compare.json, heap.json)."""
+import contextlib
+import json
+import pathlib
+import sys
+import threading
+import urllib.request
+
+from conftest import TARGETS, manifest, profkit
+from support import free_port
+
+SHOP = TARGETS / "shop" / "service.py"
+
+
+def shop(start_target, *args):
+    """Start the shop service on a free loopback port; returns (process, port)."""
+    port = free_port()
+    p = start_target(sys.executable, str(SHOP), "--port", str(port), *map(str, args))
+    p.wait_ready()
+    return p, port
+
+
+@contextlib.contextmanager
+def load(ports, path="/", clients=2):
+    """Bounded loopback load: ``clients`` threads per port, each one request at a time, until the
+    block ends. Yields the list of completed request counts (one per port)."""
+    stop = threading.Event()
+    done = [0] * len(ports)
+
+    def client(i, port):
+        while not stop.is_set():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30).read()
+                done[i] += 1
+            except OSError:
+                if stop.wait(0.05):
+                    return
+
+    threads = [threading.Thread(target=client, args=(i, port), daemon=True)
+               for i, port in enumerate(ports) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    try:
+        yield done
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(35)
+
+
+def table(summary, title):
+    """The rows of a Markdown table of summary.md under ``## title``: lists of cell texts."""
+    lines = summary.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.strip() == f"## {title}")
+    rows = []
+    for line in lines[start + 1:]:
+        if line.startswith("## "):
+            break
+        if line.startswith("|") and not line.startswith("|---"):
+            rows.append([c.strip() for c in line.strip().strip("|").split(" | ")])
+    return rows[1:]  # without the header
+
+
+def unescape(text):
+    return text.replace("\\", "").replace("\u2060", "")
+
+
+def two_process_run(start_target, out, worker_culprit):
+    """``attach --pid API --pid WORKER`` of two fresh shop services under load, each labelled."""
+    api, api_port = shop(start_target)
+    worker, worker_port = shop(start_target, "--culprit", worker_culprit)
+    with load([api_port, worker_port]) as done:
+        p = profkit("attach", "--pid", api.pid, "--pid", worker.pid, "-d", 3, "-o", out,
+                    "--label", f"service={api.pid}:api", "--label", f"service={worker.pid}:worker")
+    assert p.returncode == 0, p.stderr
+    assert all(done), done
+    api.stop()
+    worker.stop()
+    return api.pid, worker.pid
+
+
+def test_multi_process_comparisons_key_processes_by_name_and_the_gate_ignores_them(start_target, tmp_path):
+    """Case 3: a new PID is not a new function; base A is compared with head A."""
+    pids = {}
+    for name, culprit in (("base", "none"), ("base2", "none"), ("head", "render")):
+        pids[name] = two_process_run(start_target, tmp_path / name, culprit)
+    assert [t.service for t in manifest(tmp_path / "head").targets] == ["api", "worker"]
+    head_folded = (tmp_path / "head" / "profile.folded").read_text()
+    assert f"api [{pids['head'][0]}];" in head_folded  # the displayed frame keeps its PID
+
+    same = profkit("compare", tmp_path / "base", tmp_path / "base2", "-o", tmp_path / "same", "--fail-on-regression", 15)
+    assert same.returncode == 0, same.stderr + (tmp_path / "same" / "comment.md").read_text()
+    bad = profkit("compare", tmp_path / "base", tmp_path / "head", "-o", tmp_path / "cmp", "--fail-on-regression", 5)
+    assert bad.returncode == 3, bad.stderr
+    cmp = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    keys = [r["key"] for r in cmp["top_regressed"]] + [r["key"] for r in cmp["regressions"]]
+    assert keys and not any(k.startswith("[") for k in keys), keys  # no process or thread frames
+    assert not any(str(pid) in k for pid in pids["head"] + pids["base"] for k in keys)
+    per = {p["process"]: p for p in cmp["processes"]}
+    assert set(per) == {"api", "worker"}
+    worst_in_worker = [r["key"] for r in per["worker"]["top_regressed"][:10]]
+    assert any("render_report" in k or "encoder.py" in k for k in worst_in_worker), worst_in_worker
+    comment = unescape((tmp_path / "cmp" / "comment.md").read_text())
+    assert "Per process" in comment and "| worker |" in comment
