@@ -40,6 +40,8 @@ class SessionOptions:
     record_options: Dict[str, object] = field(default_factory=dict)
     #: ``--label service=``: pid → the name its process is keyed by (pid 0: every target)
     services: Dict[int, str] = field(default_factory=dict)
+    #: ``--app``/``--lib`` patterns of the conclusions (recorded in the run record)
+    attribution: Dict[str, List[str]] = field(default_factory=dict)
 
 
 def resolve_targets(pids: Sequence[int], name: Optional[str], children: bool) -> List[Target]:
@@ -110,6 +112,7 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: Optiona
     probes, warnings = profiler_probes(targets, options)
     run = new_run(targets, options.output, mode=options.mode, rate=options.rate, duration=options.duration,
                   interval=options.interval, services=options.services)
+    run.record.attribution = dict(options.attribution)
     for w in warnings:
         run.warn(w)
     everything: List[Probe] = ([CommandProbe(launched)] if launched is not None else [])

@@ -131,6 +131,8 @@ class RunRecord:
     probes: List[ProbeRecord] = field(default_factory=list)
     profile: Optional[ProfileRecord] = None
     load: Optional[Dict[str, Any]] = None
+    #: ``--app``/``--lib`` patterns the run's conclusions attribute with: ``{"app": [...], "lib": [...]}``
+    attribution: Dict[str, List[str]] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
     #: outputs that could not be written (a full disk), each with the reason
     not_written: List[str] = field(default_factory=list)
@@ -300,6 +302,8 @@ def _common(c: _Check, d: Dict[str, Any], r: RunRecord) -> None:
     r.warnings = [str(w) for w in (c.get(d, "warnings", "strs", "", []) or [])]
     r.not_written = c.get(d, "not_written", "strs", "", []) or []
     r.load = c.get(d, "load", "dict", "")
+    att = c.get(d, "attribution", "dict", "", {}) or {}
+    r.attribution = {k: c.get(att, k, "strs", "attribution", []) or [] for k in ("app", "lib") if att.get(k)}
 
 
 def _from_schema1(c: _Check, d: Dict[str, Any]) -> RunRecord:

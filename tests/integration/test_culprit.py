@@ -100,9 +100,15 @@ def test_multi_process_comparisons_key_processes_by_name_and_the_gate_ignores_th
     keys = [r["key"] for r in cmp["top_regressed"]] + [r["key"] for r in cmp["regressions"]]
     assert keys and not any(k.startswith("[") for k in keys), keys  # no process or thread frames
     assert not any(str(pid) in k for pid in pids["head"] + pids["base"] for k in keys)
+    # the application function that calls into the library is the comparison's first row
+    assert [r["key"] for r in cmp["app_regressed"][:3]][0] == "render_report (service.py)", cmp["app_regressed"]
+    summary = unescape((tmp_path / "head" / "summary.md").read_text())
+    assert summary.index("## Application functions") < summary.index("## Top functions by self")
+    assert "render_report (service.py)" in [r[0] for r in table(summary, "Application functions")[:3]]
     per = {p["process"]: p for p in cmp["processes"]}
     assert set(per) == {"api", "worker"}
     worst_in_worker = [r["key"] for r in per["worker"]["top_regressed"][:10]]
     assert any("render_report" in k or "encoder.py" in k for k in worst_in_worker), worst_in_worker
     comment = unescape((tmp_path / "cmp" / "comment.md").read_text())
     assert "Per process" in comment and "| worker |" in comment
+    assert comment.index("### Application functions") < comment.index("### Top regressed functions")

@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The tables of a run's conclusions, in the order a reader needs them, for ``summary.md`` and
+``report.html`` alike: application functions first (where in our code), then what the mode
+adds, then the plain self and total tables.
+
+A :class:`Table` holds formatted cells; the columns listed in ``names`` hold untrusted frame
+names, which each destination escapes its own way (Markdown here, jinja2's autoescape in the
+report).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional, Set
+
+from profkit.attribution import Rules, app_functions, rule_text
+from profkit.model import Profile
+from profkit.reports.text import format_quantity
+
+__all__ = ["Table", "markdown_tables", "rules_for", "run_tables"]
+
+
+@dataclass
+class Table:
+    """One table of a report: a title, column headings, rows of formatted cells, notes."""
+
+    title: str
+    columns: List[str]
+    rows: List[List[str]]
+    names: Set[int] = field(default_factory=set)   #: columns that hold frame names (untrusted)
+    notes: List[str] = field(default_factory=list)  #: sentences under the table (names in them escaped too)
+    numeric: Set[int] = field(default_factory=set)  #: right-aligned columns
+    empty: str = "no samples"
+
+
+def rules_for(record, app=None, lib=None) -> Rules:
+    """The attribution rules of a run: ``--app``/``--lib`` given now, else those it was recorded
+    with; the leaf is a type in JVM allocation and lock profiles."""
+    recorded = getattr(record, "attribution", None) or {}
+    app = tuple(app if app else recorded.get("app", ()))
+    lib = tuple(lib if lib else recorded.get("lib", ()))
+    type_leaf = record.mode in ("alloc", "lock") and record.primary in ("async-profiler", "jfr")
+    return Rules(app, lib, type_leaf)
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1f}%"
+
+
+def app_table(profile: Optional[Profile], rules: Rules, unit: str, n: int = 10) -> Table:
+    """``Application functions``: each sample at its deepest frame in the target's own code."""
+    rows, none = app_functions(profile, rules, n)
+    t = Table("Application functions", ["application function", unit, "share", "mostly in (below it)"],
+              [[r.key, format_quantity(r.weight, unit), _pct(r.share),
+                f"{r.spent_in} ({r.spent_in_share:.0f}%)" if r.spent_in else "itself"] for r in rows],
+              names={0, 3}, numeric={1, 2})
+    t.notes.append(f"Attribution: {rule_text(rules)}.")
+    if none >= 0.5:
+        t.notes.append(f"{none:.1f}% of the {unit} have no application frame (threads of the runtime or of "
+                       "libraries only).")
+    if profile and not rows:
+        t.empty = "no frame of the application's own code: name it with --app PATTERN"
+    return t
+
+
+def top_table(profile: Optional[Profile], by: str, unit: str, n: int = 10, title: Optional[str] = None) -> Table:
+    """``Top functions by self``/``by total`` (synthetic frames, which are not functions, left out)."""
+    rows = []
+    if profile:
+        total = profile.total or 1
+        from profkit.model import Frame
+
+        for s in profile.top_functions(n + 20, by=by):
+            w = s.self if by == "self" else s.total
+            if not w or (s.key[-1:] == "]" and Frame.parse(s.key).synthetic):
+                continue
+            rows.append([s.key, format_quantity(w, unit), _pct(100.0 * w / total)])
+            if len(rows) >= n:
+                break
+    return Table(title or f"Top functions by {by}", ["function", unit, "share"], rows, names={0}, numeric={1, 2})
+
+
+def run_tables(record, profile: Optional[Profile], rules: Optional[Rules] = None) -> List[Table]:
+    """Every table of a run's profile, in reading order."""
+    unit = profile.unit if profile is not None else record.unit
+    rules = rules or rules_for(record)
+    return [app_table(profile, rules, unit), top_table(profile, "self", unit), top_table(profile, "total", unit)]
+
+
+def markdown_tables(tables: List[Table], esc: Callable[[str], str]) -> List[str]:
+    """The tables as Markdown lines (``esc`` for names: Markdown escaping, or terminal-safe text)."""
+    lines: List[str] = []
+    for t in tables:
+        lines.extend([f"## {t.title}", ""])
+        if not t.rows:
+            lines.extend([f"_{t.empty}_", ""])
+        else:
+            lines.append("| " + " | ".join(t.columns) + " |")
+            lines.append("|" + "|".join("---:" if i in t.numeric else "---" for i in range(len(t.columns))) + "|")
+            for row in t.rows:
+                lines.append("| " + " | ".join(esc(c) if i in t.names else c for i, c in enumerate(row)) + " |")
+            lines.append("")
+        for note in t.notes:
+            lines.extend([f"_{esc(note)}_", ""])
+    return lines
