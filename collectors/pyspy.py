@@ -391,6 +391,10 @@ class PySpyRecording(Recording):
         import math
 
         self.request, self.options = request, options
+        idle = options.idle or request.mode == "wall"
+        self.detail = {"sampling": f"{request.rate} samples/s of " + (
+            "every thread, running or waiting (py-spy --idle)" if idle else
+            "each thread py-spy saw running (py-spy without --idle)" + (", holding the GIL (--gil)" if options.gil else ""))}
         self.tools: List[ChildTool] = []
         self.outputs: List[str] = []
         self.raw: Dict[int, str] = {}

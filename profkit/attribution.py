@@ -35,7 +35,8 @@ from profkit.frames import split_kind
 from profkit.model import Frame, FrameKind, Number, Profile
 
 __all__ = ["APP", "AppDelta", "AppRow", "JVM_FRAMEWORKS", "LIB", "NO_APP", "PYTHON_FRAMEWORKS", "Rules", "SKIP",
-           "app_functions", "app_weights", "compare_app_functions", "compare_app_weights", "parse_rules", "rule_text"]
+           "SiteRow", "allocated_types", "allocation_sites", "app_functions", "app_weights", "compare_app_functions",
+           "compare_app_weights", "parse_rules", "rule_text", "without_type_leaf"]
 
 APP, LIB, SKIP, TYPE = "app", "lib", "skip", "type"
 #: The row of samples with no application frame at all (runtime and library threads).
@@ -60,6 +61,7 @@ _NATIVE_LIB = re.compile(
     r"|__clone|malloc|calloc|realloc|free\Z|_int_|mem(?:cpy|move|set|cmp|chr)|str(?:len|cmp|ncmp|chr|dup)"
     r"|__memcpy|__memset|__strlen|epoll_|poll\Z|select\Z|read\Z|write\Z|recv|send|accept|futex|syscall"
     r"|std::|__gnu_cxx::|operator new|operator delete|__cxa_|__libc|_Unwind|do_syscall|entry_SYSCALL"
+    r"|jni_|JNI_|JVM_|Java_[a-z]|Unsafe_|thread_native_entry|call_stub|Interpreter\Z|AsyncGetCallTrace"
     r"|\[)")
 _JAVA_CLASS = re.compile(r"\A[\w$]+(?:\.[\w$]+)+(?:\.<(?:init|clinit)>)?\Z")
 
@@ -251,3 +253,66 @@ def parse_rules(app: Sequence[str] = (), lib: Sequence[str] = (), *, type_leaf: 
             except re.error as e:
                 raise UsageError(f"{flag} {p!r} is not a valid regular expression: {e}") from None
     return Rules(tuple(app), tuple(lib), type_leaf)
+
+
+@dataclass(frozen=True)
+class SiteRow:
+    """One allocation site: the frame that allocates (the leaf's caller when the leaf is the
+    allocated type), the application function above it, the weight, and the types allocated there."""
+
+    site: str
+    app: Optional[str]
+    weight: Number
+    share: float
+    types: List[Tuple[str, float]]  #: (type, % of this site's weight), heaviest first
+
+
+def allocation_sites(profile: Optional[Profile], rules: Rules = Rules(), n: int = 10) -> List[SiteRow]:
+    """The ``n`` heaviest allocation sites (by the profile's weight, bytes for allocation
+    profiles), each with the application function above it and, when the leaf is the allocated
+    type (``rules.type_leaf``), the types allocated there."""
+    if not profile:
+        return []
+    keyed = profile if profile.is_keyed else profile.keyed()
+    app_of, skip = _classes(keyed, rules)
+    is_app = app_of.__getitem__
+    sites: Dict[Tuple[str, Optional[str]], Number] = {}
+    types: Dict[Tuple[str, Optional[str]], Counter] = {}
+    for key, w in keyed.items():
+        code = key[:-1] if rules.type_leaf else key
+        site = next((f for f in reversed(code) if not skip[f]), None)
+        if site is None:
+            continue
+        app = next(filter(is_app, reversed(code)), None)
+        k = (site, app)
+        sites[k] = sites.get(k, 0) + w
+        if rules.type_leaf and key:
+            types.setdefault(k, Counter())[key[-1]] += w
+    total = profile.total or 1
+    rows = []
+    for (site, app), w in sorted(sites.items(), key=lambda x: (-x[1], x[0][0], x[0][1] or ""))[:n]:
+        kinds = [(_text(t), 100.0 * tw / w) for t, tw in (types.get((site, app)) or Counter()).most_common(3)]
+        rows.append(SiteRow(_text(site), None if app is None or app == site else _text(app), w, 100.0 * w / total, kinds))
+    return rows
+
+
+def without_type_leaf(profile: Profile) -> Profile:
+    """A profile of the allocating code only: every stack's leaf (the allocated type) dropped."""
+    out = Profile(profile.unit, profile.meta, keyed=profile.is_keyed)
+    for key, w in profile.items():
+        if len(key) > 1:
+            out.add_tokens(key[:-1], w)
+    return out
+
+
+def allocated_types(profile: Optional[Profile], n: int = 10) -> List[Tuple[str, Number, float]]:
+    """``(type, weight, share %)`` of the leaf frames of a profile whose leaves are types."""
+    if not profile:
+        return []
+    keyed = profile if profile.is_keyed else profile.keyed()
+    by: Counter = Counter()
+    for key, w in keyed.items():
+        if key:
+            by[key[-1]] += w
+    total = profile.total or 1
+    return [(_text(t), w, 100.0 * w / total) for t, w in sorted(by.items(), key=lambda x: (-x[1], x[0]))[:n]]

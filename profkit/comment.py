@@ -250,6 +250,10 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
         os.makedirs(out_dir, exist_ok=True)
     except OSError as e:
         raise UsageError(f"cannot create {out_dir}: {e.strerror or e}") from None
+    if rules.type_leaf:  # JVM allocation and lock profiles: their leaves are types, not functions
+        from profkit.attribution import without_type_leaf
+
+        bp, hp = without_type_leaf(bp), without_type_leaf(hp)
     deltas = compare_functions(bp, hp)
     per_process = compare_processes(bp, hp)
     apps = compare_app_weights(bw, bp.total, hw, hp.total)

@@ -22,7 +22,12 @@ __all__ = ["format_quantity", "plain_text", "render_report", "summary_markdown"]
 
 
 def _mode_line(r) -> str:
-    """``cpu at 100 Hz``; modes whose sampling is not a rate say what it is."""
+    """The mode and its real sampling parameter, as the primary collector recorded it
+    (``alloc, one sample per 512 KiB allocated``); ``cpu at 100 Hz`` when it recorded none."""
+    primary = next((p for p in r.profilers if p.id == r.primary), None) or next(iter(r.profilers), None)
+    sampling = (primary.detail.get("sampling") if primary is not None else None) if r.mode != "heap" else None
+    if sampling:
+        return f"{r.mode}: {sampling}"
     if r.mode in ("cpu", "wall"):
         return f"{r.mode} at {r.rate:g} Hz" if r.rate else r.mode
     if r.mode == "heap":

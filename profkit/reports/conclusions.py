@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional, Set
 
-from profkit.attribution import Rules, app_functions, rule_text
-from profkit.model import Profile
+from profkit.attribution import Rules, allocated_types, allocation_sites, app_functions, rule_text, without_type_leaf
+from profkit.model import Frame, Profile
 from profkit.reports.text import format_quantity
 
 __all__ = ["Table", "markdown_tables", "rules_for", "run_tables"]
@@ -67,8 +67,6 @@ def top_table(profile: Optional[Profile], by: str, unit: str, n: int = 10, title
     rows = []
     if profile:
         total = profile.total or 1
-        from profkit.model import Frame
-
         for s in profile.top_functions(n + 20, by=by):
             w = s.self if by == "self" else s.total
             if not w or (s.key[-1:] == "]" and Frame.parse(s.key).synthetic):
@@ -79,11 +77,50 @@ def top_table(profile: Optional[Profile], by: str, unit: str, n: int = 10, title
     return Table(title or f"Top functions by {by}", ["function", unit, "share"], rows, names={0}, numeric={1, 2})
 
 
+def site_table(profile: Optional[Profile], rules: Rules, unit: str, n: int = 10) -> Table:
+    """``Allocation sites``: the frames that allocate, the application function above each, and
+    (JVM) the types allocated there."""
+    rows = allocation_sites(profile, rules, n)
+    cols = ["allocation site", "application function", unit, "share"] + (["types"] if rules.type_leaf else [])
+    t = Table("Allocation sites", cols,
+              [[r.site, r.app or ("itself" if r.app is None and rules.classify(Frame.parse(r.site)) == "app" else "—"),
+                format_quantity(r.weight, unit), _pct(r.share)]
+               + ([", ".join(f"{name} {pct:.0f}%" for name, pct in r.types)] if rules.type_leaf else [])
+               for r in rows], names={0, 1, 4}, numeric={2, 3})
+    t.notes.append("The site is the frame that allocates (the caller of the allocated type); the application "
+                   "function is the deepest frame of the target's own code above it.")
+    return t
+
+
+def type_table(profile: Optional[Profile], unit: str, n: int = 10) -> Table:
+    """``Allocated types``: the leaf frames of a JVM allocation profile, which are classes, not code."""
+    return Table("Allocated types", ["type", unit, "share"],
+                 [[name, format_quantity(w, unit), _pct(pct)] for name, w, pct in allocated_types(profile, n)],
+                 names={0}, numeric={1, 2})
+
+
 def run_tables(record, profile: Optional[Profile], rules: Optional[Rules] = None) -> List[Table]:
-    """Every table of a run's profile, in reading order."""
+    """Every table of a run's profile, in reading order: application functions; for allocation
+    profiles the allocation sites (and the types, when the leaf is one); then self and total
+    (of the allocating code, the types left out)."""
     unit = profile.unit if profile is not None else record.unit
     rules = rules or rules_for(record)
-    return [app_table(profile, rules, unit), top_table(profile, "self", unit), top_table(profile, "total", unit)]
+    tables = [app_table(profile, rules, unit)]
+    if record.mode == "alloc":
+        tables.append(site_table(profile, rules, unit))
+    if rules.type_leaf:
+        code = without_type_leaf(profile) if profile else profile
+        kind = "allocated types" if record.mode == "alloc" else "lock classes"
+        tables += [type_table(profile, unit, 10) if record.mode == "alloc" else
+                   _retitle(type_table(profile, unit, 10), "Lock classes", "lock class"),
+                   top_table(code, "total", unit, title=f"Top functions by total (the {kind} left out)")]
+        return tables
+    return tables + [top_table(profile, "self", unit), top_table(profile, "total", unit)]
+
+
+def _retitle(t: Table, title: str, first: str) -> Table:
+    t.title, t.columns[0] = title, first
+    return t
 
 
 def markdown_tables(tables: List[Table], esc: Callable[[str], str]) -> List[str]:

@@ -5,10 +5,13 @@ users run them: under bounded loopback load, profkit attached by PID, and only p
 outputs read (summary.md, compare.json, heap.json)."""
 import contextlib
 import json
-import pathlib
+import shutil
+import subprocess
 import sys
 import threading
 import urllib.request
+
+import pytest
 
 from conftest import TARGETS, manifest, profkit
 from support import free_port
@@ -112,3 +115,52 @@ def test_multi_process_comparisons_key_processes_by_name_and_the_gate_ignores_th
     comment = unescape((tmp_path / "cmp" / "comment.md").read_text())
     assert "Per process" in comment and "| worker |" in comment
     assert comment.index("### Application functions") < comment.index("### Top regressed functions")
+
+
+# -- the JVM shop (targets/shop/Shop.java) ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def shop_classes(tmp_path_factory):
+    """Shop.java compiled; a missing JDK fails here (it is not a reason to skip)."""
+    for tool in ("java", "javac", "jcmd"):
+        assert shutil.which(tool), f"{tool} is not installed: apt-get install openjdk-17-jdk-headless"
+    out = tmp_path_factory.mktemp("shop-classes")
+    subprocess.run(["javac", "-d", str(out), str(TARGETS / "shop" / "Shop.java")], check=True, timeout=120)
+    return out
+
+
+def jvm_shop(start_target, classes):
+    port = free_port()
+    p = start_target("java", "-Xmx256m", "-cp", str(classes), "shop.Shop", str(port))
+    p.wait_ready(timeout=30)
+    return p, port
+
+
+def test_jvm_allocation_profile_names_the_allocating_method(start_target, shop_classes, tmp_path):
+    """Case 2 (sites, not types; the mode's real sampling parameter) and case 5 (lambda and
+    hidden-class names that are the same in every run, one JVM spelling)."""
+    for name in ("alloc", "alloc2"):
+        jvm, port = jvm_shop(start_target, shop_classes)
+        with load([port], "/page?q=1") as done:
+            p = profkit("attach", "--pid", jvm.pid, "--mode", "alloc", "-d", 3, "-o", tmp_path / name)
+        assert p.returncode == 0, p.stderr
+        assert done[0] > 0
+        jvm.stop()
+    summary = unescape((tmp_path / "alloc" / "summary.md").read_text())
+    mode = next(line for line in summary.splitlines() if line.startswith("| mode |"))
+    assert "one sample per 512 KiB allocated" in mode and "Hz" not in mode, mode
+    assert "## Top functions by self" not in summary  # its rows would be the allocated types
+    apps = table(summary, "Application functions")
+    assert apps[0][0] == "shop.Renderer.renderPage", apps
+    sites = table(summary, "Allocation sites")
+    assert all(row[1] == "shop.Renderer.renderPage" for row in sites[:3]), sites
+    types = [row[0] for row in table(summary, "Allocated types")]
+    assert "byte[]" in types[:2]
+    # two runs of the same code: the same keys (no lambda counters or addresses), nothing regressed
+    cmp = tmp_path / "cmp"
+    c = profkit("compare", tmp_path / "alloc", tmp_path / "alloc2", "-o", cmp, "--fail-on-regression", 20)
+    assert c.returncode == 0, c.stderr + (cmp / "comment.md").read_text()
+    text = (cmp / "compare.json").read_text()
+    assert "$$Lambda$" not in text and "0x" not in text and "/" not in json.dumps(
+        [r["key"] for r in json.loads(text)["top_regressed"]])
+    assert not any(r["key"] in ("byte[]", "java.lang.String") for r in json.loads(text)["top_regressed"])

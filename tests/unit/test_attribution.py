@@ -102,3 +102,44 @@ def test_render_app_and_lib_are_recorded_and_used(tmp_path):
     assert "--app site-packages/mine/" in text.replace("\\", "")
     assert RunDir.open(str(tmp_path / "r")).record.attribution == {"app": ["site-packages/mine/"]}
     assert "| handle" in render().replace("\\", "")           # kept by the run
+
+
+def test_allocation_sites_with_types_and_without():
+    from profkit.attribution import allocated_types, allocation_sites, without_type_leaf
+
+    p = make([("java/lang/Thread.run;com/example/Page.render;java/util/Arrays.copyOf;byte[]_[k]", 600),
+              ("java/lang/Thread.run;com/example/Page.render;java/util/Arrays.copyOf;char[]_[i]", 200),
+              ("java/lang/Thread.run;com/example/Page.header;java.lang.String_[i]", 100),
+              ("java/lang/Thread.run;java/lang/Thread.runWorker;java.lang.Object[]_[i]", 100)], "bytes")
+    sites = allocation_sites(p, Rules(type_leaf=True), 5)
+    assert (sites[0].site, sites[0].app, sites[0].weight) == ("java.util.Arrays.copyOf", "com.example.Page.render", 800)
+    assert sites[0].types == [("byte[]", 75.0), ("char[]", 25.0)]
+    assert (sites[1].site, sites[1].app) == ("com.example.Page.header", None)  # the app function allocates itself
+    assert allocated_types(p, 2) == [("byte[]", 600, 60.0), ("char[]", 200, 20.0)]
+    assert "byte[]" not in without_type_leaf(p).keyed().function_stats()
+    # memray: the leaf is the allocating frame itself
+    m = make([("main (svc.py:1);handle (svc.py:9);loads (json/__init__.py:3)", 70), ("main (svc.py:1);keep (svc.py:20)", 30)],
+             "bytes")
+    rows = allocation_sites(m, Rules(), 5)
+    assert [(r.site, r.app) for r in rows] == [("loads (json/__init__.py)", "handle (svc.py)"), ("keep (svc.py)", None)]
+
+
+def test_alloc_run_tables_and_mode_line(tmp_path):
+    from profkit.reports import summary_markdown
+    from support import make_run
+
+    run = make_run(tmp_path / "r", mode="alloc", runtime="jvm")
+    entry = run.record.probe("async-profiler")
+    entry.status, entry.detail = "ok", {"sampling": "one sample per 512 KiB allocated (async-profiler alloc=524288)"}
+    (tmp_path / "r" / "profile.folded").write_text(
+        "java/lang/Thread.run;com/example/Page.render;java/util/Arrays.copyOf;byte[]_[k] 800\n")
+    from profkit.runrecord import ProfileRecord
+    run.record.profile = ProfileRecord(primary="async-profiler", unit="bytes", samples=800, unique_stacks=1)
+    run.finish("complete")
+    from profkit.outputs import load_run_profile
+
+    text = summary_markdown(run, load_run_profile(run)).replace("\\", "")
+    assert "| mode | alloc: one sample per 512 KiB allocated" in text and "Hz" not in text
+    assert "## Top functions by self" not in text and "## Allocation sites" in text and "## Allocated types" in text
+    assert text.index("## Application functions") < text.index("## Allocation sites")
+    assert "| com.example.Page.render | 800 B | 100.0% |" in text
