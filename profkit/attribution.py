@@ -35,7 +35,7 @@ from profkit.frames import split_kind
 from profkit.model import Frame, FrameKind, Number, Profile
 
 __all__ = ["APP", "AppDelta", "AppRow", "JVM_FRAMEWORKS", "LIB", "NO_APP", "PYTHON_FRAMEWORKS", "Rules", "SKIP",
-           "SiteRow", "allocated_types", "allocation_sites", "app_functions", "app_weights", "compare_app_functions",
+           "SiteRow", "allocated_types", "allocation_sites", "app_functions", "frame_classes", "app_weights", "compare_app_functions",
            "compare_app_weights", "parse_rules", "rule_text", "without_type_leaf"]
 
 APP, LIB, SKIP, TYPE = "app", "lib", "skip", "type"
@@ -161,6 +161,10 @@ def _classes(profile: Profile, rules: Rules) -> Tuple[Dict[str, bool], Dict[str,
         is_app[fid] = c == APP
         skip[fid] = c == SKIP
     return is_app, skip
+
+
+#: (frame id → application code, frame id → skipped) of a keyed profile's frames, for other analyses.
+frame_classes = _classes
 
 
 def _attribute(profile: Profile, rules: Rules, below: bool = True) -> Tuple[Dict[str, Number], Counter]:

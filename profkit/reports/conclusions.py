@@ -105,6 +105,8 @@ def run_tables(record, profile: Optional[Profile], rules: Optional[Rules] = None
     (of the allocating code, the types left out)."""
     unit = profile.unit if profile is not None else record.unit
     rules = rules or rules_for(record)
+    if record.mode == "wall":
+        return wall_tables(profile, rules, unit)
     tables = [app_table(profile, rules, unit)]
     if record.mode == "alloc":
         tables.append(site_table(profile, rules, unit))
@@ -116,6 +118,35 @@ def run_tables(record, profile: Optional[Profile], rules: Optional[Rules] = None
                    top_table(code, "total", unit, title=f"Top functions by total (the {kind} left out)")]
         return tables
     return tables + [top_table(profile, "self", unit), top_table(profile, "total", unit)]
+
+
+def wall_tables(profile: Optional[Profile], rules: Rules, unit: str) -> List[Table]:
+    """A wall-clock profile: idle threads apart (their share said), the working threads' time
+    ranked, running against waiting, and each wait with the application function that waits."""
+    from profkit.wall import wall_split
+
+    split = wall_split(profile, rules)
+    work = split.working if split.total else profile
+    apps = app_table(work, rules, unit)
+    if split.idle:
+        apps.notes.insert(0, f"Working threads only: {split.pct(split.idle):.1f}% of the {unit} were idle threads "
+                             "waiting for work (see Wall time), left out of this table and of the ones below.")
+    q = lambda w: format_quantity(w, unit)  # noqa: E731
+    summary = Table("Wall time", ["threads", unit, "share"],
+                    [["idle: waiting for work, no request in progress", q(split.idle), _pct(split.pct(split.idle))],
+                     ["working: running", q(split.running), _pct(split.pct(split.running))],
+                     ["working: waiting (below)", q(split.waiting), _pct(split.pct(split.waiting))]], numeric={1, 2})
+    for who, kind, pct in split.idle_points:
+        summary.notes.append(f"idle: {who} waiting ({kind}), {pct:.1f}% of all {unit}")
+    waits = Table("Wall-time waits (working threads)",
+                  ["application function", "waits on", "in", unit, "share of working"],
+                  [[r.app or "(no application frame)", r.kind, r.frame, q(r.weight), _pct(r.working_share)]
+                   for r in split.waits], names={0, 2}, numeric={3, 4}, empty="no working thread waited")
+    waits.notes.append("A wait is a blocking call read from the frame names (socket read, lock, sleep, subprocess, "
+                       "queue, select, accept); py-spy shows the Python frame that makes a C call, so code that calls "
+                       "time.sleep or socket.recv itself counts as running unless recorded with --native.")
+    return [apps, summary, waits, top_table(work, "self", unit, title="Top functions by self (working threads)"),
+            top_table(work, "total", unit, title="Top functions by total (working threads)")]
 
 
 def _retitle(t: Table, title: str, first: str) -> Table:

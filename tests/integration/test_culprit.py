@@ -164,3 +164,27 @@ def test_jvm_allocation_profile_names_the_allocating_method(start_target, shop_c
     assert "$$Lambda$" not in text and "0x" not in text and "/" not in json.dumps(
         [r["key"] for r in json.loads(text)["top_regressed"]])
     assert not any(r["key"] in ("byte[]", "java.lang.String") for r in json.loads(text)["top_regressed"])
+
+
+def test_wall_mode_sets_idle_threads_apart_and_names_the_function_that_waits(start_target, tmp_path):
+    """Case 1: requests block on a slow downstream; four pool workers and the accept loop idle."""
+    downstream, down_port = shop(start_target, "--role", "downstream", "--delay", 0.05)
+    api, port = shop(start_target, "--culprit", "slow", "--downstream", down_port, "--pool", 4)
+    with load([port]) as done:
+        p = profkit("attach", "--pid", api.pid, "--mode", "wall", "-d", 3, "-o", tmp_path / "wall")
+    assert p.returncode == 0, p.stderr
+    assert done[0] > 10
+    summary = unescape((tmp_path / "wall" / "summary.md").read_text())
+    assert "every thread, running or waiting" in next(line for line in summary.splitlines() if line.startswith("| mode |"))
+    wall = {row[0]: float(row[2].rstrip("%")) for row in table(summary, "Wall time")}
+    idle = wall["idle: waiting for work, no request in progress"]
+    assert idle > 30, wall   # 4 idle pool workers and the accept loop, against 2 busy request threads
+    assert "idle: pool_worker (service.py) waiting (queue)" in summary
+    apps = table(summary, "Application functions")
+    assert apps[0][0] == "fetch_stock (service.py)", apps
+    waits = table(summary, "Wall-time waits (working threads)")
+    assert waits[0][:3] == ["fetch_stock (service.py)", "socket read", "SocketIO.readinto (socket.py)"], waits
+    assert float(waits[0][4].rstrip("%")) > 50
+    selfs = [row[0] for row in table(summary, "Top functions by self (working threads)")[:3]]
+    assert "Condition.wait (threading.py)" not in selfs[:1] and "_PollLikeSelector.select (selectors.py)" not in selfs
+    downstream.stop()
