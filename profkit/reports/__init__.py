@@ -35,6 +35,12 @@ def _mode_line(r) -> str:
     return r.mode
 
 
+def _on_cpu(run: RunDir, profile: Optional[Profile]):
+    from profkit.outputs import on_cpu_check
+
+    return on_cpu_check(run, profile) if profile else None
+
+
 def _metrics(run: RunDir):
     from profkit.metrics import read_metrics, summarise
 
@@ -80,6 +86,10 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
         lines.append(f"| CPU (of one core) | {cpu} |")
         lines.append(f"| RSS | {_fmt_bytes(summ['rss_start'])} → {_fmt_bytes(summ['rss_end'])} (peak {_fmt_bytes(summ['rss_peak'])}) |")
         lines.append(f"| threads (max) | {summ['threads_max']} |")
+        check = _on_cpu(run, profile)
+        if check is not None:
+            lines.append(f"| on-CPU check | {check[0]:.2f} s sampled at {r.rate:g} Hz; the targets used {check[1]:.2f} s "
+                         "of CPU (/proc) |")
     lines.append("")
     for w in r.warnings:
         lines.append(f"> warning: {markdown_escape(str(w))}")

@@ -5,6 +5,7 @@ users run them: under bounded loopback load, profkit attached by PID, and only p
 outputs read (summary.md, compare.json, heap.json)."""
 import contextlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -187,4 +188,30 @@ def test_wall_mode_sets_idle_threads_apart_and_names_the_function_that_waits(sta
     assert float(waits[0][4].rstrip("%")) > 50
     selfs = [row[0] for row in table(summary, "Top functions by self (working threads)")[:3]]
     assert "Condition.wait (threading.py)" not in selfs[:1] and "_PollLikeSelector.select (selectors.py)" not in selfs
+    downstream.stop()
+
+
+def test_cpu_mode_means_on_cpu(start_target, tmp_path):
+    """Case 6: idle pool workers (Condition.wait), the accept loop (select) and requests blocked on
+    a downstream read are not on-CPU; the request's CPU is in render_report."""
+    downstream, down_port = shop(start_target, "--role", "downstream", "--delay", 0.02)
+    api, port = shop(start_target, "--culprit", "render", "--pool", 4)
+    slow, slow_port = shop(start_target, "--culprit", "slow", "--downstream", down_port)
+    with load([port, slow_port], clients=1) as done:
+        p = profkit("attach", "--pid", api.pid, "--pid", slow.pid, "-d", 3, "-o", tmp_path / "cpu")
+    assert p.returncode == 0, p.stderr
+    assert all(done), done
+    summary = unescape((tmp_path / "cpu" / "summary.md").read_text())
+    mode = next(line for line in summary.splitlines() if line.startswith("| mode |"))
+    assert "--nonblocking" in mode, mode  # the report says how it told running from waiting
+    check = next(line for line in summary.splitlines() if line.startswith("| on-CPU check |"))
+    sampled, used = (float(x) for x in re.findall(r"([\d.]+) s", check)[:2])
+    assert sampled <= 1.5 * used + 0.5, check
+    waits = ("Condition.wait (threading.py)", "_PollLikeSelector.select (selectors.py)", "SocketIO.readinto (socket.py)")
+    for row in table(summary, "Top functions by self"):
+        if row[0] in waits:
+            assert float(row[2].rstrip("%")) < 10, row
+    apps = table(summary, "Application functions")
+    assert apps[0][0] == "render_report (service.py)", apps
+    assert "on-CPU but the targets used only" not in summary
     downstream.stop()
