@@ -164,6 +164,7 @@ class AsyncProfilerRecordOptions:
     restart: bool = option(False, "stop an async-profiler session already running in the target (someone else's) "
                                   "and start profkit's, instead of refusing")
     dump_interval: float = option(10.0, "seconds between dumps of the profile so far into raw/")
+    alloc_interval: int = option(524288, "alloc mode: one sample per this many bytes allocated (async-profiler alloc=)")
 
 
 class AsyncProfilerRecording(JcmdRecording):
@@ -189,6 +190,11 @@ class AsyncProfilerRecording(JcmdRecording):
         self._describe()
 
     @property
+    def detail(self) -> Dict[str, Any]:
+        """The sampling parameter of the event actually recorded, for the run record and the reports."""
+        return {"sampling": sampling_text(self.event, self.interval, self.options.alloc_interval)}
+
+    @property
     def parse_options(self) -> AsyncProfilerOptions:
         """How to read the captures: the event actually recorded (itimer where cpu fell back)."""
         return AsyncProfilerOptions(event=self.event, total=self.total)
@@ -200,6 +206,8 @@ class AsyncProfilerRecording(JcmdRecording):
             args.append(f"event={self.event}")
             if self.interval:
                 args.append(f"interval={self.interval}")
+            if self.event == "alloc":
+                args.append(f"alloc={self.options.alloc_interval}")
             args.append(f"timeout={self.limit}")
         if action in ("start", "dump", "stop"):
             args += ["collapsed", "ann"] + (["total"] if self.total else []) + (["threads"] if self.options.threads else [])
@@ -279,6 +287,19 @@ class AsyncProfilerRecording(JcmdRecording):
         # an agent at its timeout writes its file as it stops: give it a moment to finish
         if target_alive(pid):
             time.sleep(max(0.0, min(self._ends[pid] + 1.0, deadline) - time.monotonic()))
+
+
+def sampling_text(event: str, interval: Optional[int], alloc_bytes: int) -> str:
+    """What one sample of an async-profiler event stands for, in words."""
+    if event == "alloc":
+        size = f"{alloc_bytes >> 10} KiB" if alloc_bytes % 1024 == 0 else f"{alloc_bytes} bytes"
+        return f"one sample per {size} allocated (async-profiler alloc={alloc_bytes}), weighed in bytes"
+    if event == "lock":
+        return "contended Java monitors and locks (async-profiler lock), weighed in nanoseconds waited"
+    ms = f"{interval / 1e6:g} ms" if interval else "its default interval"
+    if event == "wall":
+        return f"every thread every {ms}, running or waiting (async-profiler wall)"
+    return f"one sample per {ms} of CPU time (async-profiler {event}{f' interval={interval}' if interval else ''})"
 
 
 class AsyncProfilerCollector(Collector):

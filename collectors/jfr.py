@@ -65,6 +65,12 @@ class JfrRecording(JcmdRecording):
         self.name = f"profkit-{os.getpid()}-{int(time.time())}"
         self.args: Dict[int, Dict[str, List[str]]] = {}
         settings = options.settings
+        self.detail = {"sampling": (
+            f"JFR jdk.ObjectAllocationSample, throttled by the {settings} settings (300 samples/s in profile.jfc, "
+            "150/s in default.jfc), each weighed in the bytes its thread allocated since its last sample"
+            if request.mode == "alloc" else
+            f"JFR jdk.ExecutionSample every {max(1, round(1000 / max(1, request.rate)))} ms of each running Java thread "
+            "(Java 17+; older JVMs keep the settings' period)")}
         if "/" in settings:
             settings = agent_path(settings, "JFR settings")
         for pid, path in raw.items():

@@ -158,8 +158,9 @@ class MemrayRecording(Recording):
         self.ends: Dict[int, float] = {}
         self.methods: Dict[int, str] = {}
         self.attach_seconds: Dict[int, float] = {}
-        #: figures for the run record: the slowest attach, in seconds
-        self.detail: Dict[str, Any] = {}
+        #: figures for the run record: the slowest attach, in seconds, and what memray samples
+        self.detail: Dict[str, Any] = {"sampling": "every allocation while tracking (memray records each one, "
+                                                   "no sampling), weighed in bytes still live at its end"}
         self._stopped = False
 
     def begin(self) -> "MemrayRecording":

@@ -29,7 +29,8 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 from profkit.errors import CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics
 from profkit.folded import folded_lines, parse_line
 from profkit.inputs import Source
-from profkit.model import Frame, FrameKind, Profile, ProfileMeta, function_key, key_folded_stack
+from profkit.frames import strip_folded_lines
+from profkit.model import Frame, FrameKind, Profile, ProfileMeta, function_key
 
 from profkit.targets import ChildTool, ptrace_problem, read_small
 
@@ -41,6 +42,8 @@ __all__ = ["MAX_JSON_BYTES", "PySpyCollector", "PySpyOptions", "PySpyRecordOptio
 #: The largest speedscope file read (it is parsed whole).
 MAX_JSON_BYTES = 512 << 20
 
+#: The frame of a sample py-spy took of a thread without Python frames (a raw line `` COUNT``).
+NO_PYTHON_FRAME = "[no Python frame]"
 _THREAD = re.compile(r"thread \((?:0x[0-9a-fA-F]+|\d+)\)(?:: .*)?\Z", re.S)
 _PROCESS = re.compile(r'process \d+:".*"\Z', re.S)
 # A py-spy frame's location: "(file.py:12)", "(file.py)", "(<frozen abc>:3)", "(<string>:1)".
@@ -89,13 +92,17 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
             n = int(count)
         else:
             parsed = parse_line(line)
+            if parsed is None and line[:1] == " " and line.strip().isdigit() and line.strip().isascii():
+                # py-spy writes a sample of a thread it found without Python frames as " COUNT"
+                add_tokens([NO_PYTHON_FRAME], int(line.strip()))
+                continue
             if parsed is None or parsed[2] is not None:
                 if line.strip():
                     diag.malformed(lineno, line)
                 continue
             stack, n, _ = parsed
         if keyed and stack[:1] not in ("p", "t"):  # no process/thread root frames: key the whole text
-            stack = key_folded_stack(stack)
+            stack = strip_folded_lines(stack)
             keyed_rest = False
         else:
             keyed_rest = keyed
@@ -114,12 +121,12 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
             if frame.kind is FrameKind.THREAD:  # type: ignore[union-attr]
                 break
         if keyed_rest and i < len(frames):
-            frames[i:] = key_folded_stack(";".join(frames[i:])).split(";")  # type: ignore[arg-type]
+            frames[i:] = strip_folded_lines(";".join(frames[i:])).split(";")  # type: ignore[arg-type]
         if i == 0:  # no process/thread root frames: plain tokens, the fast path
             add_tokens(frames, n)  # type: ignore[arg-type]
             continue
         add(frames, n)
-    return profile
+    return profile.normalise_keyed() if keyed else profile
 
 
 # -- speedscope ---------------------------------------------------------------------------
@@ -344,7 +351,11 @@ class PySpyRecordOptions:
     native: bool = option(False, "include native C/C++/Cython frames (py-spy --native)")
     gil: bool = option(False, "only samples holding the GIL (py-spy --gil)")
     idle: bool = option(False, "include idle threads (py-spy --idle); implied by --mode wall")
-    nonblocking: bool = option(False, "do not pause the target while sampling: lower overhead, less exact (py-spy --nonblocking)")
+    nonblocking: bool = option(False, "do not pause the target while sampling: lower overhead, less exact (py-spy "
+                                      "--nonblocking); profkit's cpu mode always samples this way")
+    blocking: bool = option(False, "cpu mode: pause the target for each sample, as py-spy does by default; its "
+                                   "threads then look running for a moment after each pause, so blocked threads "
+                                   "are counted on-CPU")
     threads: bool = option(False, "a root frame per thread (py-spy --threads)")
     lines: bool = option(False, "a frame per source line (without it py-spy aggregates by function: --function)")
 
@@ -390,6 +401,18 @@ class PySpyRecording(Recording):
         import math
 
         self.request, self.options = request, options
+        idle = options.idle or request.mode == "wall"
+        # py-spy reads each thread's state in /proc before it pauses the target; pausing (its
+        # default) interrupts every blocking call, and a thread is then briefly running again as
+        # it restarts the call: the next read finds it 'R' (on a busy machine, often). Without
+        # pausing, the states are the kernel's own: cpu mode means on-CPU.
+        nonblocking = options.nonblocking or (not idle and not options.blocking)
+        self.detail = {"sampling": f"{request.rate} samples/s of " + (
+            "every thread, running or waiting (py-spy --idle)" if idle else
+            "each thread running on a CPU, by its state in /proc (py-spy " +
+            ("--gil: only the thread holding the GIL)" if options.gil else
+             "--nonblocking: the target is never paused, so its blocked threads are not counted running)"
+             if nonblocking else "pausing the target for each sample: blocked threads may be counted running)"))}
         self.tools: List[ChildTool] = []
         self.outputs: List[str] = []
         self.raw: Dict[int, str] = {}
@@ -399,9 +422,11 @@ class PySpyRecording(Recording):
             self.raw[pid] = out
             cmd = [exe, "record", "--pid", str(pid), "--rate", str(request.rate),
                    "--duration", str(max(1, math.ceil(request.duration)) + 1), "--format", "raw", "--output", out]
-            for flag in ("subprocesses", "native", "gil", "nonblocking", "threads"):
+            for flag in ("subprocesses", "native", "gil", "threads"):
                 if getattr(options, flag):
                     cmd.append("--" + flag)
+            if nonblocking:
+                cmd.append("--nonblocking")
             if not options.lines:
                 cmd.append("--function")
             if options.idle or request.mode == "wall":

@@ -19,7 +19,8 @@ from operator import contains
 from typing import IO, Iterable, List, Optional, Tuple
 
 from profkit.errors import Diagnostics
-from profkit.model import Number, Profile, ProfileMeta, key_folded_stack
+from profkit.frames import strip_folded_lines
+from profkit.model import Number, Profile, ProfileMeta
 
 __all__ = ["folded_lines", "format_weight", "parse_count", "parse_line", "read_folded", "write_folded"]
 
@@ -75,7 +76,7 @@ def read_folded(lines: Iterable[str], diag: Optional[Diagnostics] = None, *,
     this is how profiles are read to be compared)."""
     profile = Profile(unit, meta, keyed=keyed)
     add = profile.add_tokens
-    key = key_folded_stack if keyed else str
+    key = strip_folded_lines if keyed else str  # names are normalised once per frame, at the end
     for lineno, line in enumerate(lines, 1):
         # The common case (one integer count) stays on a short path.
         stack, _, count = line.rstrip().rpartition(" ")
@@ -89,7 +90,7 @@ def read_folded(lines: Iterable[str], diag: Optional[Diagnostics] = None, *,
             continue
         stack, n, after = parsed
         add(key(stack).split(";"), n if after is None else after)
-    return profile
+    return profile.normalise_keyed() if keyed else profile
 
 
 def format_weight(w: Number) -> str:

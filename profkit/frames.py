@@ -27,7 +27,8 @@ import enum
 import re
 from typing import List, NamedTuple, Optional, Tuple
 
-__all__ = ["Frame", "FrameKind", "IDLE_PATTERN", "function_key", "key_folded_stack", "split_kind"]
+__all__ = ["Frame", "FrameKind", "IDLE_PATTERN", "function_key", "key_folded_stack", "key_token", "normal_token",
+           "split_kind", "strip_folded_lines"]
 
 
 class FrameKind(str, enum.Enum):
@@ -87,8 +88,9 @@ def split_kind(token: str) -> Tuple[str, str]:
 
 
 def _location(text: str) -> Tuple[str, Optional[str], Optional[int]]:
-    """(name, file, line) of a frame's text without its annotation."""
-    if text[-1:] != ")" or " (" not in text:
+    """(name, file, line) of a frame's text without its annotation; a py-spy thread or process
+    frame (``thread (12): Thread-1 (worker)``) is a name, never split."""
+    if text[-1:] != ")" or " (" not in text or _special_kind(text) is not None:
         return text, None, None
     m = _LINE_NUMBER.match(text)
     if m is not None:
@@ -126,10 +128,20 @@ class Frame(NamedTuple):
 
     @property
     def key(self) -> str:
-        """The function key: name and file, without the line (``handle (app.py)``)."""
+        """The function key: name and file, without the line, the name normalised
+        (``handle (app.py)``; see :func:`function_key`)."""
+        return function_key(self.text)
+
+    def keyed(self) -> "Frame":
+        """This frame named by its key (line dropped, name normalised), its kind kept: the frame
+        whose :attr:`token` is :func:`key_token` of this one's."""
+        k = function_key(self.text)
         if self.file is None:
-            return self.name
-        return f"{self.name} ({self.file})"
+            return self if k == self.name else Frame(k, self.kind)
+        loc = f" ({self.file})"
+        if k.endswith(loc) and len(k) > len(loc):
+            return self._replace(name=k[:-len(loc)], line=None)
+        return Frame(k, self.kind)  # a name normalisation reached into an odd location: the key as text
 
     @property
     def location(self) -> str:
@@ -147,8 +159,9 @@ class Frame(NamedTuple):
     def parse(cls, text: str, kind: Optional[FrameKind] = None) -> "Frame":
         """A frame from its text (no annotation): the location split off, the kind inferred
         (PYTHON for ``.py`` files, SYNTHETIC for ``[…]``) unless given."""
-        if text[:1] == "[" and text[-1:] == "]":
-            return cls(text, kind or FrameKind.SYNTHETIC)
+        special = _special_kind(text)
+        if special is not None:
+            return cls(text, kind or special)
         name, file, line = _location(text)
         if kind is None:
             kind = FrameKind.PYTHON if file is not None and _PYTHON_FILE.match(file) else FrameKind.UNKNOWN
@@ -164,15 +177,108 @@ class Frame(NamedTuple):
         return cls.parse(token)
 
 
-def function_key(name: str) -> str:
-    """The key that identifies a function across profiles: the name and file without the line.
+def _strip_line(text: str) -> str:
+    """``handle (app/views.py:42)`` → ``handle (app/views.py)``: the text without its line number."""
+    if not text.endswith(")"):
+        return text
+    m = _LINE_NUMBER.match(text)
+    return f"{m.group(1)} ({m.group(2)})" if m else text
 
-    ``handle (app/views.py:42)`` → ``handle (app/views.py)`` (``shared/CONTRACT.md``).
+
+def function_key(name: str) -> str:
+    """The key that identifies a function across profiles: the name and file without the line
+    (``handle (app/views.py:42)`` → ``handle (app/views.py)``, ``shared/CONTRACT.md``), the name
+    normalised so that the same code has the same key in every run and from every collector:
+
+    * JVM classes spelled with dots (``java/lang/Thread.run`` → ``java.lang.Thread.run``);
+    * lambda and hidden-class counters and addresses removed
+      (``Foo$$Lambda$18.0x00007fcb0000d000.handle`` → ``Foo$$Lambda.handle``);
+    * gcc clone suffixes removed (``memcpy.constprop.0``, ``f.isra.0``, ``g.part.3``, ``h.cold`` → the function);
+    * process and thread frames named, never numbered: profkit's process root ``name [pid]``
+      and py-spy's ``process PID:"cmd"`` → ``[process name]``; py-spy's ``thread (TID): name``
+      and async-profiler's ``[name tid=N]`` → ``[thread name]`` (``[thread]`` without a name).
     """
-    if not name.endswith(")"):
-        return name
-    m = _LINE_NUMBER.match(name)
-    return f"{m.group(1)} ({m.group(2)})" if m else name
+    return _normalise(_strip_line(name))
+
+
+#: profkit's process root frame of a multi-target profile: ``name [pid]``.
+_PROCESS_ROOT = re.compile(r"\A(.*\S) \[(\d+)\]\Z", re.S)
+#: py-spy --subprocesses: ``process 1234:"python3 app.py"``.
+_PYSPY_PROCESS = re.compile(r'\Aprocess \d+:"(.*)"\Z', re.S)
+#: py-spy --threads: ``thread (0x7f12)``, ``thread (1234): MainThread``.
+_PYSPY_THREAD = re.compile(r"\Athread \((?:0x[0-9a-fA-F]+|\d+)\)(?:: (.*))?\Z", re.S)
+#: async-profiler -t (and profkit's JFR reader): ``[main tid=1234]``, ``[tid=1234]``.
+_AP_THREAD = re.compile(r"\A\[(?:(.*) )?tid=\d+\]\Z", re.S)
+#: Keyed process and thread frames.
+_KEYED_PROCESS = re.compile(r"\A\[process(?: .*)?\]\Z", re.S)
+_KEYED_THREAD = re.compile(r"\A\[thread(?: .*)?\]\Z", re.S)
+
+_LAMBDA_COUNTER = re.compile(r"\$\$Lambda\$\d+")
+_HIDDEN_ADDRESS = re.compile(r"(?<=[\w$])[./+]0x[0-9a-fA-F]+(?=[.\[]|\Z)")
+_JVM_SLASHED = re.compile(r"\A[A-Za-z_$][\w$]*(?:/[\w$]+)+(?:\.[\w$<>]+)?(?:\[\])*\Z")
+_GCC_CLONE = re.compile(r"(?<=.)(?:\.(?:constprop|isra|part|lto_priv|localalias)\.\d+|\.cold)+\Z", re.S)
+#: What a name normalisation may change (a superset: every JVM class path has a '/').
+_NAME_TRIGGER = re.compile(r"\$\$Lambda\$|0x|/|\.(?:constprop|isra|part|lto_priv|localalias)\.|\.cold")
+
+
+def _special(text: str) -> Optional[Tuple[FrameKind, str]]:
+    """``(kind, key)`` of the frames tools and profkit make up (processes, threads, ``[self]``…),
+    else None. The key names a process or thread, never its number."""
+    last = text[-1:]
+    if last == "]":
+        if text[:1] == "[":
+            m = _AP_THREAD.match(text)
+            if m is not None:
+                return FrameKind.THREAD, f"[thread {m.group(1)}]" if m.group(1) else "[thread]"
+            if _KEYED_THREAD.match(text):
+                return FrameKind.THREAD, text
+            return (FrameKind.PROCESS if _KEYED_PROCESS.match(text) else FrameKind.SYNTHETIC), text
+        m = _PROCESS_ROOT.match(text)
+        if m is not None:
+            return FrameKind.PROCESS, f"[process {m.group(1)}]"
+    if text[:7] == "thread ":
+        m = _PYSPY_THREAD.match(text)
+        if m is not None:
+            return FrameKind.THREAD, f"[thread {m.group(1)}]" if m.group(1) else "[thread]"
+    if text[:8] == "process " and last == '"':
+        m = _PYSPY_PROCESS.match(text)
+        if m is not None:
+            return FrameKind.PROCESS, f"[process {m.group(1)}]"
+    return None
+
+
+def _special_kind(text: str) -> Optional[FrameKind]:
+    """PROCESS, THREAD or SYNTHETIC for the frames tools and profkit make up, else None."""
+    sp = _special(text)
+    return sp[0] if sp is not None else None
+
+
+def _normal_name(name: str) -> str:
+    """A function name as keys spell it (see :func:`function_key`)."""
+    if "$$Lambda$" in name:
+        name = _LAMBDA_COUNTER.sub("$$Lambda", name)
+    if "0x" in name:
+        name = _HIDDEN_ADDRESS.sub("", name)
+    if "/" in name and _JVM_SLASHED.match(name):
+        name = name.replace("/", ".")
+    if "." in name:
+        name = _GCC_CLONE.sub("", name)
+    return name
+
+
+def _normalise(k: str) -> str:
+    """A key text without a line number, normalised (see :func:`function_key`)."""
+    sp = _special(k)
+    if sp is not None:
+        return sp[1]
+    last = k[-1:]
+    if not _NAME_TRIGGER.search(k):
+        return k
+    m = _FILE_ONLY.match(k) if last == ")" else None
+    if m is not None and not _NOT_A_FILE.match(m.group(2)):
+        name = m.group(1)
+        return _normal_name(name) + k[len(name):]
+    return _normal_name(k)
 
 
 #: Leaf functions that mean "waiting, not working": kernel idle loops, blocking syscalls,
@@ -202,19 +308,52 @@ _KEY_PLAIN = re.compile(r";\)[0-9]+:(?=[^;][^;(]*(?:\((?! )[^;(]*)*\( )")
 _KEY_ANNOTATED = re.compile(r";(\][kjiw01]\[_)\)[0-9]+:(?=[^;][^;(]*(?:\((?! )[^;(]*)*\( )")
 
 
-def key_folded_stack(stack: str) -> str:
-    """A folded stack (frames joined by ``;``) with every frame named by its function key,
-    annotations kept: ``a (m.py:3);b (n.py:9)_[j]`` → ``a (m.py);b (n.py)_[j]``.
+#: A JVM class path starts a frame with ``word/`` (searched on ``";" + stack``).
+_JVM_FRAME_START = re.compile(r";[A-Za-z_$][\w$]*/")
 
-    The same as applying :func:`function_key` to each frame's name, many times faster on the
-    long stacks of a large profile (a million frames in about a quarter of a second).
-    """
+
+def _may_normalise(stack: str) -> bool:
+    """Whether a (line-stripped) stack may hold a frame that :func:`_normalise` changes: a cheap
+    superset of its cases (substring tests, then one regex with a literal start)."""
+    return ("]" in stack or "0x" in stack or "$$Lambda$" in stack or "thread (" in stack or "process " in stack
+            or ".constprop." in stack or ".isra." in stack or ".part." in stack or ".cold" in stack
+            or ".lto_priv." in stack or ".localalias." in stack
+            or ("/" in stack and _JVM_FRAME_START.search(";" + stack) is not None))
+
+
+def strip_folded_lines(stack: str) -> str:
+    """A folded stack with the line number of every frame dropped, annotations kept:
+    ``a (m.py:3);b (n.py:9)_[j]`` → ``a (m.py);b (n.py)_[j]`` (one pass of the regex engine over
+    the whole text: a million frames in about a quarter of a second). Readers that key as they
+    read use it per line and then :func:`normal_token` once per distinct frame."""
     if ":" not in stack:
         return stack
     text = _KEY_PLAIN.sub(";)", ";" + stack[::-1])
     if "_[" in stack:
         text = _KEY_ANNOTATED.sub(r";\1)", text)
     return text[:0:-1]
+
+
+def key_folded_stack(stack: str) -> str:
+    """A folded stack (frames joined by ``;``) with every frame named by its function key,
+    annotations kept: ``a (m.py:3);b (n.py:9)_[j]`` → ``a (m.py);b (n.py)_[j]``.
+
+    The same as applying :func:`function_key` to each frame's name (:func:`key_token`), many
+    times faster on long stacks: line numbers go in one pass over the whole text
+    (:func:`strip_folded_lines`), and only a stack that may hold a name to normalise is taken
+    apart frame by frame.
+    """
+    stack = strip_folded_lines(stack)
+    if not _may_normalise(stack):
+        return stack
+    return ";".join(map(normal_token, stack.split(";")))
+
+
+def normal_token(token: str) -> str:
+    """A token whose line number is gone (:func:`strip_folded_lines`) with its name normalised,
+    its annotation kept: ``java/lang/Thread.run_[j]`` → ``java.lang.Thread.run_[j]``."""
+    text, kind = split_kind(token)
+    return _normalise(text) + kind
 
 
 def keyed_tokens(tokens: List[str]) -> List[str]:

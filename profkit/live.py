@@ -38,6 +38,10 @@ class SessionOptions:
     #: record-option values given on the command line, by field name; each applies to every
     #: chosen collector whose RecordOptions has that field
     record_options: Dict[str, object] = field(default_factory=dict)
+    #: ``--label service=``: pid → the name its process is keyed by (pid 0: every target)
+    services: Dict[int, str] = field(default_factory=dict)
+    #: ``--app``/``--lib`` patterns of the conclusions (recorded in the run record)
+    attribution: Dict[str, List[str]] = field(default_factory=dict)
 
 
 def resolve_targets(pids: Sequence[int], name: Optional[str], children: bool) -> List[Target]:
@@ -69,11 +73,18 @@ def target_records(targets: Sequence[Target]) -> List[TargetRecord]:
 
 
 def new_run(targets: Sequence[Target], output: Optional[str], *, mode: str, rate: Optional[float],
-            duration: float, interval: Optional[float] = None) -> RunDir:
-    """Create the run directory (``-o`` or ``runs/<time>-<pid>-<name>/``) with its first record."""
+            duration: float, interval: Optional[float] = None, services: Optional[Dict[int, str]] = None) -> RunDir:
+    """Create the run directory (``-o`` or ``runs/<time>-<pid>-<name>/``) with its first record.
+    ``services`` (``--label service=``) names processes by pid (0: every target)."""
     first = targets[0]
     rec = RunRecord(mode=mode, rate=rate, interval=interval, duration_requested=duration,
                     targets=target_records(targets))
+    services = services or {}
+    unknown = sorted(set(services) - {0} - {t.pid for t in targets})
+    if unknown:
+        raise UsageError(f"--label service={unknown[0]}:…: PID {unknown[0]} is not a target of this run")
+    for t in rec.targets:
+        t.service = services.get(t.pid, services.get(0))
     return RunDir.create(output or default_run_path(first.pid, first.name), rec)
 
 
@@ -100,7 +111,8 @@ def run_session(targets: List[Target], options: SessionOptions, *, stop: Optiona
     alongside; ``launched`` is the command ``profkit run`` started, stopped at the end."""
     probes, warnings = profiler_probes(targets, options)
     run = new_run(targets, options.output, mode=options.mode, rate=options.rate, duration=options.duration,
-                  interval=options.interval)
+                  interval=options.interval, services=options.services)
+    run.record.attribution = dict(options.attribution)
     for w in warnings:
         run.warn(w)
     everything: List[Probe] = ([CommandProbe(launched)] if launched is not None else [])

@@ -28,6 +28,11 @@ def summarise(path: str) -> Optional[dict]:
         return None
     cpu = [r["cpu_user_pct"] + r["cpu_system_pct"] for r in recs if r.get("cpu_user_pct") is not None]
     rss = [r["rss"] for r in recs]
+    seconds = 0.0
+    for prev, r in zip(recs, recs[1:]):  # each record's CPU % covers the interval since the one before
+        if r.get("cpu_user_pct") is not None and r.get("t") is not None and prev.get("t") is not None:
+            seconds += (r["cpu_user_pct"] + r["cpu_system_pct"]) / 100.0 * max(0.0, r["t"] - prev["t"])
     return {"samples": len(recs), "cpu_mean_pct": sum(cpu) / len(cpu) if cpu else None,
+            "cpu_seconds": round(seconds, 3) if cpu else None,
             "cpu_max_pct": max(cpu) if cpu else None, "rss_start": rss[0], "rss_end": rss[-1],
             "rss_peak": max(rss), "threads_max": max(r["threads"] for r in recs)}

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from profkit.frames import (IDLE_PATTERN, Frame, FrameKind, function_key, key_folded_stack, keyed_tokens,
-                            split_kind)
+                            normal_token, split_kind)
 
 __all__ = [
     "Frame",
@@ -268,6 +268,33 @@ class Profile:
                 idle[key[-1]] = bool(rx.match(frames[key[-1]].name))
         return self._map(lambda k, w: None if (k and idle[k[-1]]) else (k, w))
 
+    def normalise_keyed(self) -> "Profile":
+        """Finish a profile read keyed: its readers drop line numbers per line
+        (:func:`~profkit.frames.strip_folded_lines`, the fast part), and the names are normalised
+        here, once per distinct frame (:func:`~profkit.frames.normal_token`); stacks that become
+        equal are merged. The result equals :meth:`keyed` of the profile read plainly. Returns self."""
+        explicit = self._explicit
+        changed = {}
+        for t in self._tokens:
+            if t not in explicit:
+                n = normal_token(t)
+                if n != t:
+                    changed[t] = n
+        if not changed:
+            return self
+        tokens = self._tokens
+        for t in changed:
+            del tokens[t]
+        mapping = {t: tokens.setdefault(n, n) for t, n in changed.items()}
+        get = mapping.get
+        stacks: Dict[StackIds, Number] = {}
+        for key, w in self._stacks.items():
+            k = tuple(map(get, key, key))
+            stacks[k] = stacks.get(k, 0) + w
+        self._stacks = stacks
+        self._stats = None
+        return self
+
     @property
     def is_keyed(self) -> bool:
         """True when every frame is named by its function key already (see :meth:`keyed`)."""
@@ -275,8 +302,9 @@ class Profile:
 
     def keyed(self) -> "Profile":
         """This profile with every frame named by its :func:`function_key` (line numbers dropped,
-        kinds kept); stacks that become equal are merged. Profiles are compared this way, so that
-        moving code does not make a function new (``shared/CONTRACT.md``)."""
+        names normalised, processes and threads named rather than numbered, kinds kept); stacks
+        that become equal are merged. Profiles are compared this way, so that moving code does
+        not make a function new (``shared/CONTRACT.md``) and a new PID not a new process."""
         if self._keyed:
             return self
         out = self._derive()
@@ -288,9 +316,8 @@ class Profile:
         out._tokens.update(canon)
         mapping = dict(zip(plain, map(canon.__getitem__, keys)))
         for fid, f in self._explicit.items():
-            # a located frame drops its line; a process or thread name is keyed as text
-            mapping[fid] = out.intern(f._replace(line=None) if f.file is not None
-                                      else f._replace(name=function_key(f.name)))
+            # a located frame drops its line; a process or thread is keyed by its name
+            mapping[fid] = out.intern(f.keyed())
         get = mapping.__getitem__
         stacks = out._stacks
         for key, w in self._stacks.items():

@@ -20,7 +20,7 @@ from profkit.model import Profile, ProfileMeta
 from profkit.rundir import RunDir, safe_name
 from profkit.runrecord import ProfileRecord
 
-__all__ = ["load_run_profile", "recover_profiles", "render_run", "write_profiles"]
+__all__ = ["load_run_profile", "on_cpu_check", "recover_profiles", "render_run", "write_profiles"]
 
 
 def _target_dir(pid: int, name: str) -> str:
@@ -61,7 +61,30 @@ def write_profiles(run: RunDir, profiles: Mapping[str, Profile], order: Sequence
         if prof.total < 0.1 * expected:
             record.warn(f"only {prof.total:g} samples where about {expected:.0f} were possible at {record.rate:g} Hz: "
                         "the target was mostly idle or off-CPU; --mode wall shows where it waits")
+        _check_on_cpu(run, prof)
     run.save()
+
+
+def on_cpu_check(run: RunDir, prof: Profile):
+    """``(sampled seconds, CPU seconds from /proc)`` of a cpu-mode run in samples, else None:
+    a sampler's on-CPU time should not exceed what the kernel says the targets used."""
+    from profkit.metrics import summarise
+
+    r = run.record
+    if r.mode != "cpu" or prof.unit != "samples" or not r.rate or not os.path.exists(run.file("metrics.jsonl")):
+        return None
+    summ = summarise(run.file("metrics.jsonl"))
+    if not summ or summ.get("cpu_seconds") is None:
+        return None
+    return prof.total / r.rate, summ["cpu_seconds"]
+
+
+def _check_on_cpu(run: RunDir, prof: Profile) -> None:
+    check = on_cpu_check(run, prof)
+    if check is not None and check[0] > 1.5 * check[1] + 0.5:
+        run.record.warn(f"the profile counts {check[0]:.1f} s on-CPU but the targets used only {check[1]:.1f} s of CPU "
+                        "(/proc): waiting threads were counted as running; read it as wall time, or record with "
+                        "py-spy's default --nonblocking in cpu mode")
     return prof
 
 
@@ -72,7 +95,7 @@ def recover_profiles(run: RunDir) -> List[str]:
     from profkit.engine.captures import options_from, parse_captures
 
     record = run.record
-    names = {t.pid: t.name for t in record.targets}
+    names = record.process_names()
     profiles: Dict[str, Profile] = {}
     per_target: Dict[str, Dict[int, Profile]] = {}
     problems: List[str] = []

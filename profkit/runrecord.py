@@ -63,6 +63,13 @@ class TargetRecord:
     cmdline: List[str] = field(default_factory=list)
     exe: str = ""
     dir: Optional[str] = None  #: ``targets/<pid>-<name>`` in a run of several targets
+    #: ``--label service=NAME``: what this process is called in keys and comparisons (else its name)
+    service: Optional[str] = None
+
+    @property
+    def process_name(self) -> str:
+        """The name this target's process frame and comparisons use: its service label, else its name."""
+        return self.service or self.name or "process"
 
     @property
     def command(self) -> str:
@@ -124,6 +131,8 @@ class RunRecord:
     probes: List[ProbeRecord] = field(default_factory=list)
     profile: Optional[ProfileRecord] = None
     load: Optional[Dict[str, Any]] = None
+    #: ``--app``/``--lib`` patterns the run's conclusions attribute with: ``{"app": [...], "lib": [...]}``
+    attribution: Dict[str, List[str]] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
     #: outputs that could not be written (a full disk), each with the reason
     not_written: List[str] = field(default_factory=list)
@@ -138,6 +147,10 @@ class RunRecord:
     def pids(self) -> List[int]:
         """Every target's PID."""
         return [t.pid for t in self.targets]
+
+    def process_names(self) -> Dict[int, str]:
+        """pid → the name of its process root frame (its ``service`` label, else its process name)."""
+        return {t.pid: t.process_name for t in self.targets}
 
     @property
     def profilers(self) -> List[ProbeRecord]:
@@ -250,7 +263,7 @@ def _target(c: _Check, d: Any, path: str) -> TargetRecord:
     pid = c.get(d, "pid", "int", path, optional=False)
     return TargetRecord(pid=pid, name=c.get(d, "name", "str", path, ""), runtime=c.get(d, "runtime", "str", path, "native"),
                         cmdline=c.get(d, "cmdline", "strs", path, []) or [], exe=c.get(d, "exe", "str", path, ""),
-                        dir=c.get(d, "dir", "str", path))
+                        dir=c.get(d, "dir", "str", path), service=c.get(d, "service", "str", path))
 
 
 def _probe(c: _Check, d: Any, path: str, kind: Optional[str] = None) -> ProbeRecord:
@@ -289,6 +302,8 @@ def _common(c: _Check, d: Dict[str, Any], r: RunRecord) -> None:
     r.warnings = [str(w) for w in (c.get(d, "warnings", "strs", "", []) or [])]
     r.not_written = c.get(d, "not_written", "strs", "", []) or []
     r.load = c.get(d, "load", "dict", "")
+    att = c.get(d, "attribution", "dict", "", {}) or {}
+    r.attribution = {k: c.get(att, k, "strs", "attribution", []) or [] for k in ("app", "lib") if att.get(k)}
 
 
 def _from_schema1(c: _Check, d: Dict[str, Any]) -> RunRecord:

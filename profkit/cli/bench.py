@@ -88,7 +88,11 @@ def bench(pids, children, url, load_id, load_command, connections, load_threads,
 @_slo_option
 @click.option("--redact-paths", is_flag=True, help="Strip file paths from frame names (for public repositories).")
 @click.option("--top", type=int, default=10, show_default=True, help="Rows per function table.")
-def compare(base_dir, head_dir, out_dir, fail_pct, slos, redact_paths, top):
+@click.option("--app", "app_patterns", multiple=True, metavar="PATTERN",
+              help="Frames matching this regex are the application's own code (repeatable; default: the head run's).")
+@click.option("--lib", "lib_patterns", multiple=True, metavar="PATTERN",
+              help="Frames matching this regex are library code (repeatable; wins over --app).")
+def compare(base_dir, head_dir, out_dir, fail_pct, slos, redact_paths, top, app_patterns, lib_patterns):
     """Compare two bench (or attach) runs for a pull request: differential flame graph and comment.md.
 
     \b
@@ -104,11 +108,13 @@ def compare(base_dir, head_dir, out_dir, fail_pct, slos, redact_paths, top):
     from profkit.slo import missed_message
     from profkit.textsafe import terminal_text
 
-    res = compare_runs(base_dir, head_dir, out_dir, threshold=fail_pct, slos=slos, redact=redact_paths, top=top)
+    res = compare_runs(base_dir, head_dir, out_dir, threshold=fail_pct, slos=slos, redact=redact_paths, top=top,
+                       app=app_patterns, lib=lib_patterns)
     for what, path in res["files"].items():
         click.echo(f"wrote {path}" if what == "comment" or path.startswith(out_dir) else f"  ({what}: {path})", err=True)
-    worst = sorted(res["deltas"], key=lambda d: (-d.delta_total, d.key))[:3]
-    for d in worst:
+    from profkit.compare import regressed
+
+    for d in regressed(res["deltas"], 3):
         if d.delta_total > 0:
             click.echo(f"  {d.delta_total:+6.2f} pts  {terminal_text(shorten_key(d.key, redact_paths))}", err=True)
     missed = missed_message(res["head_slo"] or {})

@@ -88,7 +88,7 @@ def diff_cmd(before: str, after: str, output: Optional[str], fmt: str, strict: b
       profkit diff base.folded head.folded -o diff.svg --markdown diff.md --fail-on-regression 2
     """
     from flamegraph import render_diff
-    from profkit.compare import compare_functions, markdown_report, regressions
+    from profkit.compare import compare_functions, markdown_report, regressed, regressions
     from profkit.forked import large_inputs, side_by_side
     from profkit.textsafe import terminal_text
 
@@ -110,7 +110,7 @@ def diff_cmd(before: str, after: str, output: Optional[str], fmt: str, strict: b
         text = markdown_report(deltas, top=top, before_label=os.path.basename(before),
                                after_label=os.path.basename(after), threshold=fail_pct)
         write_output(markdown_path, lambda out: out.write(text))
-    worst = sorted(deltas, key=lambda d: (-d.delta_total, d.key))[: min(top, 5)]
+    worst = regressed(deltas, min(top, 5))
     if target != "-":
         click.echo(f"wrote {target}", err=True)
     for d in worst:

@@ -54,6 +54,14 @@ def live_options(fn):
         click.option("--interval", type=float, default=1.0, show_default=True,
                      help="Seconds between process-metric samples (CPU, RSS, threads)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress display or summary on the terminal."),
+        click.option("--app", "app_patterns", multiple=True, metavar="PATTERN",
+                     help="Frames whose text matches this regex are the application's own code (repeatable), "
+                          "for the Application functions table."),
+        click.option("--lib", "lib_patterns", multiple=True, metavar="PATTERN",
+                     help="Frames whose text matches this regex are library code (repeatable; wins over --app)."),
+        click.option("--label", "labels", multiple=True, metavar="service=NAME",
+                     help="Name the process in keys and comparisons instead of its process name: service=NAME "
+                          "for every target, service=PID:NAME for one (repeatable)."),
     ]
     for o in reversed(opts + record_flags()):
         fn = o(fn)
@@ -68,9 +76,36 @@ def session_options(duration, output, collector_ids, rate, mode, interval, recor
     positive_seconds(interval, "--interval")
     if not 1 <= rate <= 10000:
         raise UsageError("--rate must be between 1 and 10000 Hz")
+    from profkit.attribution import parse_rules
+
+    services = service_labels(record.pop("labels", ()) or ())
+    rules = parse_rules(record.pop("app_patterns", ()) or (), record.pop("lib_patterns", ()) or ())
     return SessionOptions(duration=duration, rate=rate, mode=mode, collectors=tuple(collector_ids),
-                          output=output, interval=interval,
+                          output=output, interval=interval, services=services,
+                          attribution={k: list(v) for k, v in (("app", rules.app), ("lib", rules.lib)) if v},
                           record_options={k: v for k, v in record.items() if v is not None})
+
+
+def service_labels(labels) -> Dict[int, str]:
+    """``--label service=NAME`` (key 0: every target) and ``service=PID:NAME`` (that target)."""
+    import re
+
+    out: Dict[int, str] = {}
+    for text in labels:
+        key, eq, value = text.partition("=")
+        if not eq or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", key):
+            raise UsageError(f"--label {text!r}: expected KEY=VALUE (KEY like [a-zA-Z_][a-zA-Z0-9_]*)")
+        if key != "service":
+            raise UsageError(f"--label {key}=…: profkit knows the label 'service' (the name processes are keyed by)")
+        pid, colon, name = value.partition(":")
+        if colon and pid.isdigit():
+            out[int(pid)] = name
+        else:
+            out[0] = value
+    for pid, name in out.items():
+        if not name.strip() or len(name) > 100 or any(c in name for c in ";[]\n"):
+            raise UsageError(f"--label service={name!r}: a name of 1 to 100 characters without ';', '[', ']' or newlines")
+    return out
 
 
 def finish(run, quiet: bool) -> None:
@@ -151,16 +186,26 @@ def run(duration, output, collector_ids, rate, mode, interval, quiet, command, *
 
 @click.command(context_settings=CONTEXT)
 @click.argument("run_dir", metavar="RUN_DIR")
-def render(run_dir):
+@click.option("--app", "app_patterns", multiple=True, metavar="PATTERN",
+              help="Frames matching this regex are the application's own code (repeatable; recorded in the run).")
+@click.option("--lib", "lib_patterns", multiple=True, metavar="PATTERN",
+              help="Frames matching this regex are library code (repeatable; wins over --app; recorded in the run).")
+def render(run_dir, app_patterns, lib_patterns):
     """Rebuild flamegraph.svg, summary.md and report.html of a run from what is on disk.
 
     A run that profkit left 'running' (it was killed) is recovered first: its raw captures
-    are parsed again and the run is marked interrupted.
+    are parsed again and the run is marked interrupted. --app/--lib replace the attribution
+    rules the run was recorded with.
     """
+    from profkit.attribution import parse_rules
     from profkit.outputs import render_run
     from profkit.rundir import RunDir
 
+    rules = parse_rules(app_patterns, lib_patterns)
     run_d = RunDir.open(run_dir)
+    if rules.app or rules.lib:
+        run_d.record.attribution = {k: list(v) for k, v in (("app", rules.app), ("lib", rules.lib)) if v}
+        run_d.save()
     known = len(run_d.record.warnings)
     written = render_run(run_d)
     echo_warnings(run_d.record.warnings[known:])

@@ -78,7 +78,7 @@ class ProfilerProbe(Probe):
         diag = Diagnostics()
         try:
             merged, per = parse_captures(self.collector, raws, self.rec.parse_options,
-                                         {t.pid: t.name for t in ctx.targets}, diag)
+                                         ctx.record.process_names(), diag)
         except ProfkitError as e:
             raise failure or e
         finally:

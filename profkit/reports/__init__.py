@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
+from profkit.attribution import Rules
 from profkit.markdown import markdown_escape as _md_escape
 from profkit.model import Profile
+from profkit.reports.conclusions import markdown_tables, run_tables
 from profkit.reports.text import fmt_bytes as _fmt_bytes
 from profkit.reports.text import format_quantity, plain_text
 from profkit.rundir import RunDir
@@ -20,12 +22,23 @@ __all__ = ["format_quantity", "plain_text", "render_report", "summary_markdown"]
 
 
 def _mode_line(r) -> str:
-    """``cpu at 100 Hz``; modes whose sampling is not a rate say what it is."""
+    """The mode and its real sampling parameter, as the primary collector recorded it
+    (``alloc, one sample per 512 KiB allocated``); ``cpu at 100 Hz`` when it recorded none."""
+    primary = next((p for p in r.profilers if p.id == r.primary), None) or next(iter(r.profilers), None)
+    sampling = (primary.detail.get("sampling") if primary is not None else None) if r.mode != "heap" else None
+    if sampling:
+        return f"{r.mode}: {sampling}"
     if r.mode in ("cpu", "wall"):
         return f"{r.mode} at {r.rate:g} Hz" if r.rate else r.mode
     if r.mode == "heap":
         return f"heap, every {r.interval:g} s" if r.interval else "heap"
     return r.mode
+
+
+def _on_cpu(run: RunDir, profile: Optional[Profile]):
+    from profkit.outputs import on_cpu_check
+
+    return on_cpu_check(run, profile) if profile else None
 
 
 def _metrics(run: RunDir):
@@ -35,17 +48,10 @@ def _metrics(run: RunDir):
     return summarise(path), (list(read_metrics(path)) if os.path.exists(path) else [])
 
 
-def _top(profile: Optional[Profile], by: str, n: int = 10):
-    if not profile:
-        return []
-    total = profile.total or 1
-    rows = [(s.key, s.self if by == "self" else s.total) for s in profile.top_functions(n, by=by)]
-    # a function that is never a leaf has no self weight: no row in the self table
-    return [(key, w, 100.0 * w / total) for key, w in rows if w]
-
-
-def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: bool = False) -> str:
-    """The run's ``summary.md``: what ran, how long, samples, top functions, CPU and RSS.
+def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: bool = False,
+                     rules: Optional[Rules] = None) -> str:
+    """The run's ``summary.md``: what ran, how long, samples, application functions, top
+    functions, CPU and RSS (``rules``: the attribution rules, else the run's own).
 
     ``for_terminal`` gives the same text with names left readable (control characters still
     neutralised) instead of Markdown-escaped, for printing at the end of a run.
@@ -80,21 +86,16 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
         lines.append(f"| CPU (of one core) | {cpu} |")
         lines.append(f"| RSS | {_fmt_bytes(summ['rss_start'])} → {_fmt_bytes(summ['rss_end'])} (peak {_fmt_bytes(summ['rss_peak'])}) |")
         lines.append(f"| threads (max) | {summ['threads_max']} |")
+        check = _on_cpu(run, profile)
+        if check is not None:
+            lines.append(f"| on-CPU check | {check[0]:.2f} s sampled at {r.rate:g} Hz; the targets used {check[1]:.2f} s "
+                         "of CPU (/proc) |")
     lines.append("")
     for w in r.warnings:
         lines.append(f"> warning: {markdown_escape(str(w))}")
     if r.warnings:
         lines.append("")
-    for by, title in (("self", "Top functions by self"), ("total", "Top functions by total")):
-        rows = _top(profile, by)
-        lines.extend([f"## {title}", ""])
-        if not rows:
-            lines.extend(["_no samples_", ""])
-            continue
-        lines.extend([f"| function | {unit} | share |", "|---|---:|---:|"])
-        for key, w, pct in rows:
-            lines.append(f"| {markdown_escape(key)} | {format_quantity(w, unit)} | {pct:.1f}% |")
-        lines.append("")
+    lines.extend(markdown_tables(run_tables(r, profile, rules), markdown_escape))
     for section in _sections(run):
         lines.append(section.markdown_section(run, for_terminal=for_terminal).rstrip("\n"))
         lines.append("")
@@ -132,7 +133,8 @@ def _chart(series: List[dict], key: str, width: int = 560, height: int = 140) ->
     return {"points": coords, "max": v_max, "t_max": t_max, "width": width, "height": height}
 
 
-def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[str]) -> str:
+def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[str],
+                  rules: Optional[Rules] = None) -> str:
     """The run's self-contained ``report.html``."""
     from jinja2 import Environment, PackageLoader, select_autoescape
     from markupsafe import Markup
@@ -153,7 +155,7 @@ def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[st
     return tmpl.render(
         sections=sections, r=run.record, mode_line=_mode_line(run.record), profile=profile,
         unit=profile.unit if profile is not None else run.record.unit,
-        top_self=_top(profile, "self"), top_total=_top(profile, "total"), metrics=summ,
+        tables=run_tables(run.record, profile, rules), metrics=summ,
         fmt_bytes=_fmt_bytes, fmt_q=lambda v: format_quantity(v, profile.unit if profile is not None else "samples"),
         cpu_chart=_chart(cpu_series, "cpu"), rss_chart=_chart(series, "rss"),
         # The SVG comes from our own renderer, which escapes every frame name.

@@ -71,7 +71,7 @@ def test_kernel_frames_and_thread_roots():
     assert all(f.kind is FrameKind.THREAD for f in roots)
     worker = [f for f in roots if f.name.startswith("[profkit-worker tid=")]
     assert len(worker) == 1
-    assert profile.function_stats()[worker[0].name].total / profile.total > 0.9
+    assert profile.function_stats()[worker[0].key].total / profile.total > 0.9
 
 
 def test_alloc_leaves_are_tlab_kinds_and_the_allocating_method_is_there():

@@ -56,3 +56,49 @@ def test_markdown_escape_makes_names_inert(hostile):
     # every table-cell separator and link bracket is escaped
     for ch in "|[]`*":
         assert out.count(ch) == out.count("\\" + ch)
+
+
+def test_processes_are_keyed_by_name_so_new_pids_are_not_new_functions():
+    from profkit.compare import compare_processes, regressed
+
+    base = make([("api [100];main (api.py:1);handle (api.py:9)", 60), ("worker [101];main (w.py:1);poll (w.py:4)", 40)])
+    # head: new PIDs, and the worker's poll grew a slow call
+    head = make([("api [200];main (api.py:1);handle (api.py:9)", 60), ("worker [201];main (w.py:1);poll (w.py:4)", 20),
+                 ("worker [201];main (w.py:1);poll (w.py:4);slow_call (w.py:30)", 60)])
+    deltas = compare_functions(base.keyed(), head.keyed())
+    keys = {d.key for d in deltas}
+    assert "[process api]" in keys and not any("[100]" in k or "[200]" in k for k in keys)
+    # process frames are never regressions, nor rows of the tables; the culprit comes first
+    assert [d.key for d in regressed(deltas, 3)][0] == "slow_call (w.py)"
+    assert all(not d.key.startswith("[process") for d in regressions(deltas, 0.0))
+    assert [d.key for d in regressions(deltas, 10.0)] == ["slow_call (w.py)", "main (w.py)", "poll (w.py)"]
+    # base A against head A
+    per = {p.name: p for p in compare_processes(base.keyed(), head.keyed())}
+    assert set(per) == {"api", "worker"}
+    assert per["worker"].before_share == pytest.approx(40.0) and per["worker"].after_share == pytest.approx(57.14, abs=0.01)
+    inside = {d.key: d for d in per["worker"].deltas}
+    assert inside["slow_call (w.py)"].after_total == pytest.approx(75.0)  # of the worker's own samples
+    assert regressed(per["api"].deltas, 3) == []
+
+
+def test_two_runs_of_the_same_processes_pass_the_gate():
+    a = make([("python3 [10];f (a.py:1)", 50), ("python3 [11];g (b.py:1)", 50)])
+    b = make([("python3 [20];f (a.py:1)", 50), ("python3 [21];g (b.py:1)", 50)])
+    assert regressions(compare_functions(a.keyed(), b.keyed()), 0.5) == []
+
+
+def test_jvm_names_from_two_collectors_and_two_runs_share_keys():
+    jfr = make([("java/lang/Thread.run;com/example/App$$Lambda$18.0x00007fcb0000d000.handle;com/example/App.render", 10)])
+    ap = make([("java.lang.Thread.run;com.example.App$$Lambda$23/0x0000000800c03000.handle;com.example.App.render", 10)])
+    assert dict(jfr.keyed().items()) == dict(ap.keyed().items())
+    assert regressions(compare_functions(jfr.keyed(), ap.keyed()), 0.0) == []
+    native = make([("main;memcpy.constprop.0_[k]", 5)]).keyed()
+    assert set(native.function_stats()) == {"main", "memcpy"}
+
+
+def test_markdown_report_leaves_synthetic_frames_out():
+    a = make([("p [1];[thread MainThread];f (a.py:1)", 10)])
+    b = make([("p [2];[thread MainThread];f (a.py:1)", 5), ("q [3];[thread w];g (b.py:1)", 5)])
+    text = markdown_report(compare_functions(a.keyed(), b.keyed()), top=5)
+    assert "g (b.py)" in text
+    assert "process" not in text and "thread" not in text

@@ -35,7 +35,13 @@ def test_tokens_and_frames_intern_to_the_same_id():
     ("Foo.bar (Foo.java:12)_[j]", "Foo.bar", FrameKind.JIT, "Foo.java", 12),
     ("h (a.js:10:5)", "h", FrameKind.UNKNOWN, "a.js:10", 5),     # the line is after the last colon
     ("a (b) (c.py:9)", "a (b)", FrameKind.PYTHON, "c.py", 9),    # the last (…) is the location
-    ("thread (1234)", "thread (1234)", FrameKind.UNKNOWN, None, None),  # a bare number is no file
+    ("thread (1234)", "thread (1234)", FrameKind.THREAD, None, None),  # py-spy's thread frame: a bare number is no file
+    ("thread (1): Thread-1 (worker)", "thread (1): Thread-1 (worker)", FrameKind.THREAD, None, None),  # never split
+    ("x (1234)", "x (1234)", FrameKind.UNKNOWN, None, None),            # a bare number is no file
+    ("python3 [1234]", "python3 [1234]", FrameKind.PROCESS, None, None),  # profkit's process root frame
+    ("[worker tid=12]", "[worker tid=12]", FrameKind.THREAD, None, None),  # async-profiler -t
+    ("[process api]", "[process api]", FrameKind.PROCESS, None, None),    # keyed process and thread frames
+    ("[thread MainThread]", "[thread MainThread]", FrameKind.THREAD, None, None),
     ("f (a.py:١٢)", "f", FrameKind.UNKNOWN, "a.py:١٢", None),   # only ASCII digits are a line
     ("[self]", "[self]", FrameKind.SYNTHETIC, None, None),
     ("plain name with spaces", "plain name with spaces", FrameKind.UNKNOWN, None, None),
@@ -57,10 +63,10 @@ def test_integers_stay_integers_and_fractions_are_kept():
     assert isinstance(p.scale(2).total, int) and p.scale(0.5).total == 2.5
 
 
-def test_function_key_drops_line_numbers_only():
+def test_function_key_drops_line_numbers_and_normalises_names_only():
     assert function_key("handle (app/views.py:42)") == "handle (app/views.py)"
     assert function_key("handle (app/views.py)") == "handle (app/views.py)"
-    assert function_key("java/lang/String.format") == "java/lang/String.format"
+    assert function_key("java/lang/String.format") == "java.lang.String.format"  # one JVM spelling
 
 
 def test_top_functions_self_and_total_count_recursion_once():
@@ -129,7 +135,7 @@ def test_bulk_function_keys_equal_the_per_frame_definition():
         assert keyed[t] == key_token(t), t
         # the structured frame agrees: its key is the function key of its text
         f = Frame.from_token(t)
-        assert f._replace(line=None).token == key_token(t), t
+        assert f.keyed().token == key_token(t), t
     # Stats keys of a keyed profile's frames are their names: never keyed a second time.
     bulk = _function_keys(sorted(set(keyed.values())), {})
     assert {t: bulk[keyed[t]] for t in tokens} == {t: function_key(split_kind(t)[0]) for t in tokens}
@@ -152,7 +158,7 @@ def test_whole_stack_keying_equals_keying_each_frame():
         expect = [key_token(t) for t in frames]
         assert key_folded_stack(";".join(frames)) == ";".join(expect), frames
         # and the structured frames agree with the text-level keying
-        assert [Frame.from_token(t)._replace(line=None).token if t else t for t in frames] == expect, frames
+        assert [Frame.from_token(t).keyed().token if t else t for t in frames] == expect, frames
 
 
 def test_keyed_profile_drops_line_numbers_keeps_kinds_and_merges():
@@ -160,3 +166,55 @@ def test_keyed_profile_drops_line_numbers_keeps_kinds_and_merges():
     k = p.keyed()
     assert dict(k.items()) == {("main", "handle (v.py)", "q (db.py)"): 5, ("main", "io_[k]"): 1}
     assert k.frames["io_[k]"].kind is FrameKind.KERNEL and k.total == p.total
+
+
+def test_whole_stack_keying_equals_keying_each_frame_with_names_to_normalise():
+    """The same, with the pieces of every normalisation: JVM slashes, lambda counters and
+    hidden-class addresses, gcc clone suffixes, process and thread frames."""
+    import random
+
+    from profkit.model import key_folded_stack
+
+    rng = random.Random(17)
+    alphabet = ["a", "B", "/", ".", "$", "$$Lambda$", "18", "0x7f", "0xg", " [", "12", "]", "[", "tid=", " ",
+                "thread (", "process ", '"', ":", ")", " (", ".py", ":3)", ".constprop.0", ".isra.", ".part.1", ".cold",
+                "_[k]", "_[j]", "<init>", "[]", "java/lang/", "Thread.run", ": ", "(", "x"]
+    for _ in range(30000):
+        frames = ["".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 7))) for _ in range(rng.randrange(1, 5))]
+        expect = [key_token(t) for t in frames]
+        assert key_folded_stack(";".join(frames)) == ";".join(expect), frames
+        assert [Frame.from_token(t).keyed().token if t else t for t in frames] == expect, frames
+
+
+@pytest.mark.parametrize("text,key", [
+    ("java/lang/Thread.run", "java.lang.Thread.run"),                      # async-profiler and JFR spell it with slashes
+    ("java.lang.Thread.run", "java.lang.Thread.run"),
+    ("java/util/concurrent/ThreadPoolExecutor$Worker.run", "java.util.concurrent.ThreadPoolExecutor$Worker.run"),
+    ("com/example/Foo$$Lambda$18.0x00007fcb0000d000.handle", "com.example.Foo$$Lambda.handle"),
+    ("com.example.Foo$$Lambda$18/0x0000000800c03000.handle", "com.example.Foo$$Lambda.handle"),
+    ("java/lang/invoke/LambdaForm$MH.0x0000000800c04400.invoke", "java.lang.invoke.LambdaForm$MH.invoke"),
+    ("java/lang/Object[]", "java.lang.Object[]"),
+    ("memcpy.constprop.0", "memcpy"), ("f.isra.0.part.3", "f"), ("h.cold", "h"), ("g.lto_priv.0", "g"),
+    ("memcpy.constprop.0_[k]", "memcpy_[k]"),
+    ("python3 [1234]", "[process python3]"),                              # profkit's process root
+    ('process 99:"python3 app.py"', "[process python3 app.py]"),          # py-spy --subprocesses
+    ("thread (0x7f12ab): MainThread", "[thread MainThread]"),            # py-spy --threads
+    ("thread (1234)", "[thread]"),
+    ("[worker-1 tid=55]", "[thread worker-1]"), ("[tid=5]", "[thread]"),  # async-profiler -t
+    ("handle (app/views.py:42)", "handle (app/views.py)"),
+    ("handle (app/v0x1/views.py:42)", "handle (app/v0x1/views.py)"),     # files are never normalised
+    ("net/http.HandlerFunc.ServeHTTP", "net/http.HandlerFunc.ServeHTTP"),  # not a JVM class path
+    ("/usr/lib/libc.so.6", "/usr/lib/libc.so.6"), ("[unknown]", "[unknown]"), ("byte[]", "byte[]"),
+])
+def test_keys_are_normalised(text, key):
+    assert key_token(text) == key
+    assert function_key(split_kind(text)[0]) + split_kind(text)[1] == key
+
+
+def test_process_and_thread_keys_are_synthetic_and_pids_do_not_matter():
+    a = make(("python3 [100];thread (0x1): MainThread;main (a.py:1);work (a.py:9)", 5))
+    b = make(("python3 [200];thread (0x2): MainThread;main (a.py:1);work (a.py:12)", 5))
+    assert dict(a.keyed().items()) == dict(b.keyed().items())
+    (stack, _), = a.keyed().stacks()
+    assert [f.kind for f in stack[:2]] == [FrameKind.PROCESS, FrameKind.THREAD]
+    assert all(f.synthetic for f in stack[:2]) and not any(f.synthetic for f in stack[2:])

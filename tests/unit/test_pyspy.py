@@ -197,4 +197,4 @@ def test_reading_keyed_equals_keying_what_was_read(capture, tmp_path):
     src = Source(str(odd))
     keyed = collector.parse_keyed(src, PySpyOptions(), src.diag)
     assert sorted(keyed.stacks()) == sorted(read(odd).keyed().stacks())
-    assert any(f.name == "thread (0x1): w (q.py)" and f.kind is FrameKind.THREAD for f in keyed.frames.values())
+    assert any(f.name == "[thread w (q.py)]" and f.kind is FrameKind.THREAD for f in keyed.frames.values())
