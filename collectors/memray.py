@@ -28,12 +28,14 @@ allocations at the end of tracking, by Python stack, in bytes.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -46,8 +48,8 @@ from profkit.targets import ChildTool, ptrace_problem
 
 from collectors.base import Availability, Collector, NoOptions, RecordRequest, Recording, Sniff
 
-__all__ = ["MemrayCollector", "MemrayRecordOptions", "MemrayRecording",
-           "live_allocations", "memory_snapshots"]
+__all__ = ["MemrayCollector", "MemrayRecordOptions", "MemrayRecording", "allocator_totals",
+           "live_allocations", "memory_snapshots", "reader_errors"]
 
 #: memray's capture files start with this magic (``MEMRAY`` plus NUL).
 MAGIC = b"memray\x00"
@@ -279,13 +281,51 @@ def _reader(path: str):
         raise CaptureFormatError(f"not a readable memray capture ({e})", location=path) from None
 
 
-def memory_snapshots(path: str) -> List[dict]:
+@contextlib.contextmanager
+def reader_errors(diag: Optional[Diagnostics], what: str = "memray"):
+    """Turn what memray's C++ reader writes to file descriptor 2 while the block runs (``Failed to
+    process aggregated allocation record``…) into warnings, each distinct line once with its count:
+    an error a tool wrote during a run is never lost on a terminal."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines = [l.strip() for l in tmp.read(1 << 20).decode("utf-8", "replace").splitlines() if l.strip()]
+    if diag is not None:
+        for line, n in Counter(lines).items():
+            diag.warn(f"{what}: {line}" + (f" ({n} times)" if n > 1 else ""))
+
+
+def memory_snapshots(path: str, diag: Optional[Diagnostics] = None) -> List[dict]:
     """Heap size over time from a capture: ``[{"time": epoch seconds, "rss": bytes, "heap": bytes}]``."""
-    reader = _reader(path)
-    try:
-        return [{"time": s.time / 1000.0, "rss": s.rss, "heap": s.heap} for s in reader.get_memory_snapshots()]
-    finally:
-        reader.close()
+    with reader_errors(diag, "memray reader"):
+        reader = _reader(path)
+        try:
+            return [{"time": s.time / 1000.0, "rss": s.rss, "heap": s.heap} for s in reader.get_memory_snapshots()]
+        finally:
+            reader.close()
+
+
+def allocator_totals(path: str, diag: Optional[Diagnostics] = None) -> Dict[str, int]:
+    """Bytes live at the end of tracking by kind of allocator: ``python`` (pymalloc: Python
+    objects, with ``--trace-python-allocators``) and ``native`` (malloc, calloc, realloc, mmap…:
+    C libraries and extension modules, and Python's own large buffers)."""
+    out = {"python": 0, "native": 0}
+    with reader_errors(diag, "memray reader"):
+        reader = _reader(path)
+        try:
+            for rec in reader.get_leaked_allocation_records(merge_threads=True):
+                kind = "python" if "PYMALLOC" in str(getattr(rec, "allocator", "")).upper() else "native"
+                out[kind] += int(rec.size)
+        finally:
+            reader.close()
+    return out
 
 
 def _frame(fn: str, file: str, line: int) -> Frame:
@@ -297,6 +337,11 @@ def _frame(fn: str, file: str, line: int) -> Frame:
 
 def live_allocations(path: str, diag: Optional[Diagnostics] = None) -> Profile:
     """The allocations made while tracking and still live at its end, by stack (root first), in bytes."""
+    with reader_errors(diag, "memray reader"):
+        return _live_allocations(path, diag)
+
+
+def _live_allocations(path: str, diag: Optional[Diagnostics]) -> Profile:
     reader = _reader(path)
     try:
         meta = reader.metadata

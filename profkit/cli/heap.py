@@ -16,10 +16,14 @@ from profkit.cli.common import CONTEXT, ProgressLine, echo_warnings, positive_se
               help="Seconds left out of the growth fit [default: a quarter of the run, at most 60].")
 @click.option("--no-allocations", is_flag=True,
               help="Memory figures only: no memray (Python) and no allocation profile (JVM).")
+@click.option("--baseline", type=float, default=None, metavar="SECONDS",
+              help="Python: watch RSS/USS alone for this long before memray attaches, so that the growth rate "
+                   "and projection are the target's, not memray's (default: a third of --duration; 0: memray "
+                   "from the start, and no projection).")
 @click.option("--output", "-o", default=None, metavar="RUN_DIR",
               help="Run directory (default runs/<time>-<pid>-<name>/); must be new or empty.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or summary on the terminal.")
-def heap(pid, duration, interval, warmup, no_allocations, output, quiet):
+def heap(pid, duration, interval, warmup, no_allocations, baseline, output, quiet):
     """Find what is growing in a process, how fast, and when it will run out of memory.
 
     \b
@@ -40,8 +44,10 @@ def heap(pid, duration, interval, warmup, no_allocations, output, quiet):
     if warmup is not None and not 0 <= warmup < float("inf"):
         raise click.BadParameter("must be a finite number of seconds, 0 or more", param_hint="--warmup")
     target = inspect(pid)
+    if baseline is not None and not 0 <= baseline < duration:
+        raise click.BadParameter("must be 0 or more seconds, and shorter than --duration", param_hint="--baseline")
     opts = HeapOptions(duration=duration, interval=interval, output=output, warmup=warmup,
-                       allocations=not no_allocations)
+                       allocations=not no_allocations, baseline=baseline)
     progress = ProgressLine(quiet, f"watching {target.name} [{pid}]")
     try:
         run = with_stop_signals(lambda stop: run_heap(target, opts, stop=stop, progress=progress))

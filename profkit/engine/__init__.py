@@ -36,11 +36,15 @@ TICK = 0.5
 
 
 def _start(ctx: RunContext, probes: Sequence[Probe]) -> List[Probe]:
-    """Start each probe in turn; a failure is recorded (and aborts the run for ``must_start``)."""
+    """Start each probe in turn (a delayed one only gets its record: the wait loop starts it);
+    a failure is recorded (and aborts the run for ``must_start``)."""
     started: List[Probe] = []
     failures: List[ProfkitError] = []
     for p in probes:
         entry = p.attach_record(ctx)
+        if p.delay > 0:
+            entry.detail["delay_s"] = p.delay
+            continue
         try:
             p.start(ctx)
         except ProfkitError as e:
@@ -56,7 +60,7 @@ def _start(ctx: RunContext, probes: Sequence[Probe]) -> List[Probe]:
             continue
         started.append(p)
     ctx.run.save()
-    if not any(p.essential for p in started) and any(p.essential for p in probes):
+    if not any(p.essential for p in started) and any(p.essential for p in probes if p.delay <= 0):
         _stop_all(started, "stop")
         for p in started:
             _finish_one(ctx, p)
@@ -81,11 +85,31 @@ def _finish_one(ctx: RunContext, p: Probe) -> None:
             p.entry.status = "ok"
 
 
-def _wait(ctx: RunContext, probes: Sequence[Probe], progress: Optional[Progress], watch_targets: bool) -> str:
-    """Wait until the run should end; returns why: ``stop``, ``duration``, ``targets-gone`` or ``done``."""
+def _start_late(ctx: RunContext, pending: List[Probe], started: List[Probe], elapsed: float) -> None:
+    """Start the delayed probes whose time has come, recording when (seconds since the run's
+    start: ``started_s`` when asked, ``attached_s`` once running)."""
+    for p in [p for p in pending if p.delay <= elapsed]:
+        pending.remove(p)
+        p.attach_record(ctx).detail["started_s"] = round(elapsed, 3)
+        delay, p.delay = p.delay, 0.0
+        if _start(ctx, [p]):
+            started.append(p)
+            p.attach_record(ctx).detail["attached_s"] = round(time.monotonic() - ctx.t0, 3)
+        p.delay = delay
+        ctx.run.save()
+
+
+def _wait(ctx: RunContext, probes: List[Probe], progress: Optional[Progress], watch_targets: bool,
+          pending: Optional[List[Probe]] = None) -> str:
+    """Wait until the run should end; returns why: ``stop``, ``duration``, ``targets-gone`` or ``done``.
+    ``pending`` probes are started (and appended to ``probes``) when their delay has passed."""
     essential = [p for p in probes if p.essential] or list(probes)
+    pending = pending if pending is not None else []
     while True:
         elapsed = time.monotonic() - ctx.t0
+        if pending and not ctx.stop.is_set():
+            _start_late(ctx, pending, probes, elapsed)
+            elapsed = time.monotonic() - ctx.t0
         if ctx.stop.is_set():
             return "stop"
         if elapsed >= ctx.duration:
@@ -118,15 +142,18 @@ def record(run: RunDir, targets: List[Target], probes: Sequence[Probe], *, durat
         ctx.warn(f"the tools profkit starts will not stop by themselves if profkit is killed: {problem}")
     ctx.t0, ctx.t0_epoch = time.monotonic(), time.time()
     started = _start(ctx, probes)
+    pending = [p for p in probes if p.delay > 0]
     why = "stop"
     try:
-        why = _wait(ctx, started, progress, watch_targets)
+        why = _wait(ctx, started, progress, watch_targets, pending)
     finally:
         _stop_all(started, why if not ctx.stop.is_set() else "stop")
     ctx.elapsed = time.monotonic() - ctx.t0
     run.record.duration = round(ctx.elapsed, 3)
     if why == "targets-gone":
         ctx.warn("the target exited during the run; what was recorded covers the time until then")
+    for p in pending:
+        ctx.warn(f"{p.id} was to start {p.delay:g} s into the run, which ended before" + (f"; so {p.without}" if p.without else ""))
     for p in started:
         _finish_one(ctx, p)
     full: Optional[DiskFull] = None

@@ -76,6 +76,9 @@ class Probe:
     must_start: bool = False
     #: what the run lacks when this probe fails (said in the warning), e.g. "no class histograms"
     without: str = ""
+    #: seconds after the run's start at which the engine starts this probe (a heavy probe after a
+    #: baseline window measured without it); 0 starts it with the others
+    delay: float = 0.0
 
     def __init__(self) -> None:
         self.entry: Optional[ProbeRecord] = None

@@ -7,6 +7,7 @@ probes too; they live beside the things they drive.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any, List, Optional
 
@@ -75,6 +76,9 @@ class ProfilerProbe(Probe):
         self._describe(ctx)
         if raws:
             self.attach_record(ctx).raw = relative_all(ctx.run, raws)
+        for raw in self.rec.raw.values():
+            for line in tool_errors(raw + ".stderr"):
+                ctx.warn(f"{self.id}: {line}")
         diag = Diagnostics()
         try:
             merged, per = parse_captures(self.collector, raws, self.rec.parse_options,
@@ -89,6 +93,26 @@ class ProfilerProbe(Probe):
             ctx.per_target[self.id] = per
         if failure is not None:
             raise failure
+
+
+_ERROR_LINE = re.compile(r"(?i)\b(?:error|errors|failed|failure|fatal|panic|exception|traceback|segmentation)\b")
+
+
+def tool_errors(path: str, limit: int = 10) -> List[str]:
+    """The error lines a tool wrote to its stderr file (each distinct line once, with its count;
+    at most ``limit``, then how many more): every one becomes a warning of the run."""
+    from collections import Counter
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read(1 << 20)
+    except OSError:
+        return []
+    counts = Counter(l.strip() for l in text.splitlines() if _ERROR_LINE.search(l))
+    out = [line + (f" ({n} times)" if n > 1 else "") for line, n in list(counts.items())[:limit]]
+    if len(counts) > limit:
+        out.append(f"… and {len(counts) - limit} more error lines in {os.path.basename(path)}")
+    return out
 
 
 def _captured(paths: List[str]) -> str:

@@ -39,6 +39,9 @@ class HeapOptions:
     warmup: Optional[float] = None
     #: an allocation profile (memray for Python, async-profiler/JFR alloc for a JVM)
     allocations: bool = True
+    #: Python: seconds measured with RSS/USS only before memray attaches (its own memory would
+    #: inflate the growth rate); None: a third of the window; 0: memray from the start
+    baseline: Optional[float] = None
 
 
 def _probes(target: Target, options: HeapOptions, warnings: List[str]) -> List[Probe]:
@@ -55,9 +58,18 @@ def _probes(target: Target, options: HeapOptions, warnings: List[str]) -> List[P
             warnings.append(f"no allocation profile: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         else:
             probe = ProfilerProbe(c, avail, mode, 100, record_options(c, {}), essential=False)
-            probe.without = "no allocation profile" if target.runtime == "jvm" else "RSS/USS only (no Python heap)"
+            probe.without = "no allocation profile" if target.runtime == "jvm" else "RSS/USS only (no memray heap)"
+            if target.runtime == "python":
+                probe.delay = baseline_seconds(options)
             probes.append(probe)
     return probes
+
+
+def baseline_seconds(options: HeapOptions) -> float:
+    """How long a Python heap run watches RSS/USS alone before memray attaches."""
+    if options.baseline is not None:
+        return max(0.0, min(options.baseline, options.duration - 2 * options.interval))
+    return round(options.duration / 3.0, 1) if options.duration >= 9 * options.interval else 0.0
 
 
 def run_heap(target: Target, options: HeapOptions, *, stop: threading.Event,

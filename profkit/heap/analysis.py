@@ -78,10 +78,18 @@ def analyse_heap(ctx: RunContext, heap: Dict[str, object], *, interval: float, w
     if uss_pts:
         heap["uss"] = growth.analyse(uss_pts, limits, warmup=warmup, what="USS")
     heap["basis"] = "rss"
+    if runtime == "python":
+        _without_memray(ctx, heap, series, limits, warmup)
     primary = _jvm_series(heap, ctx.results.get("jstat") or {}, interval, max_heap, limits, warmup) or heap["rss"]
     if "memray_series" in heap:
         pts = [(r["t"], r["heap"]) for r in heap["memray_series"]]  # type: ignore[union-attr]
-        heap["memray_heap"] = growth.analyse(pts, limits, warmup=warmup, what="Python heap")
+        heap["memray_heap"] = growth.analyse(pts, limits, warmup=2 * interval, what="memray-tracked heap")
+        heap["memray_heap"]["label"] = "memray-tracked heap (native malloc and Python objects)"
+        alloc = heap.get("memray_allocators") or {}
+        if alloc:
+            heap["memray_heap"]["growth_kind"] = ("native (malloc and mmap: C libraries, extension modules, "
+                                                  "Python's large buffers)" if alloc.get("native", 0) >= alloc.get("python", 0)
+                                                  else "Python objects (pymalloc)")
     for key in ("classification", "fit", "limit", "projection", "reason", "warmup_s", "start_level"):
         if key in primary:  # type: ignore[operator]
             heap[key] = primary[key]  # type: ignore[index]
@@ -101,6 +109,32 @@ def analyse_heap(ctx: RunContext, heap: Dict[str, object], *, interval: float, w
     heap["memray_overhead"] = None if memray is None or memray.status == "failed" else {
         "attach_seconds": memray.detail.get("attach_seconds"),
         "note": "memray runs inside the target: its cost is in the target's CPU figures while it tracks"}
+
+
+def _without_memray(ctx: RunContext, heap: Dict[str, object], series: List[dict], limits, warmup) -> None:
+    """A Python heap run: the verdict and projection come from the window before memray attached
+    (memray's tracking grows the target's RSS itself); the rate with memray is kept beside it,
+    with memray's own cost, and never projected."""
+    from profkit.heap.python import memray_windows
+
+    windows = memray_windows(ctx, heap, series, limits, warmup)
+    if windows is None:
+        return
+    heap["memray_cost"] = windows["memray_cost"]
+    heap["rss_with_memray"] = windows["with_memray"]
+    if windows["baseline"] is not None:
+        heap["rss"] = windows["baseline"]
+        heap["rss"]["window"] = "before memray attached"
+        uss = [(r["t"], r["uss"]) for r in series if r.get("uss") and r["t"] < windows["memray_cost"]["started_s"]]
+        if len(uss) >= 4:
+            heap["uss"] = growth.analyse(uss, limits, warmup=warmup, what="USS")
+        return
+    rss = dict(heap["rss"])  # type: ignore[arg-type]
+    rss["window"] = "with memray attached from the start (--baseline 0)"
+    rss["projection"] = {"seconds_to_limit": None,
+                         "text": "no projection: the only rate measured is with memray attached, and memray's own "
+                                 "memory inflates it (run profkit heap with a --baseline window)"}
+    heap["rss"] = rss
 
 
 #: The least live-set growth (bytes) that counts, whatever the floor's level.

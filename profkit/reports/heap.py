@@ -54,7 +54,8 @@ def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
         return "## Heap\n\n_heap.json is missing or unreadable_\n"
     lines = ["## Heap", "", "| | |", "|---|---|"]
     lines.append(f"| classification | **{esc(str(h.get('classification', '?')))}** ({esc(str(h.get('basis', '')))}) |")
-    lines.append(f"| growth | {_rate(h.get('fit'))} |")
+    window = (h.get("rss") or {}).get("window") if h.get("basis") == "rss" else None
+    lines.append(f"| growth | {_rate(h.get('fit'))}{f' ({esc(window)})' if window else ''} |")
     lim = h.get("limit")
     lines.append(f"| binding limit | {esc(lim['name']) + ' ' + _mib(lim['bytes']) if lim else 'none found'} |")
     lines.append(f"| projection | {esc(str((h.get('projection') or {}).get('text', 'n/a')))} |")
@@ -63,9 +64,7 @@ def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
     rss = h.get("rss") or {}
     if h.get("basis") != "rss" and rss:
         lines.append(f"| RSS | {esc(str(rss.get('classification')))}, {_rate(rss.get('fit'))} |")
-    if h.get("memray_heap"):
-        mh = h["memray_heap"]
-        lines.append(f"| Python heap (memray) | {esc(str(mh.get('classification')))}, {_rate(mh.get('fit'))} |")
+    lines += _memray_rows(h, esc)
     oom = h.get("oom_events")
     if oom:
         lines.append(f"| OOM kills (cgroup) | {oom.get('oom_kill', 0)} |")
@@ -92,6 +91,36 @@ def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _memray_rows(h: dict, esc) -> List[str]:
+    """The rows of a Python heap run with memray: its own cost, the rate with it, what it tracked."""
+    rows = []
+    cost = h.get("memray_cost")
+    if cost:
+        with_memray = h.get("rss_with_memray") or {}
+        rows.append(f"| RSS with memray attached (from {cost['attached_s']:.0f} s) | "
+                    f"{esc(str(with_memray.get('classification', 'n/a')))}, {_rate(with_memray.get('fit'))}: "
+                    "not the target's own rate, never projected |")
+        extra = cost.get("extra_bytes_per_min")
+        jump = cost.get("rss_jump_bytes")
+        span = cost["attached_s"] - cost["started_s"]
+        parts = ([f"RSS {jump / 2**20:+.1f} MiB across its {span:.1f} s attach (the target's own growth in it "
+                  "included)"] if jump is not None else []) + (
+            [f"{extra / 2**20:+.2f} MiB/min while tracking against the rate without it (its own memory, and how "
+             "much it slows the target)"] if extra is not None else [])
+        if parts:
+            rows.append(f"| memray's own memory | {'; '.join(parts)} |")
+    if h.get("memray_heap"):
+        mh = h["memray_heap"]
+        label = mh.get("label") or "memray-tracked heap"
+        kind = f"; mostly {mh['growth_kind']}" if mh.get("growth_kind") else ""
+        rows.append(f"| {esc(label)} | {esc(str(mh.get('classification')))}, {_rate(mh.get('fit'))}{esc(kind)} |")
+    alloc = h.get("memray_allocators")
+    if alloc:
+        rows.append(f"| live at the end, by allocator (memray) | native {_mib(alloc.get('native'))}, "
+                    f"Python objects {_mib(alloc.get('python'))} |")
+    return rows
+
+
 def _scale(lo: float, hi: float, a: float, b: float):
     span = (hi - lo) or 1.0
     return lambda v: a + (b - a) * (v - lo) / span
@@ -107,7 +136,7 @@ def heap_chart(h: dict, width: int = 640, height: int = 220) -> Optional[dict]:
     lines.append(("RSS", "#2c3e50", [(r["t"], r["rss"]) for r in series if r.get("rss")]))
     lines.append(("USS", "#7f8c8d", [(r["t"], r["uss"]) for r in series if r.get("uss")]))
     if h.get("memray_series"):
-        lines.append(("Python heap (memray)", "#8e44ad", [(r["t"], r["heap"]) for r in h["memray_series"]]))
+        lines.append(("memray-tracked heap", "#8e44ad", [(r["t"], r["heap"]) for r in h["memray_series"]]))
     lines = [ln for ln in lines if len(ln[2]) >= 2]
     if not lines:
         return None

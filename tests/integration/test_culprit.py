@@ -10,12 +10,14 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
+from datetime import datetime
 
 import pytest
 
 from conftest import TARGETS, manifest, profkit
-from support import free_port
+from support import free_port, wait_until
 
 SHOP = TARGETS / "shop" / "service.py"
 
@@ -28,18 +30,26 @@ def shop(start_target, *args):
     return p, port
 
 
+class Counts(list):
+    """Completed requests per port, and the epoch time each one completed (``times``)."""
+
+    times: list
+
+
 @contextlib.contextmanager
 def load(ports, path="/", clients=2):
     """Bounded loopback load: ``clients`` threads per port, each one request at a time, until the
-    block ends. Yields the list of completed request counts (one per port)."""
+    block ends. Yields the completed request counts (one per port; ``.times``: when each ended)."""
     stop = threading.Event()
-    done = [0] * len(ports)
+    done = Counts([0] * len(ports))
+    done.times = []
 
     def client(i, port):
         while not stop.is_set():
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30).read()
                 done[i] += 1
+                done.times.append(time.time())
             except OSError:
                 if stop.wait(0.05):
                     return
@@ -215,3 +225,37 @@ def test_cpu_mode_means_on_cpu(start_target, tmp_path):
     assert apps[0][0] == "render_report (service.py)", apps
     assert "on-CPU but the targets used only" not in summary
     downstream.stop()
+
+
+def test_heap_rates_are_the_targets_own_not_memrays(start_target, tmp_path):
+    """Case 4: a native leak (rows of an in-memory SQLite database, malloc from a C library) is
+    measured before memray attaches; memray's own cost is stated beside it, and the memray data
+    is labelled as what it is."""
+    api, port = shop(start_target, "--leak-kib", 16)
+    with load([port], clients=1) as done:
+        wait_until(lambda: done[0] > 5, 10, "the first requests")
+        p = profkit("heap", "--pid", api.pid, "-d", 21, "-o", tmp_path / "heap", "-q", timeout=150)
+    assert p.returncode == 0, p.stderr
+    heap = json.loads((tmp_path / "heap" / "heap.json").read_text())
+    cost = heap["memray_cost"]
+    assert heap["rss"]["window"] == "before memray attached" and cost["started_s"] >= 5
+    assert heap["classification"] == "growing", heap["reason"]
+    # the target's own rate, from the window without memray, against what the load made it keep
+    # there (16 KiB of rows per request; SQLite's pages add a little)
+    start = datetime.fromisoformat(manifest(tmp_path / "heap").start.replace("Z", "+00:00")).timestamp()
+    fit = heap["fit"]
+    kept = sum(1 for t in done.times if start + fit["t_start"] <= t < start + fit["t_end"]) * 16 * 1024
+    true_rate = kept / (fit["t_end"] - fit["t_start"]) * 60
+    rate = fit["bytes_per_min"]
+    assert 0.6 * true_rate < rate < 1.8 * true_rate, (rate, true_rate)
+    assert cost["rate_without_bytes_per_min"] == rate
+    assert f"at {rate / 2**20:.0f} MB/min" in heap["projection"]["text"], heap["projection"]  # the baseline's rate
+    with_memray = heap["rss_with_memray"]["fit"]["bytes_per_min"]
+    assert cost["extra_bytes_per_min"] == pytest.approx(with_memray - rate, abs=1)
+    assert heap["memray_heap"]["label"] == "memray-tracked heap (native malloc and Python objects)"
+    assert heap["memray_allocators"]["native"] > 10 * max(1, heap["memray_allocators"]["python"])
+    assert heap["memray_heap"]["growth_kind"].startswith("native")
+    assert heap["suspects"][0]["name"] == "keep_native_memory"
+    summary = unescape((tmp_path / "heap" / "summary.md").read_text())
+    assert "(before memray attached)" in summary and "not the target's own rate, never projected" in summary
+    assert "| memray's own memory |" in summary and "Python heap" not in summary

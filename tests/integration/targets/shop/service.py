@@ -15,13 +15,14 @@ what it does depends on --culprit:
 
 ``--pool N`` starts N worker threads that wait on an empty queue (idle pool workers, as in a
 service whose pool is bigger than its load); the main thread waits in serve_forever's select.
-``--leak-kib N`` makes every request keep N KiB of native memory (libc malloc, never freed).
+``--leak-kib N`` makes every request keep N KiB of native memory (rows of an in-memory SQLite
+database: malloc from a C library, never freed).
 """
 import argparse
-import ctypes
 import http.client
 import json
 import queue
+import sqlite3
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 OPTIONS = argparse.Namespace()
 _jobs: "queue.Queue" = queue.Queue()
 _kept = []
+_lock = threading.Lock()
 
 
 def price_items(n=300):
@@ -54,11 +56,13 @@ def fetch_stock():
 
 
 def keep_native_memory(kib):
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    p = libc.malloc(kib * 1024)
-    ctypes.memset(p, 1, kib * 1024)  # touched: resident
-    _kept.append(p)
+    # SQLite (a C library) keeps the row in pages it mallocs itself: native memory that grows
+    # with every request, not Python objects
+    if not _kept:
+        _kept.append(sqlite3.connect(":memory:", check_same_thread=False))
+        _kept[0].execute("create table kept (data blob)")
+    with _lock:
+        _kept[0].execute("insert into kept values (randomblob(?))", (kib * 1024,))
 
 
 def handle_request(path):
