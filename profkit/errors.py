@@ -13,6 +13,8 @@
     │   ├── TargetUnsupported       1  the target cannot host the tool (no memray in its interpreter, …)
     │   ├── PermissionDenied        1  with the specific fix as hint
     │   ├── DiskFull                1  ENOSPC / EDQUOT / EROFS while writing (names the path)
+    │   ├── ServerUnreachable       1  a server or store did not answer (connection, DNS, TLS, timeout)
+    │   ├── ServerRefused           1  it answered with an error status (``status``; ``retryable`` for 5xx/429)
     │   └── ChildFailed             1  a forked helper job failed unexpectedly (its traceback is the cause)
     ├── RegressionDetected       3  --fail-on-regression tripped
     └── SLOMissed                4  an --slo objective was missed (4 wins over 3)
@@ -37,6 +39,8 @@ __all__ = [
     "RegressionDetected",
     "RunRecordError",
     "SLOMissed",
+    "ServerRefused",
+    "ServerUnreachable",
     "TargetNotFound",
     "TargetUnsupported",
     "UsageError",
@@ -120,6 +124,23 @@ class PermissionDenied(EnvironmentProblem):
 
 class DiskFull(EnvironmentProblem):
     """A write failed because the file system is full, over quota or read-only; names the path."""
+
+
+class ServerUnreachable(EnvironmentProblem):
+    """A server or store could not be reached: refused connection, DNS, TLS, timeout. Worth retrying."""
+
+    retryable = True
+    status: Optional[int] = None
+
+
+class ServerRefused(EnvironmentProblem):
+    """A server answered with an error status (``status``). 5xx and 429 are ``retryable``; other 4xx
+    (bad labels, too large, unauthorised) are not: retrying the same request gets the same answer."""
+
+    def __init__(self, message: str, status: int, hint: Optional[str] = None):
+        super().__init__(message, hint)
+        self.status = status
+        self.retryable = status >= 500 or status in (408, 429)
 
 
 class ChildFailed(EnvironmentProblem):
