@@ -20,15 +20,22 @@ from profkit.cli.common import CONTEXT, ProgressLine, echo_warnings, positive_se
               help="Python: watch RSS/USS alone for this long before memray attaches, so that the growth rate "
                    "and projection are the target's, not memray's (default: a third of --duration; 0: memray "
                    "from the start, and no projection).")
+@click.option("--heap-dump", is_flag=True,
+              help="JVM: take a heap dump (jcmd GC.heap_dump; the JVM pauses while it writes it) at the end, or as "
+                   "soon as the heap is projected to reach -Xmx before the run ends, and show what holds the top "
+                   "suspects: the shortest paths from GC roots and the retained bytes of their holder.")
+@click.option("--keep-dump", is_flag=True, help="With --heap-dump: keep the dump in raw/ (mode 0600; it holds the "
+                                                  "application's data), else it is deleted once analysed.")
 @click.option("--output", "-o", default=None, metavar="RUN_DIR",
               help="Run directory (default runs/<time>-<pid>-<name>/); must be new or empty.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or summary on the terminal.")
-def heap(pid, duration, interval, warmup, no_allocations, baseline, output, quiet):
+def heap(pid, duration, interval, warmup, no_allocations, baseline, heap_dump, keep_dump, output, quiet):
     """Find what is growing in a process, how fast, and when it will run out of memory.
 
     \b
       profkit heap --pid 1234 --duration 120
       profkit heap --pid "$(pgrep -f JsonService)" -d 60 -o runs/leak
+      profkit heap --pid 1234 -d 60 --heap-dump      # … and what holds the leak's memory
 
     RSS and USS for every process; for a JVM also heap pools and GC (one jstat), class
     histograms at the start and end, and an allocation flame graph; for Python, memray
@@ -39,6 +46,8 @@ def heap(pid, duration, interval, warmup, no_allocations, baseline, output, quie
     from profkit.reports.heap import markdown_section
     from profkit.targets import inspect
 
+    if keep_dump and not heap_dump:
+        raise click.BadParameter("needs --heap-dump", param_hint="--keep-dump")
     positive_seconds(duration, "--duration")
     positive_seconds(interval, "--interval")
     if warmup is not None and not 0 <= warmup < float("inf"):
@@ -47,7 +56,7 @@ def heap(pid, duration, interval, warmup, no_allocations, baseline, output, quie
     if baseline is not None and not 0 <= baseline < duration:
         raise click.BadParameter("must be 0 or more seconds, and shorter than --duration", param_hint="--baseline")
     opts = HeapOptions(duration=duration, interval=interval, output=output, warmup=warmup,
-                       allocations=not no_allocations, baseline=baseline)
+                       allocations=not no_allocations, baseline=baseline, heap_dump=heap_dump, keep_dump=keep_dump)
     progress = ProgressLine(quiet, f"watching {target.name} [{pid}]")
     try:
         run = with_stop_signals(lambda stop: run_heap(target, opts, stop=stop, progress=progress))

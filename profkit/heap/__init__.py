@@ -42,6 +42,10 @@ class HeapOptions:
     #: Python: seconds measured with RSS/USS only before memray attaches (its own memory would
     #: inflate the growth rate); None: a third of the window; 0: memray from the start
     baseline: Optional[float] = None
+    #: JVM: a heap dump (early when the heap is projected to run out before the end) → retaining paths
+    heap_dump: bool = False
+    #: keep the heap dump in raw/ (it holds the application's data: mode 0600)
+    keep_dump: bool = False
 
 
 def _probes(target: Target, options: HeapOptions, warnings: List[str]) -> List[Probe]:
@@ -50,6 +54,12 @@ def _probes(target: Target, options: HeapOptions, warnings: List[str]) -> List[P
     probes: List[Probe] = [MetricsProbe(options.interval, uss=True, children=False, essential=True)]
     if target.runtime == "jvm":
         probes += [JcmdProbe(target.pid), JstatProbe(target.pid, options.interval)]
+        if options.heap_dump:  # (a JVM only)
+            from profkit.heap.dump import HeapDumpProbe
+
+            probes.append(HeapDumpProbe(target.pid, keep=options.keep_dump))
+    if options.heap_dump and target.runtime != "jvm":
+        warnings.append(f"--heap-dump is for a JVM; {target.name} [{target.pid}] is {target.runtime or 'not a JVM'}: no heap dump")
     if options.allocations and target.runtime in ("jvm", "python"):
         mode = "alloc"
         try:
@@ -63,6 +73,26 @@ def _probes(target: Target, options: HeapOptions, warnings: List[str]) -> List[P
                 probe.delay = baseline_seconds(options)
             probes.append(probe)
     return probes
+
+
+def heap_dump_results(ctx: RunContext, heap: Dict[str, object], probe) -> None:
+    """``heap.json``'s ``heap_dump`` and each top suspect's ``retained_by``, from the run's dump
+    (deleted afterwards unless --keep-dump). A dump that cannot be read is a warning."""
+    from profkit.heap.dump import analyse_dump
+
+    if probe.result is None:
+        heap["heap_dump"] = None
+        return
+    info: Dict[str, object] = dict(probe.result)
+    try:
+        heap.setdefault("suspects", [])
+        info["analysis"] = analyse_dump(probe.host_path, heap["suspects"])  # type: ignore[arg-type]
+    except ProfkitError as e:
+        ctx.warn(f"heap dump not analysed: {e.message}")
+        info["analysis"] = None
+    finally:
+        info["file"] = probe.dispose(ctx)
+    heap["heap_dump"] = info
 
 
 def baseline_seconds(options: HeapOptions) -> float:
@@ -99,6 +129,9 @@ def run_heap(target: Target, options: HeapOptions, *, stop: threading.Event,
             found = suspects(ctx.results.get("jvm") or {}, alloc, target.pid)
             if found:
                 heap.update(found)
+            dump = next((p for p in probes if p.id == "heap-dump"), None)
+            if dump is not None:
+                heap_dump_results(ctx, heap, dump)
         else:
             memray_results(ctx, heap)
         analyse_heap(ctx, heap, interval=options.interval, warmup=options.warmup)

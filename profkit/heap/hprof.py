@@ -172,12 +172,22 @@ def _read_records(buf, path: str, size: int) -> _Scan:
         elif tag in (0x0C, 0x1C):
             seen_heap = True
             scan_segment(scan, body, body + length)
+            _drop_pages(buf)
         elif tag not in (0x03, 0x04, 0x05, 0x06, 0x07, 0x0A, 0x0B, 0x0D, 0x0E, 0x2C):
             raise scan.corrupt(pos, f"unknown record tag 0x{tag:02x}")
         pos = body + length
     if not seen_heap:
         raise InputError(f"{path}: an HPROF file without a heap dump (no HEAP_DUMP records)")
     return scan
+
+
+def _drop_pages(buf) -> None:
+    """Give back the mapped file's pages read so far (they stay in the page cache): the dump's
+    size does not add to profkit's resident memory."""
+    try:
+        buf.madvise(mmap.MADV_DONTNEED)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 def _string(scan: _Scan, sid: int) -> str:

@@ -11,19 +11,17 @@ from __future__ import annotations
 
 from typing import Dict, List, Tuple
 
-import mmap
-
 import numpy as np
 
 from profkit.heap.hprof import (_PRIM_NAMES, _TYPE_SIZE, KIND_CLASS, KIND_INSTANCE, KIND_OBJ_ARRAY,
-                                KIND_PRIM_ARRAY, TRANSIENT_ROOTS, HeapGraph, _string, java_name)
+                                KIND_PRIM_ARRAY, TRANSIENT_ROOTS, HeapGraph, _drop_pages, _string, java_name)
 
 __all__ = ["build_graph", "CLASS_ROOT"]
 
 #: the root tag given to class objects (not an HPROF tag: every class holds its statics)
 CLASS_ROOT = 0x120
 #: elements per batch when reading object arrays (bounds the temporary arrays)
-BATCH = 1 << 22
+BATCH = 1 << 20
 
 
 def _align8(n):
@@ -57,21 +55,12 @@ class _Reader:
     @read_bytes.setter
     def read_bytes(self, n: int) -> None:
         self._read = n
-        if n > BATCH:  # every few million references: give the pages back
+        if n > BATCH:  # every million references: give the pages back
             self._read = 0
             _drop_pages(self.buf)
 
     def close(self) -> None:
         self.views.clear()
-
-
-def _drop_pages(buf) -> None:
-    """Let the kernel take back the mapped file's pages read so far (they stay in the page cache):
-    the file's size does not add to profkit's resident memory."""
-    try:
-        buf.madvise(mmap.MADV_DONTNEED)
-    except (AttributeError, OSError, ValueError):
-        pass
 
 
 class _Labels:
@@ -197,6 +186,10 @@ def build_graph(scan, buf, size: int) -> HeapGraph:
         _array_edges(np.nonzero(oarr)[0], off, cnt, obj_node, reader, add)
     finally:
         reader.close()
+    # the pass's arrays are done with: free them before the edges are sorted
+    del objs, obj_ids, raw_cls, off, cnt, obj_kind, prim, nonprim, oarr, inv
+    scan.objs = None
+    _drop_pages(buf)
     src = np.concatenate(src_parts) if src_parts else np.zeros(0, np.int32)
     dst = np.concatenate(dst_parts) if dst_parts else np.zeros(0, np.int32)
     lab = np.concatenate(lab_parts) if lab_parts else np.zeros(0, np.int32)
@@ -206,8 +199,6 @@ def build_graph(scan, buf, size: int) -> HeapGraph:
     np.cumsum(np.bincount(src, minlength=N), out=indptr[1:])
     del src, e_order
     roots, tags = _roots(scan, class_node, resolve)
-    del objs, obj_ids, raw_cls, off, cnt
-    scan.objs = None
     return HeapGraph(path=scan.path, id_size=scan.id_size, ids=ids, kind=kind, cls=cls, size=sz, indptr=indptr,
                      dst=dst, label=lab, class_names=names, labels=labels.names, roots=roots, root_tags=tags,
                      file_bytes=size)

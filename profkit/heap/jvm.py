@@ -79,6 +79,7 @@ class JstatProbe(Probe):
         started = time.monotonic()
         self.stream = JstatStream(self.pid, self.interval, ctx.duration, ctx.run.raw_dir)
         self.offset = started - ctx.t0
+        ctx.results["jstat_stream"] = self.stream
         entry = self.attach_record(ctx)
         entry.set_commands([self.stream.argv])
         entry.raw = [ctx.run.relative(self.stream.path)]

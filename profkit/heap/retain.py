@@ -191,8 +191,9 @@ def class_histogram(g: HeapGraph, paths: Optional[Paths] = None) -> List[Tuple[s
 
 
 def retaining_paths(g: HeapGraph, p: Paths, class_name: str, top: int = 3) -> List[dict]:
-    """The chains that hold most reachable instances of ``class_name``:
-    ``[{"path": [...], "fields": [...], "instances", "retained_bytes", "holders"}]``."""
+    """The chains that hold most of the reachable instances of ``class_name`` (by their bytes):
+    ``[{"path": [...], "fields": [...], "instances", "bytes", "retained_bytes", "holders"}]``;
+    ``bytes`` is the shallow size of those instances, ``retained_bytes`` what their holder keeps."""
     try:
         ci = g.class_names.index(class_name)
     except ValueError:
@@ -200,14 +201,15 @@ def retaining_paths(g: HeapGraph, p: Paths, class_name: str, top: int = 3) -> Li
     targets = np.flatnonzero((g.cls == ci) & p.reached & (g.kind != KIND_CLASS))
     if not targets.size:
         return []
-    sigs, counts = np.unique(p.sig[targets], return_counts=True)
+    sigs, inv, counts = np.unique(p.sig[targets], return_inverse=True, return_counts=True)
+    weight = np.bincount(inv.ravel(), weights=g.size[targets], minlength=sigs.size)
     out = []
-    for k in np.argsort(-counts, kind="stable")[:top].tolist():
+    for k in np.lexsort((-counts, -weight))[:top].tolist():
         items, fields = p.chain(int(sigs[k]))
         holders = np.unique(p.holder[targets[p.sig[targets] == sigs[k]]])
         if len(items) > MAX_ITEMS:
             items = items[:8] + ["…"] + items[-3:]
             fields = fields[:7] + ["…"] + fields[-3:]
-        out.append({"path": items, "fields": fields, "instances": int(counts[k]),
+        out.append({"path": items, "fields": fields, "instances": int(counts[k]), "bytes": int(weight[k]),
                     "retained_bytes": p.retained(holders.tolist()), "holders": int(holders.size)})
     return out

@@ -88,7 +88,39 @@ def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
             lines.append(f"| {i} | {esc(str(s.get('name', '')))} | {esc(str(s.get('site') or ''))} | {_mib(s.get('bytes'))} "
                          f"| {_mib(g.get('bytes'))} | {_mib(g.get('bytes_per_min'))} | {esc(str(s.get('holder') or ''))} |")
         lines.append("")
+    lines += dump_lines(h, esc)
     return "\n".join(lines)
+
+
+def dump_text(d: dict) -> str:
+    """One line on the run's heap dump: when, size, pause, what became of it."""
+    a = d.get("analysis") or {}
+    parts = [f"{_mib(d.get('bytes'))} taken {d.get('trigger', '')}, {d.get('taken_at_s', 0):.0f} s into the run; "
+             f"the JVM paused {d.get('pause_s', 0):.1f} s to write it"]
+    if a:
+        parts.append(f"analysed in {a.get('seconds', 0):.1f} s ({a.get('objects', 0):,} objects)")
+    parts.append(f"kept as {d['file']}" if d.get("file") else "deleted")
+    return "; ".join(parts)
+
+
+def path_text(path) -> str:
+    return " → ".join(str(x) for x in path or [])
+
+
+def dump_lines(h: dict, esc) -> List[str]:
+    """``### What holds them``: each suspect's retaining paths from the heap dump."""
+    d = h.get("heap_dump")
+    if not d:
+        return []
+    lines = ["### What holds them (heap dump)", "", esc(dump_text(d)), ""]
+    for s in h.get("suspects") or []:
+        for r in s.get("retained_by") or []:
+            lines.append(f"- **{esc(str(s.get('name', '')))}**: {r.get('instances', 0):,} instances ({_mib(r.get('bytes'))}) held by "
+                         f"{' → '.join(esc(str(x)) for x in r.get('path') or [])} (the holder retains {_mib(r.get('retained_bytes'))})")
+    if h.get("oom_verdict"):
+        lines.extend(["", esc(str(h["oom_verdict"]))])
+    lines.append("")
+    return lines
 
 
 def _memray_rows(h: dict, esc) -> List[str]:
@@ -172,4 +204,4 @@ def html_section(run: RunDir, env) -> str:
         return ""
     tmpl = env.get_template("heap.html.j2")
     return tmpl.render(h=h, chart=heap_chart(h), rate=_rate(h.get("fit")), mib=_mib,
-                       suspects=(h.get("suspects") or [])[:15])
+                       suspects=(h.get("suspects") or [])[:15], dump_text=dump_text, path_text=path_text)
