@@ -53,7 +53,9 @@ def _probes(target: Target, options: HeapOptions, warnings: List[str]) -> List[P
 
     probes: List[Probe] = [MetricsProbe(options.interval, uss=True, children=False, essential=True)]
     if target.runtime == "jvm":
-        probes += [JcmdProbe(target.pid), JstatProbe(target.pid, options.interval)]
+        from profkit.heap.oom import OomDumpProbe
+
+        probes += [JcmdProbe(target.pid), JstatProbe(target.pid, options.interval), OomDumpProbe(target.pid)]
         if options.heap_dump:  # (a JVM only)
             from profkit.heap.dump import HeapDumpProbe
 
@@ -124,6 +126,7 @@ def run_heap(target: Target, options: HeapOptions, *, stop: threading.Event,
     heap: Dict[str, object] = {"schema": 1, "pid": target.pid, "runtime": target.runtime, "interval": options.interval}
 
     def analyse(ctx: RunContext) -> None:
+        oom = next((p for p in probes if p.id == "oom-dump"), None)
         if target.runtime == "jvm":
             alloc = next((ctx.profiles[c] for c in ctx.profiler_order if c in ctx.profiles), None)
             found = suspects(ctx.results.get("jvm") or {}, alloc, target.pid)
@@ -135,6 +138,10 @@ def run_heap(target: Target, options: HeapOptions, *, stop: threading.Event,
         else:
             memray_results(ctx, heap)
         analyse_heap(ctx, heap, interval=options.interval, warmup=options.warmup)
+        if oom is not None:
+            from profkit.heap.oom import oom_results
+
+            oom_results(ctx, heap, oom)
         ctx.run.write_json("heap.json", heap, indent=1)
 
     record(run, [target], probes, duration=options.duration, stop=stop, progress=progress, analyses=[analyse])

@@ -215,11 +215,12 @@ class HeapDumpProbe(Probe):
         return ctx.run.relative(dest)
 
 
-def analyse_dump(path: str, suspects: List[dict], top: int = TOP_RETAINED) -> dict:
-    """Read the dump and give each of the first ``top`` suspects its ``retained_by`` list.
-    Returns the analysis' own figures (seconds, objects, reachable bytes)."""
+def analyse_dump(path: str, suspects: List[dict], top: int = TOP_RETAINED, stack: bool = False) -> dict:
+    """Read the dump and give each of the first ``top`` suspects its ``retained_by`` list
+    (without suspects: the dump's largest classes become them). Returns the analysis' own
+    figures (seconds, objects, reachable bytes; with ``stack``, what only threads' stacks hold)."""
     from profkit.heap.hprof import read_hprof
-    from profkit.heap.retain import Paths, class_histogram, retaining_paths
+    from profkit.heap.retain import Paths, class_histogram, retaining_paths, stack_held
 
     t0 = time.monotonic()
     g = read_hprof(path)
@@ -230,5 +231,8 @@ def analyse_dump(path: str, suspects: List[dict], top: int = TOP_RETAINED) -> di
     for s in suspects[:top]:
         s["retained_by"] = [{k: r[k] for k in ("path", "fields", "instances", "bytes", "retained_bytes")}
                             for r in retaining_paths(g, p, str(s["name"]))]
-    return {"seconds": round(time.monotonic() - t0, 2), "objects": g.nodes, "references": int(g.dst.size),
-            "reachable_bytes": p.reachable_bytes}
+    out = {"seconds": round(time.monotonic() - t0, 2), "objects": g.nodes, "references": int(g.dst.size),
+           "reachable_bytes": p.reachable_bytes}
+    if stack:
+        out["stack"] = stack_held(g, p)
+    return out

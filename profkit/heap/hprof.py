@@ -49,7 +49,7 @@ ROOT_KINDS: Dict[int, Tuple[str, int]] = {
 }
 #: transient roots: a path through them is taken only where no static field or thread holds the object
 TRANSIENT_ROOTS = frozenset((0x02, 0x03, 0x04))
-_HIDDEN = re.compile(r"/0x[0-9a-f]+$|\$\$Lambda\$\d+")
+_HIDDEN = re.compile(r"/0x[0-9a-f]+$|\+0x[0-9a-f]+$|\$\$Lambda\$\d+")
 KIND_CLASS, KIND_INSTANCE, KIND_OBJ_ARRAY, KIND_PRIM_ARRAY = 0, 1, 2, 3
 
 
@@ -89,9 +89,12 @@ class HeapGraph:
     label: np.ndarray
     class_names: List[str]
     labels: List[str]
-    #: root nodes and their ROOT_* tags, durable roots first
+    #: root nodes and their ROOT_* tags, durable roots first; the thread serial of stack roots (else 0)
     roots: np.ndarray
     root_tags: np.ndarray
+    root_threads: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: thread serial → its stack at the dump, innermost first ("pkg.Class.method")
+    traces: Dict[int, List[str]] = field(default_factory=dict)
     file_bytes: int = 0
 
     @property
@@ -110,7 +113,11 @@ class _Scan:
         # four entries per instance / array: object id, class id (prim arrays: the basic type),
         # data offset, count (bytes of an instance, elements of an array) | kind << 56
         self.objs = array("Q")
-        self.root_ids, self.root_tags = array("Q"), array("B")
+        self.root_ids, self.root_tags, self.root_threads = array("Q"), array("B"), array("I")
+        # stack traces (symbols only): class serial → name, frame id → (method, class serial), thread → frames
+        self.class_serial: Dict[int, int] = {}
+        self.frames: Dict[int, Tuple[int, int]] = {}
+        self.traces: Dict[int, List[int]] = {}
 
     def corrupt(self, pos: int, what: str) -> InputError:
         return InputError(f"{self.path}: not a valid HPROF heap dump: {what} at offset {pos}",
@@ -167,13 +174,21 @@ def _read_records(buf, path: str, size: int) -> _Scan:
             sid = struct.unpack_from(idf, buf, body)[0]
             scan.strings[sid] = bytes(buf[body + id_size:body + length])
         elif tag == 0x02:
-            _, cid, _, nid = load_class.unpack_from(buf, body)
+            serial, cid, _, nid = load_class.unpack_from(buf, body)
             scan.class_name[cid] = nid
+            scan.class_serial[serial] = nid
+        elif tag == 0x04:  # FRAME: frame id, method name, signature, source file, class serial, line
+            fid, mid = struct.unpack_from(idf + idf[1:], buf, body)
+            scan.frames[fid] = (mid, struct.unpack_from(">I", buf, body + 4 * id_size)[0])
+        elif tag == 0x05:  # TRACE: serial, thread serial, frame count, frame ids
+            _, thread, nframes = struct.unpack_from(">III", buf, body)
+            if thread and 12 + nframes * id_size <= length:
+                scan.traces[thread] = list(struct.unpack_from(">" + idf[1:] * nframes, buf, body + 12))
         elif tag in (0x0C, 0x1C):
             seen_heap = True
             scan_segment(scan, body, body + length)
             _drop_pages(buf)
-        elif tag not in (0x03, 0x04, 0x05, 0x06, 0x07, 0x0A, 0x0B, 0x0D, 0x0E, 0x2C):
+        elif tag not in (0x03, 0x06, 0x07, 0x0A, 0x0B, 0x0D, 0x0E, 0x2C):
             raise scan.corrupt(pos, f"unknown record tag 0x{tag:02x}")
         pos = body + length
     if not seen_heap:
@@ -188,6 +203,16 @@ def _drop_pages(buf) -> None:
         buf.madvise(mmap.MADV_DONTNEED)
     except (AttributeError, OSError, ValueError):
         pass
+
+
+def stack_of(scan: _Scan, thread: int) -> List[str]:
+    """A thread's stack at the dump as ``pkg.Class.method`` names, innermost first."""
+    out = []
+    for fid in scan.traces.get(thread, []):
+        mid, serial = scan.frames.get(fid, (0, 0))
+        cls = java_name(_string(scan, scan.class_serial.get(serial, 0)))
+        out.append(f"{cls}.{_string(scan, mid)}")
+    return out
 
 
 def _string(scan: _Scan, sid: int) -> str:

@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from profkit.heap.hprof import (_PRIM_NAMES, _TYPE_SIZE, KIND_CLASS, KIND_INSTANCE, KIND_OBJ_ARRAY,
-                                KIND_PRIM_ARRAY, TRANSIENT_ROOTS, HeapGraph, _drop_pages, _string, java_name)
+                                KIND_PRIM_ARRAY, TRANSIENT_ROOTS, HeapGraph, _drop_pages, _string, java_name, stack_of)
 
 __all__ = ["build_graph", "CLASS_ROOT"]
 
@@ -198,9 +198,10 @@ def build_graph(scan, buf, size: int) -> HeapGraph:
     indptr = np.zeros(N + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=N), out=indptr[1:])
     del src, e_order
-    roots, tags = _roots(scan, class_node, resolve)
+    roots, tags, threads = _roots(scan, class_node, resolve)
+    traces = {t: stack_of(scan, t) for t in set(threads.tolist()) if t in scan.traces}
     return HeapGraph(path=scan.path, id_size=scan.id_size, ids=ids, kind=kind, cls=cls, size=sz, indptr=indptr,
-                     dst=dst, label=lab, class_names=names, labels=labels.names, roots=roots, root_tags=tags,
+                     dst=dst, label=lab, class_names=names, labels=labels.names, roots=roots, root_tags=tags, root_threads=threads, traces=traces,
                      file_bytes=size)
 
 
@@ -263,14 +264,18 @@ def _array_edges(arrays, off, cnt, obj_node, reader, add) -> None:
 
 def _roots(scan, class_node, resolve):
     """Root nodes, each once: classes, then durable GC roots (threads, JNI globals, monitors…),
-    then transient ones (stack locals)."""
+    then transient ones (stack locals); with the thread serial of each (0: none)."""
+    def arr(a, dt):
+        return np.frombuffer(a, dtype=dt).astype(np.int64) if len(a) else np.zeros(0, np.int64)
+
     rid = np.frombuffer(scan.root_ids, dtype=np.uint64) if len(scan.root_ids) else np.zeros(0, np.uint64)
-    rtag = np.frombuffer(scan.root_tags, dtype=np.uint8).astype(np.int32) if len(scan.root_tags) else np.zeros(0, np.int32)
+    rtag, rthr = arr(scan.root_tags, np.uint8), arr(scan.root_threads, np.uint32)
     i, ok = resolve(rid)
-    i, rtag = i[ok], rtag[ok]
+    i, rtag, rthr = i[ok], rtag[ok], rthr[ok]
     transient = np.isin(rtag, list(TRANSIENT_ROOTS))
     nodes = np.concatenate([class_node, i[~transient], i[transient]])
-    tags = np.concatenate([np.full(class_node.size, CLASS_ROOT, np.int32), rtag[~transient], rtag[transient]])
+    tags = np.concatenate([np.full(class_node.size, CLASS_ROOT, np.int64), rtag[~transient], rtag[transient]])
+    thr = np.concatenate([np.zeros(class_node.size, np.int64), rthr[~transient], rthr[transient]])
     _, first = np.unique(nodes, return_index=True)
     first.sort()
-    return nodes[first].astype(np.int32), tags[first]
+    return nodes[first].astype(np.int32), tags[first], thr[first]

@@ -25,7 +25,8 @@ def scan_segment(scan, pos: int, end: int) -> None:
     # per object: id, class id (prim arrays: the element type), data offset, count | kind << 56
     put = scan.objs.extend
     KI, KO, KP = KIND_INSTANCE << 56, KIND_OBJ_ARRAY << 56, KIND_PRIM_ARRAY << 56
-    roots, rtags = scan.root_ids.append, scan.root_tags.append
+    roots, rtags, rthreads = scan.root_ids.append, scan.root_tags.append, scan.root_threads.append
+    u4 = struct.Struct(">I")
     tsize = _TYPE_SIZE
     while pos < end:
         tag = buf[pos]
@@ -57,6 +58,7 @@ def scan_segment(scan, pos: int, end: int) -> None:
         elif tag in ROOT_KINDS:
             extra = ROOT_KINDS[tag][1]
             roots(one.unpack_from(buf, pos)[0]), rtags(tag)
+            rthreads(u4.unpack_from(buf, pos + n)[0] if tag in (0x02, 0x03, 0x04, 0x06, 0x08) else 0)
             pos += n + (n if extra < 0 else extra)
         else:
             raise scan.corrupt(pos - 1, f"unknown heap-dump sub-record tag 0x{tag:02x}")

@@ -24,7 +24,7 @@ import numpy as np
 from profkit.heap.hprof import KIND_CLASS, ROOT_KINDS, TRANSIENT_ROOTS, HeapGraph
 from profkit.heap.hprof_graph import CLASS_ROOT
 
-__all__ = ["Paths", "class_histogram", "retaining_paths", "MAX_ITEMS"]
+__all__ = ["Paths", "class_histogram", "retaining_paths", "stack_held", "MAX_ITEMS"]
 
 #: the most items of a path shown (its start and its end; the middle becomes "…")
 MAX_ITEMS = 12
@@ -51,8 +51,11 @@ class Paths:
         self.reached = _bfs(g, g.roots[~transient], None, self)
         late = g.roots[transient]
         late = late[~self.reached[late]]
+        #: objects that only stack locals hold (work in progress, not kept by the application)
+        self.late = np.zeros(n, dtype=bool)
         if late.size:
-            self.reached |= _bfs(g, late, self.reached.copy(), self)
+            self.late = _bfs(g, late, self.reached.copy(), self)
+            self.reached |= self.late
         self.reachable_bytes = int(g.size[self.reached].sum())
         self._retained: Dict[Tuple[int, ...], int] = {}
 
@@ -178,12 +181,14 @@ def _bfs(g: HeapGraph, roots: np.ndarray, visited: Optional[np.ndarray], paths: 
     return seen if before is None else seen & ~before
 
 
-def class_histogram(g: HeapGraph, paths: Optional[Paths] = None) -> List[Tuple[str, int, int]]:
+def class_histogram(g: HeapGraph, paths: Optional[Paths] = None, mask: Optional[np.ndarray] = None) -> List[Tuple[str, int, int]]:
     """(class, instances, shallow bytes) of the dump's objects (reachable ones when ``paths`` is
-    given), most bytes first; class objects left out."""
+    given, those of ``mask``), most bytes first; class objects left out."""
     m = g.kind != KIND_CLASS
     if paths is not None:
         m &= paths.reached
+    if mask is not None:
+        m &= mask
     n = np.bincount(g.cls[m], minlength=len(g.class_names))
     b = np.bincount(g.cls[m], weights=g.size[m], minlength=len(g.class_names))
     order = np.argsort(-b, kind="stable")
@@ -206,10 +211,50 @@ def retaining_paths(g: HeapGraph, p: Paths, class_name: str, top: int = 3) -> Li
     out = []
     for k in np.lexsort((-counts, -weight))[:top].tolist():
         items, fields = p.chain(int(sigs[k]))
-        holders = np.unique(p.holder[targets[p.sig[targets] == sigs[k]]])
+        holders = _stack_holders(g, np.unique(p.holder[targets[p.sig[targets] == sigs[k]]]))
         if len(items) > MAX_ITEMS:
             items = items[:8] + ["…"] + items[-3:]
             fields = fields[:7] + ["…"] + fields[-3:]
         out.append({"path": items, "fields": fields, "instances": int(counts[k]), "bytes": int(weight[k]),
                     "retained_bytes": p.retained(holders.tolist()), "holders": int(holders.size)})
+    return out
+
+
+def _stack_holders(g: HeapGraph, holders: np.ndarray) -> np.ndarray:
+    """A chain that starts at a thread's stack local is held by that whole stack (its frames share
+    what they build): the holders become every stack root of the same threads."""
+    stack = np.isin(g.root_tags, list(TRANSIENT_ROOTS))
+    is_root = np.isin(g.roots, holders) & stack
+    threads = set(g.root_threads[is_root].tolist()) - {0}
+    if not threads:
+        return holders
+    same = stack & np.isin(g.root_threads, list(threads))
+    return np.union1d(holders, g.roots[same])
+
+
+def stack_held(g: HeapGraph, p: Paths, top: int = 5) -> dict:
+    """What only threads' stacks hold (objects no static field, thread object or JNI global
+    reaches): their bytes, the thread that holds most and its stack at the dump, the classes."""
+    bytes_ = int(g.size[p.late].sum())
+    out: Dict[str, object] = {"bytes": bytes_, "share": round(bytes_ / max(1, p.reachable_bytes), 3),
+                              "classes": [], "thread_stack": [], "thread_bytes": 0}
+    if not bytes_:
+        return out
+    thread_of = dict(zip(g.roots.tolist(), g.root_threads.tolist()))
+    holders = p.holder[p.late]
+    uniq, inv = np.unique(holders, return_inverse=True)
+    per_holder = np.bincount(inv.ravel(), weights=g.size[p.late])
+    by_thread: Dict[int, float] = {}
+    for h, b in zip(uniq.tolist(), per_holder.tolist()):
+        t = thread_of.get(h, 0)
+        by_thread[t] = by_thread.get(t, 0.0) + b
+    thread, tb = max(by_thread.items(), key=lambda kv: kv[1])
+    out["thread_bytes"] = int(tb)
+    frames = g.traces.get(thread, [])
+    # the OutOfMemoryError's own constructor frames are where it was thrown, not what was allocating
+    while frames and frames[0].startswith(("java.lang.OutOfMemoryError.", "java.lang.Throwable.", "java.lang.Error.",
+                                           "java.lang.VirtualMachineError.")):
+        frames = frames[1:]
+    out["thread_stack"] = frames[:40]
+    out["classes"] = [{"name": c, "instances": n, "bytes": b} for c, n, b in class_histogram(g, p, p.late)[:top]]
     return out

@@ -27,7 +27,7 @@ def load_heap(run: RunDir) -> Optional[dict]:
 
 
 def _mib(n) -> str:
-    if n is None:
+    if not isinstance(n, (int, float)):  # None, or a template's undefined field
         return "n/a"
     if abs(n) < 2**20:
         return f"{n / 1024:.1f} KiB"
@@ -95,11 +95,16 @@ def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
 def dump_text(d: dict) -> str:
     """One line on the run's heap dump: when, size, pause, what became of it."""
     a = d.get("analysis") or {}
-    parts = [f"{_mib(d.get('bytes'))} taken {d.get('trigger', '')}, {d.get('taken_at_s', 0):.0f} s into the run; "
-             f"the JVM paused {d.get('pause_s', 0):.1f} s to write it"]
+    if d.get("taken_at_s") is None:  # the JVM's own, on OutOfMemoryError
+        parts = [f"{_mib(d.get('bytes'))} written {d.get('trigger', '')}"]
+    else:
+        parts = [f"{_mib(d.get('bytes'))} taken {d.get('trigger', '')}, {d.get('taken_at_s', 0):.0f} s into the run; "
+                 f"the JVM paused {d.get('pause_s') or 0:.1f} s to write it"]
     if a:
         parts.append(f"analysed in {a.get('seconds', 0):.1f} s ({a.get('objects', 0):,} objects)")
     parts.append(f"kept as {d['file']}" if d.get("file") else "deleted")
+    if d.get("taken_at_s") is None and d.get("file"):
+        parts[-1] = f"at {d['file']} (left where the JVM wrote it)"
     return "; ".join(parts)
 
 
