@@ -228,7 +228,13 @@ def analyse_dump(path: str, suspects: List[dict], top: int = TOP_RETAINED, stack
     if not suspects:
         suspects.extend({"name": name, "kind": "largest class in the dump", "bytes": b, "instances": n, "site": "",
                          "growth": None, "holder": None} for name, n, b in class_histogram(g, p)[:top])
-    for s in suspects[:top]:
+    from profkit.heap.oom import FRAMEWORKS
+    from collectors.jvm_heap import is_application_class
+
+    # the top ones, and the application's own classes further down (the cache's entry class)
+    chosen = suspects[:top] + [s for s in suspects[top:3 * top]
+                               if is_application_class(str(s["name"])) and not str(s["name"]).startswith(FRAMEWORKS)][:3]
+    for s in chosen:
         s["retained_by"] = [{k: r[k] for k in ("path", "fields", "instances", "bytes", "retained_bytes")}
                             for r in retaining_paths(g, p, str(s["name"]))]
     out = {"seconds": round(time.monotonic() - t0, 2), "objects": g.nodes, "references": int(g.dst.size),
