@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every tool profkit's tests drive, on a fresh Debian machine (run as root):
 #   Debian packages   perf, the JDK, lldb/gdb, eu-stack, wrk, Chromium + ChromeDriver, gcc, Go, Maven
-#   Maven artifacts   async-profiler (its agent library is in the jar) and its JFR converter
+#   Maven artifacts   async-profiler (its agent library is in the jar) and its JFR converter;
+#                     the Spring Boot example's dependencies (examples/spring_json, built here)
 #   built tools       .ci/tools builds them into ~/.cache/profkit/bin/NAME-VERSION (cached)
 # Each step is skipped when what it installs is already there. The README's test line runs it.
 set -euo pipefail
@@ -42,5 +43,10 @@ for artifact in async-profiler:4.1 jfr-converter:4.1; do
     mvn -q dependency:get -Dartifact="tools.profiler:${artifact}"
   fi
 done
+
+# The Spring Boot example (tests/integration/test_heap_spring.py): its Maven dependencies come
+# from Maven Central into ~/.m2 (kept between runs); the jar is rebuilt only when a source changed.
+echo "install-tools: examples/spring_json/build.sh"
+nice -n 10 bash examples/spring_json/build.sh
 
 bash .ci/tools

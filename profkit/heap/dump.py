@@ -219,6 +219,12 @@ def analyse_dump(path: str, suspects: List[dict], top: int = TOP_RETAINED, stack
     """Read the dump and give each of the first ``top`` suspects its ``retained_by`` list
     (without suspects: the dump's largest classes become them). Returns the analysis' own
     figures (seconds, objects, reachable bytes; with ``stack``, what only threads' stacks hold)."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        from profkit.errors import CollectorNotInstalled
+
+        raise CollectorNotInstalled("reading a heap dump needs numpy", hint="pip install 'profkit[heap]' (or numpy)") from None
     from profkit.heap.hprof import read_hprof
     from profkit.heap.retain import Paths, class_histogram, retaining_paths, stack_held
 
