@@ -150,22 +150,7 @@ def build_graph(scan, buf, size: int) -> HeapGraph:
     cls[class_node] = class_cls
     sz[class_node] = [scan.classes[int(c)].static_bytes for c in class_ids]
 
-    # per-object class name index and size
-    obj_cls = np.zeros(obj_ids.size, dtype=np.int32)
-    obj_sz = np.zeros(obj_ids.size, dtype=np.int64)
-    prim = obj_kind == KIND_PRIM_ARRAY
-    for et, text in _PRIM_NAMES.items():
-        m = prim & (raw_cls == et)
-        obj_cls[m] = name_of(text)
-        obj_sz[m] = _align8(16 + cnt[m] * _TYPE_SIZE[et])
-    cid_to_name = dict(zip(class_ids.tolist(), class_cls.tolist()))
-    nonprim = ~prim
-    uniq, inv = np.unique(raw_cls[nonprim], return_inverse=True)
-    unknown = name_of("(unknown class)")
-    lut = np.array([cid_to_name.get(int(c), unknown) for c in uniq], dtype=np.int32)
-    obj_cls[nonprim] = lut[inv] if uniq.size else 0
-    oarr = obj_kind == KIND_OBJ_ARRAY
-    obj_sz[oarr] = _align8(16 + 4 * cnt[oarr])
+    obj_cls, obj_sz, oarr = _object_classes(raw_cls, obj_kind, cnt, class_ids, class_cls, name_of)
     kind[obj_node] = obj_kind
     cls[obj_node] = obj_cls
     del obj_cls
@@ -187,22 +172,51 @@ def build_graph(scan, buf, size: int) -> HeapGraph:
     finally:
         reader.close()
     # the pass's arrays are done with: free them before the edges are sorted
-    del objs, obj_ids, raw_cls, off, cnt, obj_kind, prim, nonprim, oarr, inv
+    del objs, obj_ids, raw_cls, off, cnt, obj_kind, oarr
     scan.objs = None
     _drop_pages(buf)
-    src = np.concatenate(src_parts) if src_parts else np.zeros(0, np.int32)
-    dst = np.concatenate(dst_parts) if dst_parts else np.zeros(0, np.int32)
-    lab = np.concatenate(lab_parts) if lab_parts else np.zeros(0, np.int32)
-    e_order = np.argsort(src, kind="stable")
-    dst, lab = dst[e_order], lab[e_order]
-    indptr = np.zeros(N + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=N), out=indptr[1:])
-    del src, e_order
+    indptr, dst, lab = _csr(src_parts, dst_parts, lab_parts, N)
     roots, tags, threads = _roots(scan, class_node, resolve)
     traces = {t: stack_of(scan, t) for t in set(threads.tolist()) if t in scan.traces}
     return HeapGraph(path=scan.path, id_size=scan.id_size, ids=ids, kind=kind, cls=cls, size=sz, indptr=indptr,
-                     dst=dst, label=lab, class_names=names, labels=labels.names, roots=roots, root_tags=tags, root_threads=threads, traces=traces,
-                     file_bytes=size)
+                     dst=dst, label=lab, class_names=names, labels=labels.names, roots=roots, root_tags=tags,
+                     root_threads=threads, traces=traces, file_bytes=size)
+
+
+def _object_classes(raw_cls, obj_kind, cnt, class_ids, class_cls, name_of):
+    """Each object's class name index and shallow size (instances get theirs from their layout
+    later); and the mask of object arrays."""
+    obj_cls = np.zeros(raw_cls.size, dtype=np.int32)
+    obj_sz = np.zeros(raw_cls.size, dtype=np.int64)
+    prim = obj_kind == KIND_PRIM_ARRAY
+    for et, text in _PRIM_NAMES.items():
+        m = prim & (raw_cls == et)
+        obj_cls[m] = name_of(text)
+        obj_sz[m] = _align8(16 + cnt[m] * _TYPE_SIZE[et])
+    cid_to_name = dict(zip(class_ids.tolist(), class_cls.tolist()))
+    nonprim = ~prim
+    uniq, inv = np.unique(raw_cls[nonprim], return_inverse=True)
+    unknown = name_of("(unknown class)")
+    lut = np.array([cid_to_name.get(int(c), unknown) for c in uniq], dtype=np.int32)
+    obj_cls[nonprim] = lut[inv] if uniq.size else 0
+    oarr = obj_kind == KIND_OBJ_ARRAY
+    obj_sz[oarr] = _align8(16 + 4 * cnt[oarr])
+    return obj_cls, obj_sz, oarr
+
+
+def _csr(src_parts, dst_parts, lab_parts, n: int):
+    """The edges sorted by source: (indptr, dst, label)."""
+    src = np.concatenate(src_parts) if src_parts else np.zeros(0, np.int32)
+    src_parts.clear()
+    dst = np.concatenate(dst_parts) if dst_parts else np.zeros(0, np.int32)
+    dst_parts.clear()
+    lab = np.concatenate(lab_parts) if lab_parts else np.zeros(0, np.int32)
+    lab_parts.clear()
+    e_order = np.argsort(src, kind="stable")
+    dst, lab = dst[e_order], lab[e_order]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    return indptr, dst, lab
 
 
 def _static_edges(scan, class_ids, class_node, labels, add) -> None:
