@@ -148,3 +148,40 @@ def test_corrupt_and_foreign_files(dump, tmp_path):
         read_hprof(str(other))
     with pytest.raises(InputError, match="cannot read"):
         read_hprof(str(tmp_path / "missing.hprof"))
+
+
+def test_retaining_paths_in_the_reports_are_escaped(tmp_path):
+    """Class and field names in a dump are untrusted: the paths are escaped in summary.md and report.html."""
+    from profkit.outputs import render_run
+    from support import make_run
+
+    hostile = '</script><svg onload=alert(1)>|`*'
+    run = make_run(tmp_path / "run", runtime="jvm", mode="heap")
+    series = [{"t": float(i), "rss": 100 * 2**20, "uss": 90 * 2**20} for i in range(10)]
+    heap = {"classification": "growing", "basis": "rss", "series": series, "reason": "r",
+            "projection": {"text": "p", "seconds_to_limit": None},
+            "suspects": [{"name": "a.Entry", "site": "", "bytes": 10, "growth": None, "holder": None,
+                          "retained_by": [{"path": [f"static a.Cache.{hostile}", "java.util.HashMap", hostile],
+                                           "fields": [hostile, "table"], "instances": 1234, "bytes": 5,
+                                           "retained_bytes": 3 << 20}]}],
+            "heap_dump": {"trigger": "at the end of the run", "taken_at_s": 9.5, "bytes": 64 << 20, "pause_s": 0.4,
+                          "file": None, "analysis": {"seconds": 2.0, "objects": 1000}}}
+    (tmp_path / "run" / "heap.json").write_text(json.dumps(heap))
+    run.record.duration = 10.0
+    run.finish("complete")
+    render_run(run)
+    md = (tmp_path / "run" / "summary.md").read_text()
+    assert "### What holds them (heap dump)" in md and "1,234 instances" in md and "retains 3.0 MiB" in md
+    assert "the JVM paused 0.4 s" in md and "deleted" in md
+    assert "<svg onload" not in md and "static a.Cache." in md
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "<svg onload" not in html and "&lt;svg onload=alert(1)&gt;" in html
+    assert "static a.Cache." in html and "java.util.HashMap" in html
+
+
+def test_keep_dump_needs_heap_dump():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "profkit", "heap", "--pid", "1", "--keep-dump"], capture_output=True, text=True)
+    assert res.returncode == 2 and "--keep-dump" in res.stderr and "needs --heap-dump" in res.stderr
