@@ -40,11 +40,11 @@ print(json.dumps({"analysis": a, "suspects": [{"name": s["name"], "paths": len(s
 
 
 def make_dump(mb: int, workdir: str) -> dict:
-    """Start HeapFill with about ``mb`` × 0.66 MB live (HPROF's 8-byte references make the dump
+    """Start HeapFill with about ``mb`` × 0.71 MB live (HPROF's 8-byte references make the dump
     bigger than the heap), dump it, stop it."""
     classes = os.path.join(workdir, "classes")
     subprocess.run(["javac", "-d", classes, os.path.join(REPO, "benchmarks", "hprof", "HeapFill.java")], check=True)
-    live = max(8, int(mb * 0.66))
+    live = max(8, int(mb * 0.71))
     java = subprocess.Popen(["java", f"-Xmx{live * 3}m", "-XX:+UseSerialGC", "-cp", classes, "HeapFill", str(live)],
                             stdout=subprocess.PIPE, text=True)
     try:

@@ -38,7 +38,10 @@ _CREATED = re.compile(r"Heap dump file created \[(\d+) bytes in ([\d.]+) secs\]"
 
 
 def _same_mount_ns(pid: int) -> bool:
+    """Whether the target sees the file system as profkit does (its mount namespace and root)."""
     try:
+        if os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+            return False
         a, b = os.stat(f"/proc/{pid}/root/"), os.stat("/")
     except OSError:
         return True
@@ -208,7 +211,8 @@ class HeapDumpProbe(Probe):
             if os.path.basename(parent).startswith("profkit-heap-"):
                 shutil.rmtree(parent, ignore_errors=True)
             return None
-        dest = os.path.join(ctx.run.raw_dir, os.path.basename(self.host_path))
+        name = os.path.basename(self.host_path)
+        dest = os.path.join(ctx.run.raw_dir, name[len("profkit-"):] if name.startswith("profkit-") else name)
         if os.path.abspath(dest) != os.path.abspath(self.host_path):
             shutil.move(self.host_path, dest)
         os.chmod(dest, 0o600)
