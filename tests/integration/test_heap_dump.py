@@ -61,3 +61,29 @@ def _children(pid):
             out.append(int(k))
             out.extend(_children(int(k)))
     return out
+
+
+def test_early_heap_dump_when_the_heap_will_run_out_before_the_end(start_process, tmp_path):
+    """GIVEN the example JVM service leaking 16 KB a request into a 64 MB heap under load,
+    WHEN profkit heap --heap-dump watches it for longer than the heap will last,
+    THEN the dump is taken early (the projection to -Xmx is shorter than the time left), before
+    the JVM runs out, and read: the leak's bytes are held through the service's static cache."""
+    import sys
+
+    ex = pathlib.Path(__file__).resolve().parents[2] / "examples"
+    classes = tmp_path / "classes"
+    subprocess.run(["bash", str(ex / "jvm_service" / "build.sh"), str(classes)], check=True, capture_output=True, timeout=120)
+    s = start_process("bash", ex / "jvm_service" / "run.sh", "--port", "0", "--leak", "--leak-bytes", "16384",
+                      env={"BUILD_DIR": str(classes), "JAVA_HEAP": "64m"})
+    base = s.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/", 30).group(1)
+    loader = start_process(sys.executable, ex / "load" / "load.py", base + "/process?size=200", 100, 2, "--json")
+    res = profkit("heap", "--pid", s.pid, "-d", 90, "--heap-dump", "--no-allocations", "-o", tmp_path / "run", "-q",
+                  timeout=400)
+    loader.stop()
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    heap = json.loads((tmp_path / "run" / "heap.json").read_text())
+    d = heap["heap_dump"]
+    assert d and d["trigger"].startswith("early: the heap was projected to reach -Xmx in"), d
+    assert d["taken_at_s"] < 80 and d["bytes"] > 8 << 20 and d["file"] is None
+    paths = [r["path"] for s in heap["suspects"] for r in s.get("retained_by") or []]
+    assert any(p[0] == "static example.ResultCache.ENTRIES" for p in paths), paths
