@@ -3,11 +3,14 @@
 
 **Warm-up** (``--warmup auto``; the rule of docs/contract.md "Benchmarks: steady state"):
 
+* the latency is the per-interval ``p50`` where the generator measures it, else ``mean``, else
+  ``p99`` (the typical request: a per-second p99 is one or two requests, too noisy to settle),
+  smoothed by a running median of 3 intervals;
 * the *reference* is the median, over the second half of the run, of the throughput (``rate``)
-  and of the latency (``p99`` where the generator measures it per interval, else ``mean``, else
-  ``p50``);
+  and of that latency;
 * a second is *in band* when both are within the reference ± max(15% (throughput) or 25%
-  (latency) of it, 3 × 1.4826 × MAD of the second half);
+  (latency) of it, 3 × 1.4826 × MAD of the second half, and for latency 1 ms: the jitter of a
+  shared machine);
 * warm-up ends at the first second that is in band and after which at least 8 of the next 10
   seconds are in band too (a stall or a checkpoint now and then does not restart the warm-up);
 * it must end within the first half of the run, else the run was too short to reach steady
@@ -45,17 +48,27 @@ MIN_DRIFT_POINTS = 8
 
 
 def latency_key(rows: Sequence[dict]) -> Optional[str]:
-    """The per-interval latency the series has: p99, else mean, else p50."""
-    for key in ("p99", "mean", "p50"):
+    """The per-interval latency the series has: p50, else mean, else p99."""
+    for key in ("p50", "mean", "p99"):
         if sum(1 for r in rows if r.get(key) is not None) >= max(3, len(rows) // 2):
             return key
     return None
 
 
-def _band(values: List[float], fraction: float) -> Tuple[float, float]:
+def _band(values: List[float], fraction: float, floor: float = 1e-9) -> Tuple[float, float]:
     ref = statistics.median(values)
     mad = statistics.median(abs(v - ref) for v in values)
-    return ref, max(fraction * abs(ref), 3 * 1.4826 * mad, 1e-9)
+    return ref, max(fraction * abs(ref), 3 * 1.4826 * mad, floor)
+
+
+def _smooth(rows: Sequence[dict], key: str) -> List[dict]:
+    """Copies of the rows with ``key`` replaced by its running median of 3 (centred)."""
+    vals = [r.get(key) for r in rows]
+    out = []
+    for i, r in enumerate(rows):
+        near = [v for v in vals[max(0, i - 1):i + 2] if v is not None]
+        out.append(dict(r, **{key: statistics.median(near) if near and vals[i] is not None else None}))
+    return out
 
 
 def detect_warmup(rows: Sequence[dict]) -> Tuple[Optional[float], str]:
@@ -63,6 +76,8 @@ def detect_warmup(rows: Sequence[dict]) -> Tuple[Optional[float], str]:
     not reached). See the module docstring for the rule."""
     usable = [r for r in rows if r.get("rate") is not None]
     lat = latency_key(usable)
+    if lat:
+        usable = _smooth(usable, lat)
     if len(usable) < 2 * FOLLOW:
         return None, f"{len(usable)} intervals; at least {2 * FOLLOW} are needed to tell warm-up from steady state"
     half = usable[len(usable) // 2:]
@@ -70,7 +85,7 @@ def detect_warmup(rows: Sequence[dict]) -> Tuple[Optional[float], str]:
     if lat:
         vals = [r[lat] for r in half if r.get(lat) is not None]
         if vals:
-            bands[lat] = _band(vals, 0.25)
+            bands[lat] = _band(vals, 0.25, floor=1.0)
 
     def ok(r) -> bool:
         for key, (ref, tol) in bands.items():

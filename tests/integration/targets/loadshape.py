@@ -2,7 +2,7 @@
 """A loopback HTTP service with a chosen latency shape, for profkit bench's steady-state tests.
 
     loadshape.py PORT --stall 5:1.2     every 5 s the service stops answering for 1.2 s (a lock held)
-    loadshape.py PORT --warmup 5:20     the first 5 s after the first request each take 20 ms more
+    loadshape.py PORT --warmup 500:40   the first 500 requests each take 40 ms more (5 s at 100/s)
     loadshape.py PORT --grow 1.5        each request takes 1.5 ms more per second since the first one
     --base MS                           every request's own work (default 1 ms, CPU-bound)
 
@@ -18,7 +18,7 @@ import threading
 import time
 
 LOCK = threading.Lock()
-STATE = {"first": None}
+STATE = {"first": None, "count": 0}
 
 
 def work(ms):
@@ -39,10 +39,12 @@ def make_handler(args):
             if STATE["first"] is None:
                 STATE["first"] = now
             since = now - STATE["first"]
+            STATE["count"] += 1
+            nth = STATE["count"]
             with LOCK:  # held for the whole stall by the staller thread
                 pass
             extra = 0.0
-            if args.warmup and since < args.warmup[0]:
+            if args.warmup and nth <= args.warmup[0]:
                 extra = args.warmup[1]
             if args.grow:
                 extra = args.grow * since
