@@ -214,7 +214,8 @@ class SysbenchGenerator(LoadGenerator):
 
 
 def _fatal(text: str) -> str:
-    """The most telling line of sysbench's output (FATAL / error), redacted and capped."""
+    """The most telling line of sysbench's output, redacted and capped: the first FATAL / error
+    line (the root cause: libpq's reason; the later ones say which Lua function gave up)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     picked = [line for line in lines if re.search(r"(?i)fatal|error|failed|refused", line)]
-    return redact((picked or lines or ["no output"])[-1])[:240]
+    return redact((picked[:1] or lines[-1:] or ["no output"])[0])[:240]

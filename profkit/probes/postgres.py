@@ -17,6 +17,7 @@ is redacted. Only loopback hosts are sampled, like all of bench's load.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Dict, List
 
 from profkit.engine.probe import RunContext
@@ -101,7 +102,8 @@ class PostgresProbe(SamplerProbe):
                 row = cur.fetchone()
                 short = view.replace("pg_stat_", "")
                 for col, val in zip((d.name for d in cur.description), row or ()):
-                    if col not in _SKIP and isinstance(val, (int, float)) and not isinstance(val, bool):
+                    # numeric columns (wal_bytes) arrive as Decimal
+                    if col not in _SKIP and isinstance(val, (int, float, Decimal)) and not isinstance(val, bool):
                         out[f"{short}.{col}"] = float(val)
             cur.execute("SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
             ev = cur.fetchone()
