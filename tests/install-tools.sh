@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool profkit's tests drive, on a fresh Debian machine (run as root):
-#   Debian packages   perf, the JDK, lldb/gdb, eu-stack, wrk, Chromium + ChromeDriver, gcc, Go, Maven
+#   Debian packages   perf, the JDK, lldb/gdb, eu-stack, wrk, Chromium + ChromeDriver, gcc, Go, Maven,
+#                     PostgreSQL and sysbench (examples/database, tests/integration/test_bench_database.py)
 #   Maven artifacts   async-profiler (its agent library is in the jar) and its JFR converter
 #   built tools       .ci/tools builds them into ~/.cache/profkit/bin/NAME-VERSION (cached)
 # Each step is skipped when what it installs is already there. The README's test line runs it.
@@ -16,6 +17,8 @@ have addr2line || need+=(binutils)
 have perf || need+=(linux-perf)
 have cc || need+=(gcc)
 have wrk || need+=(wrk)
+have sysbench || need+=(sysbench)
+{ have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 have lldb || need+=(lldb)
 have gdb || need+=(gdb)
 have eu-stack || need+=(elfutils)
