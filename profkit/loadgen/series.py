@@ -119,11 +119,15 @@ def _bucket_metrics(rows: List[dict], metrics: Sequence[dict]) -> None:
 
 
 def _bucket_probe(rows: List[dict], samples: Sequence[dict]) -> None:
-    """A probe's per-second samples (``t`` plus fields) onto the rows: the sample inside each interval."""
+    """A probe's per-second samples (``t`` plus fields) onto the rows: the sample inside each
+    interval, else (a sampler's 1 s is never exact) the first one within half a second after it."""
     ts = [s["t"] for s in samples]
     for r in rows:
+        end = r["t"] + r.get("dt", 1.0)
         lo = bisect.bisect_left(ts, r["t"])
-        hi = bisect.bisect_left(ts, r["t"] + r.get("dt", 1.0))
+        hi = bisect.bisect_left(ts, end)
+        if lo == hi and hi < len(ts) and ts[hi] < end + 0.5:
+            hi += 1
         for s in samples[lo:hi]:
             for k, v in s.items():
                 if k != "t":

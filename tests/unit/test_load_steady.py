@@ -173,3 +173,49 @@ def test_downsample_keeps_a_single_spike_and_bounds_points():
     svgs = series_svgs(load)
     assert len(svgs) >= 3 and all(s.count("<svg") == 1 for s in svgs)
     assert "<b>" not in "".join(svgs) and "&lt;b&gt;" in "".join(svgs) and "warm-up" in svgs[0]
+
+
+def test_request_rate_warmup_and_probe_specs_parse():
+    from profkit.cli.bench import parse_request_rate, parse_warmup
+    from profkit.probes import parse_spec
+    from profkit.probes.postgres import check_dsn
+
+    assert parse_request_rate("200/s") == 200 and parse_request_rate("12000/m") == 200
+    assert parse_request_rate("1/ms") == 1000 and parse_request_rate("50") == 50 and parse_request_rate(None) is None
+    for bad in ("fast", "0/s", "-5", "3/y"):
+        with pytest.raises(UsageError):
+            parse_request_rate(bad)
+    assert parse_warmup("auto") == "auto" and parse_warmup("0") == "0" and parse_warmup("1m") == "60"
+    with pytest.raises(UsageError):
+        parse_warmup("soon")
+    assert parse_spec("postgres=postgresql://u@127.0.0.1/db") == ("postgres", "postgresql://u@127.0.0.1/db")
+    with pytest.raises(UsageError) as e:
+        parse_spec("postgres")
+    with pytest.raises(UsageError) as e:
+        check_dsn("postgresql://u:s3cret@127.0.0.1/db")
+    assert "s3cret" not in str(e.value)
+    with pytest.raises(UsageError):
+        check_dsn("host=127.0.0.1 password=s3cret")
+    with pytest.raises(UsageError, match="loopback"):
+        check_dsn("postgresql://u@db.example.com/db")
+    check_dsn("host=/tmp/sock dbname=x")  # a Unix socket is local
+
+
+def test_closed_loop_generators_refuse_a_request_rate_and_unknown_options():
+    from profkit.loadgen.sysbench import SysbenchGenerator
+    from profkit.loadgen.wrk import WrkGenerator
+
+    with pytest.raises(UsageError, match="open-loop"):
+        WrkGenerator().validate(LoadRequest(url="http://127.0.0.1:1/", duration=1, raw_dir="", request_rate=5))
+    with pytest.raises(UsageError, match="does not know"):
+        WrkGenerator().validate(LoadRequest(url="http://127.0.0.1:1/", duration=1, raw_dir="", options=(("x", "1"),)))
+    sb = SysbenchGenerator()
+    with pytest.raises(UsageError, match="script"):
+        sb.validate(LoadRequest(url="postgresql://u@127.0.0.1/db", duration=1, raw_dir="",
+                                options=(("script", "rm -rf"),)))
+    req = LoadRequest(url="postgresql://u@127.0.0.1:5433/db", duration=7.4, raw_dir="", connections=3,
+                      options=(("tables", "2"), ("table_size", "100")))
+    sb.validate(req)
+    argv = sb.command(req)
+    assert argv[:3] == ["sysbench", "oltp_write_only", "--db-driver=pgsql"] and "--threads=3" in argv
+    assert "--time=7" in argv and "--tables=2" in argv and "--table_size=100" in argv and argv[-1] == "run"
