@@ -124,8 +124,13 @@ def hour_series(hours):
         h = LatencyHistogram()
         for _ in range(200):
             h.add(rnd.lognormvariate(1.0, 0.5))
-        rows.append({"epoch": 1000.0 + i, "dt": 1.0, "requests": 200, "rate": 200.0, "errors": 0.0,
-                     "p50": h.percentile(50), "p99": h.percentile(99), "mean": h.total / h.count, "_hist": h})
+        row = {"epoch": 1000.0 + i, "dt": 1.0, "requests": 200, "rate": 200.0, "errors": 0.0,
+               "p50": h.percentile(50), "p99": h.percentile(99), "mean": h.total / h.count, "_hist": h}
+        # the fields of a --probe postgres sampler (PostgreSQL 15: 19 counters and 2 derived)
+        row.update({f"bgwriter.f{k}": rnd.random() * 100 for k in range(10)})
+        row.update({f"wal.f{k}": rnd.random() * 1e6 for k in range(8)})
+        row.update({"checkpoints": float(i % 30 == 0), "checkpointer.writing": 1.0, "wal.wal_bytes": rnd.random() * 1e6})
+        rows.append(row)
         metrics.append({"t": i + 0.5, "cpu_pct": 20 + rnd.random(), "rss": 50 << 20})
     return rows, metrics
 
@@ -181,15 +186,18 @@ def bench_render(fig):
     run.write_json("load.json", fig)
     env = Environment(loader=PackageLoader("profkit.reports", "templates"),
                       autoescape=select_autoescape(["html", "svg", "xml", "j2"], default=True))
-    times = []
+    times, cpus = [], []
     for _ in range(3):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         html = html_section(run, env)
         md = markdown_section(run)
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
     shutil.rmtree(tmp, ignore_errors=True)
-    return {"points_per_series": len(fig["series"]), "best_s": round(min(times), 3), "html_bytes": len(html),
-            "markdown_bytes": len(md), "target_s": 1.0}
+    return {"points_per_series": len(fig["series"]), "fields_per_row": len(fig["series"][0]),
+            "charts": html.count("<svg"), "best_wall_s": round(min(times), 3), "best_cpu_s": round(min(cpus), 3),
+            "html_bytes": len(html), "markdown_bytes": len(md), "target_s": 1.0,
+            "load_avg_1m": round(os.getloadavg()[0], 1)}
 
 
 def main():

@@ -200,6 +200,8 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
     if not avail.ok:
         raise avail.error(f"load generator {gen.id}")
     gen.check_target(load.url)
+    if progress is not None:
+        progress(0.0, load.duration, f"{gen.id}: setting up the load")
     gen.prepare(load)
     pre = None
     if resolve is not None and gen.resolve_after_connect:

@@ -22,30 +22,33 @@ _CHARTS = (("throughput", "/s", ("rate",)), ("latency", "ms", ("p50", "p99", "me
            ("errors", "/s", ("errors",)), ("target CPU", "%", ("cpu_pct",)), ("target RSS", "MiB", ("rss",)))
 _STANDARD = {"t", "dt", "requests", "rate", "errors", "p50", "p99", "p95", "mean", "cpu_pct", "rss", "tps", "qps",
              "reconnects"}
-MAX_EXTRA = 6
+MAX_EXTRA = 8
+#: probe fields drawn first when present (the background work that explains throughput dips)
+_FIRST = ("checkpoints", "bgwriter.checkpoint_sync_time", "checkpointer.sync_time", "bgwriter.buffers_checkpoint",
+          "checkpointer.buffers_written", "bgwriter.buffers_backend", "wal.wal_bytes", "wal.wal_sync")
 
 
 def downsample(points: Sequence[Tuple[float, float]], columns: int) -> List[Tuple[float, float]]:
     """At most ``2 × columns`` points: per column of equal time, its min and max in time order."""
-    if len(points) <= 2 * columns:
+    n = len(points)
+    if n <= 2 * columns:
         return list(points)
-    t0, t1 = points[0][0], points[-1][0]
-    width = (t1 - t0) / columns or 1.0
+    t0 = points[0][0]
+    scale = columns / ((points[-1][0] - t0) or 1.0)
     out: List[Tuple[float, float]] = []
-    col, lo, hi = None, None, None
+    col = -1
+    lo = hi = points[0]
     for p in points:
-        c = min(columns - 1, int((p[0] - t0) / width))
+        c = int((p[0] - t0) * scale)
         if c != col:
-            if lo is not None:
-                out.extend(sorted({lo, hi}))
+            if col >= 0:
+                out.extend((lo, hi) if lo[0] < hi[0] else (hi, lo) if hi[0] < lo[0] else (lo,))
             col, lo, hi = c, p, p
-        else:
-            if p[1] < lo[1]:
-                lo = p
-            if p[1] > hi[1]:
-                hi = p
-    if lo is not None:
-        out.extend(sorted({lo, hi}))
+        elif p[1] < lo[1]:
+            lo = p
+        elif p[1] > hi[1]:
+            hi = p
+    out.extend((lo, hi) if lo[0] < hi[0] else (hi, lo) if hi[0] < lo[0] else (lo,))
     return out
 
 
@@ -86,12 +89,15 @@ def _chart(title: str, unit: str, lines: Dict[str, List[Tuple[float, float]]], t
 
 def _extra_keys(series: Sequence[dict]) -> List[str]:
     seen: Dict[str, int] = {}
-    for r in series:
+    step = max(1, len(series) // 400)  # every row has the same fields: a sample of them tells which
+    for r in series[::step]:
         for k, v in r.items():
             if k not in _STANDARD and isinstance(v, (int, float)) and not isinstance(v, bool):
                 seen[k] = seen.get(k, 0) + (1 if v else 0)
-    # the fields that moved most often first (a counter that never changed says nothing)
-    return [k for k, n in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0])) if n][:MAX_EXTRA]
+    # checkpoint and WAL fields first, then those that moved most often (a counter that never changed says nothing)
+    first = [k for k in _FIRST if seen.get(k)]
+    rest = [k for k, n in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0])) if n and k not in first]
+    return (first + rest)[:MAX_EXTRA]
 
 
 def series_svgs(load: Dict, width: int = 360, height: int = 120, columns: Optional[int] = None) -> List[str]:
@@ -107,8 +113,12 @@ def series_svgs(load: Dict, width: int = 360, height: int = 120, columns: Option
     for title, unit, keys in specs:
         lines = {}
         for k in keys:
-            pts = [(max(0.0, r["t"]), float(r[k]) / (2**20 if k == "rss" else 1))
-                   for r in series if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+            div = 2**20 if k == "rss" else 1
+            pts = []
+            for r in series:
+                v = r.get(k)
+                if v is not None and v.__class__ in (int, float) and math.isfinite(v):
+                    pts.append((r["t"] if r["t"] > 0 else 0.0, v / div))
             if len(pts) >= 2:
                 lines[k] = downsample(pts, columns)
         if lines:
