@@ -33,7 +33,6 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from profkit.loadgen import LoadRequest  # noqa: E402
 from profkit.loadgen.analysis import analyse  # noqa: E402
 from profkit.loadgen.series import LatencyHistogram  # noqa: E402
 

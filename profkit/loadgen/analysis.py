@@ -18,6 +18,7 @@ from profkit.loadgen.steady import co_evidence, drift, resolve_warmup
 
 __all__ = ["WHOLE_RUN_KEYS", "analyse", "steady_figures"]
 
+NO_SERIES = "the generator reports no per-interval figures"
 WHOLE_RUN_KEYS = ("requests", "duration_s", "rate", "errors", "error_count", "error_pct", "latency_ms", "distribution")
 
 
@@ -66,14 +67,16 @@ def analyse(fig: Dict, *, t0_epoch: float, duration: float, warmup: str, metrics
     gen_rows = fig.pop("series", None) or []
     rows = join(gen_rows, t0_epoch, metrics=metrics, duration=duration if not gen_rows else 0.0, probes=probes)
     fig["whole_run"] = {k: copy.deepcopy(fig.get(k)) for k in WHOLE_RUN_KEYS}
-    has_load_rows = any(r.get("rate") is not None for r in rows)
-    wu = resolve_warmup(rows, warmup, duration) if has_load_rows or warmup in ("0", "auto") else None
-    if wu is None or not has_load_rows:
-        wu = {"mode": "none" if warmup == "0" else warmup, "warmup_s": 0.0, "reached": warmup == "0",
-              "reason": "the generator reports no per-interval figures" if warmup != "0" else "no warm-up excluded"}
+    if any(r.get("rate") is not None for r in rows):
+        wu = resolve_warmup(rows, warmup, duration)
+    elif warmup == "0":
+        wu = {"mode": "none", "warmup_s": 0.0, "reached": True, "reason": "no warm-up excluded (--warmup 0)"}
+    else:
+        wu = {"mode": "auto" if warmup == "auto" else "fixed", "warmup_s": 0.0, "reached": False,
+              "reason": NO_SERIES}
     if not wu["reached"]:
-        warn(f"run too short to reach steady state: {wu['reason']}; the figures are the whole run's "
-             "(run longer, or give --warmup SECONDS)")
+        what = "run too short to reach steady state" if wu["reason"] != NO_SERIES else "no warm-up left out"
+        warn(f"{what}: {wu['reason']}; the figures are the whole run's (run longer, or give --warmup SECONDS)")
     fig["warmup"], fig["warmup_s"] = wu, wu["warmup_s"]
     if wu["warmup_s"] > 0:
         fig.update(steady_figures(fig, rows, wu["warmup_s"]))

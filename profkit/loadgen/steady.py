@@ -9,8 +9,10 @@
 * the *reference* is the median, over the second half of the run, of the throughput (``rate``)
   and of that latency;
 * a second is *in band* when both are within the reference ± max(15% (throughput) or 25%
-  (latency) of it, 3 × 1.4826 × MAD of the second half, and for latency 1 ms: the jitter of a
-  shared machine);
+  (latency) of it, 3 × the noise of the second half (1.4826 × the median absolute difference
+  of successive intervals ÷ √2, which a trend does not inflate), 10% of the warm-up's excess (the
+  largest distance from the reference in the first half: a warm-up from 50 ms to 2 ms has
+  settled at 6.8 ms), and for latency 1 ms: the jitter of a shared machine);
 * warm-up ends at the first second that is in band and after which at least 8 of the next 10
   seconds are in band too (a stall or a checkpoint now and then does not restart the warm-up);
 * it must end within the first half of the run, else the run was too short to reach steady
@@ -55,10 +57,13 @@ def latency_key(rows: Sequence[dict]) -> Optional[str]:
     return None
 
 
-def _band(values: List[float], fraction: float, floor: float = 1e-9) -> Tuple[float, float]:
+def _band(values: List[float], early: List[float], fraction: float, floor: float = 1e-9) -> Tuple[float, float]:
     ref = statistics.median(values)
-    mad = statistics.median(abs(v - ref) for v in values)
-    return ref, max(fraction * abs(ref), 3 * 1.4826 * mad, floor)
+    # the noise from successive differences (a trend in the second half does not widen the band)
+    diffs = [abs(b - a) for a, b in zip(values, values[1:])] or [0.0]
+    noise = 1.4826 * statistics.median(diffs) / 1.4142
+    excess = max((abs(v - ref) for v in early), default=0.0)
+    return ref, max(fraction * abs(ref), 3 * noise, 0.10 * excess, floor)
 
 
 def _smooth(rows: Sequence[dict], key: str) -> List[dict]:
@@ -80,12 +85,12 @@ def detect_warmup(rows: Sequence[dict]) -> Tuple[Optional[float], str]:
         usable = _smooth(usable, lat)
     if len(usable) < 2 * FOLLOW:
         return None, f"{len(usable)} intervals; at least {2 * FOLLOW} are needed to tell warm-up from steady state"
-    half = usable[len(usable) // 2:]
-    bands = {"rate": _band([r["rate"] for r in half], 0.15)}
+    first, half = usable[:len(usable) // 2], usable[len(usable) // 2:]
+    bands = {"rate": _band([r["rate"] for r in half], [r["rate"] for r in first], 0.15)}
     if lat:
         vals = [r[lat] for r in half if r.get(lat) is not None]
         if vals:
-            bands[lat] = _band(vals, 0.25, floor=1.0)
+            bands[lat] = _band(vals, [r[lat] for r in first if r.get(lat) is not None], 0.25, floor=1.0)
 
     def ok(r) -> bool:
         for key, (ref, tol) in bands.items():

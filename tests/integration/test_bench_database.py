@@ -38,7 +38,10 @@ def run_env(info, **extra):
 def test_sysbench_on_postgres_with_perf_on_the_backends_and_the_probe_series(postgres, tmp_path):
     run = tmp_path / "run"
     url = postgres["url"]
-    p = profkit("bench", "--pid", postgres["pid"], "--children", "-c", "perf", "--call-graph", "dwarf", "-r", 49,
+    # --name: this cluster's postmaster only (other PostgreSQL servers may run on the machine);
+    # its backends are its children, found once sysbench has connected
+    name = re.escape(os.path.join(postgres["dir"], "data"))
+    p = profkit("bench", "--name", name, "--children", "-c", "perf", "--call-graph", "dwarf", "-r", 49,
                 "--load", "sysbench", "--url", url, "--load-option", "prepare=yes", "--load-option", "tables=2",
                 "--load-option", "table_size=5000", "--load-option", "script=oltp_write_only", "-C", 4, "-d", 30,
                 "--probe", f"postgres={url}", "--warmup", "auto", "-o", run, "-q", env=run_env(postgres), timeout=240)
