@@ -158,12 +158,16 @@ class Prestarted:
             if not gen.wait_connected(self.handle, connect_timeout):
                 raise EnvironmentProblem(f"{gen.id} did not connect within {connect_timeout:g} s")
         except BaseException:
-            self.handle.stop()
-            self.handle.close()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.discard()
             raise
         self.request = replace(self.request, started_epoch=time.time())
         self.started = time.monotonic()
+
+    def discard(self) -> None:
+        """Stop the load and remove its directory (the run it was started for never began)."""
+        self.handle.stop()
+        self.handle.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     def move_into(self, raw_dir: str) -> List[str]:
         moved = []
@@ -209,8 +213,7 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
         try:
             targets = resolve()
         except BaseException:
-            pre.handle.stop()
-            pre.handle.close()
+            pre.discard()
             raise
         left = max(1.0, load.duration - (time.monotonic() - pre.started))
         session_options = replace(session_options, duration=left)
@@ -225,8 +228,13 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
                                                    baseline_seconds)
             ctx.run.write_json("load.json", _public(figures))
 
-    run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe, *samplers],
-                           analyses=[probe.analyse, overhead])
+    try:
+        run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe, *samplers],
+                               analyses=[probe.analyse, overhead])
+    except BaseException:
+        if pre is not None and probe.entry is None:  # the run never began: the early load must not outlive it
+            pre.discard()
+        raise
     figures = ctx.results.get("load") or {}
     ok = (figures.get("requests") or 0) - ((figures.get("errors") or {}).get("status") or 0)
     if figures.get("requests") is not None and ok <= 0:

@@ -55,7 +55,7 @@ def test_a_stalling_service_open_loop_sees_the_stall_closed_loop_hides_it(start_
     assert 190 <= veg["rate"] <= 210 and min(r["rate"] for r in veg["series"]) >= 190
     # closed loop: throughput dips in the stalls; its own per-interval latency stays far lower
     assert wrk["closed_loop"] is True and wrk["coordinated_omission"]["dip_seconds"] >= 1
-    assert statistics.median(wrk_means) < 100 < veg["latency_ms"]["p99"] / 10 * 10
+    assert statistics.median(wrk_means) < 100 and veg["latency_ms"]["p99"] >= 10 * statistics.median(wrk_means)
     summary = (tmp_path / "wrk" / "summary.md").read_text()
     assert "coordinated omission" in summary and "throughput fell below half its median" in summary
     assert "coordinated omission" not in (tmp_path / "vegeta" / "summary.md").read_text().split("## Load")[0]

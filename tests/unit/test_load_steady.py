@@ -226,3 +226,18 @@ def test_closed_loop_generators_refuse_a_request_rate_and_unknown_options():
     argv = sb.command(req)
     assert argv[:3] == ["sysbench", "oltp_write_only", "--db-driver=pgsql"] and "--threads=3" in argv
     assert "--time=7" in argv and "--tables=2" in argv and "--table_size=100" in argv and argv[-1] == "run"
+
+
+def test_sampler_counters_become_rates_and_late_samples_fill_their_interval():
+    from profkit.probes import SamplerProbe
+
+    p = SamplerProbe()
+    p.counters = ("wal.wal_bytes",)
+    assert p.rates(1.0, {"wal.wal_bytes": 100.0, "checkpointer.writing": 1.0}) == {"t": 1.0, "checkpointer.writing": 1.0}
+    assert p.rates(3.0, {"wal.wal_bytes": 500.0, "checkpointer.writing": 0.0}) == \
+        {"t": 3.0, "wal.wal_bytes": 200.0, "checkpointer.writing": 0.0}
+    # a counter reset (server restart) is not a negative rate
+    assert p.rates(4.0, {"wal.wal_bytes": 0.0})["wal.wal_bytes"] == 0.0
+    gen = [{"epoch": 10.0 + i, "dt": 1.0, "rate": 1.0} for i in range(3)]
+    out = join(gen, 10.0, probes=[[{"t": 0.5, "x": 1.0}, {"t": 2.2, "x": 3.0}]])
+    assert [r.get("x") for r in out] == [1.0, 3.0, 3.0]  # 1.0-2.0 had no sample: the one at 2.2 fills it
