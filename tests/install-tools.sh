@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every tool profkit's tests drive, on a fresh Debian machine (run as root):
-#   Debian packages   perf, the JDK, lldb/gdb, eu-stack, wrk, Chromium + ChromeDriver, gcc, Go, Maven
+#   Debian packages   perf, the JDK, lldb/gdb, eu-stack, wrk, Chromium + ChromeDriver, gcc, Go, Maven,
+#                     PostgreSQL and sysbench (examples/database, tests/integration/test_bench_database.py)
 #   Maven artifacts   async-profiler (its agent library is in the jar) and its JFR converter;
 #                     the Spring Boot example's dependencies (examples/spring_json, built here)
 #   built tools       .ci/tools builds them into ~/.cache/profkit/bin/NAME-VERSION (cached)
@@ -17,6 +18,8 @@ have addr2line || need+=(binutils)
 have perf || need+=(linux-perf)
 have cc || need+=(gcc)
 have wrk || need+=(wrk)
+have sysbench || need+=(sysbench)
+{ have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need+=(postgresql)
 have lldb || need+=(lldb)
 have gdb || need+=(gdb)
 have eu-stack || need+=(elfutils)

@@ -2,6 +2,9 @@
 """Profiling under load and pull requests: ``bench``, ``compare``."""
 from __future__ import annotations
 
+import re
+from typing import Optional
+
 import click
 
 from profkit.cli.common import CONTEXT, ProgressLine, positive_seconds, with_stop_signals
@@ -13,16 +16,66 @@ _slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
                                 "p99.9 max (ms, us, s) errors (%) rate (/s); OP < <= > >=. e.g. 'p99<500ms'.")
 
 
+def parse_request_rate(text: Optional[str]) -> Optional[float]:
+    """``200``, ``200/s``, ``12000/m``, ``1/ms`` → requests per second (a usage error otherwise)."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:/\s*(\d*)\s*(ms|s|m|h))?\s*", text)
+    if not m:
+        raise UsageError(f"--request-rate {text!r}: expected N or N/UNIT (e.g. 200/s, 12000/m)")
+    per = float(m.group(2) or 1) * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(3) or "s"]
+    rate = float(m.group(1)) / per
+    if not 0 < rate <= 1e6:
+        raise UsageError(f"--request-rate {text!r}: between 0 and 1,000,000 requests per second")
+    return rate
+
+
+def parse_warmup(text: str) -> str:
+    """``auto``, or seconds (a DURATION) as text; ``0`` keeps the whole run."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    from profkit.timeparse import parse_duration
+
+    return f"{parse_duration(text, '--warmup'):g}"
+
+
+def _load_options(pairs) -> tuple:
+    out = []
+    for text in pairs:
+        key, eq, value = text.partition("=")
+        if not eq or not re.fullmatch(r"[a-z][a-z0-9_]*", key):
+            raise UsageError(f"--load-option {text!r}: expected KEY=VALUE (KEY like table_size)")
+        out.append((key, value))
+    return tuple(out)
+
+
 @click.command(context_settings=CONTEXT)
-@click.option("--pid", "-p", "pids", type=int, multiple=True, required=True, help="Process to profile (repeatable).")
-@click.option("--children", is_flag=True, help="Also profile the children of the processes (gunicorn workers).")
-@click.option("--url", "-u", required=True, help="Loopback URL to load (127.0.0.0/8, localhost, [::1] only).")
+@click.option("--pid", "-p", "pids", type=int, multiple=True, help="Process to profile (repeatable).")
+@click.option("--name", "-n", default=None, metavar="PATTERN",
+              help="Profile processes whose command line matches this regex (e.g. postgres); with a database "
+                   "load they are found once its clients have connected.")
+@click.option("--children", is_flag=True, help="Also profile the children of the processes (gunicorn workers, "
+                                               "PostgreSQL backends).")
+@click.option("--url", "-u", required=True, help="Loopback URL to load (127.0.0.0/8, localhost, [::1] only); "
+                                                 "postgresql://USER@127.0.0.1:PORT/DB for sysbench.")
 @click.option("--load", "load_id", default="wrk", show_default=True, metavar="ID",
-              help="Load generator: wrk, locust or cmd (see --load-command).")
+              help="Load generator: wrk, locust, vegeta (open loop), sysbench (PostgreSQL) or cmd (see --load-command).")
 @click.option("--load-command", default=None, metavar="CMD",
               help="For --load cmd: the command, with {url} {duration} {connections}; it may print one JSON "
                    "line of figures (see docs of profkit.loadgen.cmd).")
-@click.option("--connections", "-C", type=int, default=10, show_default=True, help="Concurrent connections (users).")
+@click.option("--request-rate", default=None, metavar="N/s",
+              help="Open-loop generators (vegeta): requests per second to send whatever the service does, e.g. 200/s.")
+@click.option("--load-option", "load_options", multiple=True, metavar="KEY=VALUE",
+              help="A generator's own setting (repeatable), e.g. sysbench's script=oltp_insert, tables=8, "
+                   "table_size=100000, prepare=yes.")
+@click.option("--warmup", default="0", show_default=True, metavar="auto|DURATION",
+              help="Seconds at the start left out of the RED figures and SLOs; auto: until throughput and "
+                   "latency settle (docs/contract.md).")
+@click.option("--probe", "probe_specs", multiple=True, metavar="ID=ARG",
+              help="Sample a service's own statistics each second into the series (repeatable), e.g. "
+                   "postgres=postgresql://USER@127.0.0.1:5432/DB (password from PGPASSFILE or PGPASSWORD).")
+@click.option("--connections", "-C", type=int, default=10, show_default=True, help="Concurrent connections (users, "
+                                                                                   "sysbench threads).")
 @click.option("--load-threads", type=int, default=2, show_default=True, help="wrk threads (at most --connections).")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Per-request timeout, seconds.")
 @_slo_option
@@ -31,20 +84,28 @@ _slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
 @click.option("--baseline-pairs", type=int, default=3, show_default=True, help="Pairs for --baseline.")
 @click.option("--baseline-seconds", type=float, default=5.0, show_default=True, help="Seconds per load in --baseline.")
 @live_options
-def bench(pids, children, url, load_id, load_command, connections, load_threads, timeout, slos, baseline,
-          baseline_pairs, baseline_seconds, duration, output, collector_ids, rate, mode, interval, quiet, **record):
+def bench(pids, name, children, url, load_id, load_command, request_rate, load_options, warmup, probe_specs,
+          connections, load_threads, timeout, slos, baseline, baseline_pairs, baseline_seconds, duration, output,
+          collector_ids, rate, mode, interval, quiet, **record):
     """Put load on URL and profile PID at the same time: flame graph, RED and USE, SLO verdicts.
 
     \b
       profkit bench --pid 1234 --url http://127.0.0.1:8000/items --duration 30 --slo 'p99<500ms'
+      profkit bench --pid 1234 --url http://127.0.0.1:8000/ --load vegeta --request-rate 200/s --warmup auto
       profkit bench --pid 1234 --children --url http://127.0.0.1:8000/ --mode wall -o runs/head
+      profkit bench --name postgres --children -c perf --call-graph dwarf --load sysbench \\
+          --url postgresql://sbtest@127.0.0.1:5432/sbtest --load-option script=oltp_write_only \\
+          --probe postgres=postgresql://sbtest@127.0.0.1:5432/sbtest --duration 60 --warmup auto
       profkit bench --pid 1234 --url http://127.0.0.1:8000/ --load cmd \\
           --load-command 'python3 examples/load/load.py {url} {duration} 4 --json'
 
-    Writes a run directory with load.json (rate, errors, latency percentiles, SLO verdicts)
-    beside the profile; summary.md and report.html gain a load section. wrk and locust are
-    closed-loop generators: they wait for each response, so they hide queueing delay.
-    Exit 4 when an SLO is missed (after everything is written), 1 when no request succeeded.
+    Writes a run directory with load.json (rate, errors, latency percentiles, SLO verdicts,
+    the per-second series, warm-up and drift) beside the profile; summary.md and report.html
+    gain a load section with charts of the series. wrk, locust and sysbench are closed-loop:
+    they wait for each response, so they hide queueing delay (the summary warns of coordinated
+    omission, with the evidence); vegeta is open-loop and measures latency from each request's
+    intended send time. Exit 4 when an SLO is missed (after everything is written), 1 when no
+    request succeeded.
     """
     from profkit import loadgen
     from profkit.live import resolve_targets
@@ -62,17 +123,30 @@ def bench(pids, children, url, load_id, load_command, connections, load_threads,
         positive_seconds(baseline_seconds, "--baseline-seconds")
         if baseline_pairs < 1:
             raise UsageError("--baseline-pairs must be at least 1")
-    loadgen.loopback_only(url)
+    if not pids and not name:
+        raise UsageError("give --pid PID (repeatable) or --name PATTERN")
+    warmup_spec = parse_warmup(warmup)
     opts = session_options(duration, output, collector_ids, rate, mode, interval, record)
     gen = loadgen.get(load_id)
+    loadgen.loopback_only(url, gen.schemes)
     req = loadgen.LoadRequest(url=url, duration=duration, raw_dir="", connections=connections,
-                              threads=load_threads, timeout=timeout, command=load_command)
-    targets = resolve_targets(pids, None, children)
-    progress = ProgressLine(quiet, f"profiling {targets[0].name} [{targets[0].pid}] under {load_id} load")
+                              threads=load_threads, timeout=timeout, command=load_command,
+                              request_rate=parse_request_rate(request_rate), options=_load_options(load_options))
+    gen.validate(req)
+    from profkit import probes
+
+    samplers = [probes.make(spec) for spec in probe_specs]
+    later = gen.resolve_after_connect and (bool(name) or children)
+    targets = None if later else resolve_targets(pids, name, children)
+    what = f"{targets[0].name} [{targets[0].pid}]" if targets else (name or ",".join(map(str, pids)))
+    progress = ProgressLine(quiet, f"profiling {what} under {load_id} load")
     try:
         run = with_stop_signals(lambda stop: run_bench(targets, opts, gen, req, slos, stop=stop, progress=progress,
                                                         baseline_pairs=baseline_pairs if baseline else 0,
-                                                        baseline_seconds=baseline_seconds))
+                                                        baseline_seconds=baseline_seconds, warmup=warmup_spec,
+                                                        samplers=samplers,
+                                                        resolve=(lambda: resolve_targets(pids, name, children))
+                                                        if later else None))
     finally:
         progress.done()
     finish(run, quiet)

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Load generators for ``profkit bench``: pluggable like collectors, registered as entry points.
 
-    LoadGenerator           id, summary, closed_loop; check() → Availability
-    ├── wrk     (wrk.py)    Debian's wrk; --latency text + a Lua done() hook (p99.9, distribution)
-    ├── locust  (locust.py) Locust headless; its CSV stats
-    └── cmd     (cmd.py)    any command; the JSON line it prints (see :mod:`profkit.loadgen.cmd`)
+    LoadGenerator             id, summary, closed_loop; check() → Availability
+    ├── wrk      (wrk.py)     Debian's wrk; --latency text + Lua hooks (p99.9, distribution, per second)
+    ├── locust   (locust.py)  Locust headless; its CSV stats and stats history
+    ├── vegeta   (vegeta.py)  open loop at --request-rate; every result (latency from the intended time)
+    ├── sysbench (sysbench.py) a database benchmark (PostgreSQL); its per-second report
+    └── cmd      (cmd.py)     any command; the JSON line it prints (see :mod:`profkit.loadgen.cmd`)
 
 A generator is started as profkit's child (:class:`profkit.targets.ChildTool`, so it dies with
 profkit), writes its own output into the run's ``raw/`` (``raw/load-ID.txt``), and its pure
@@ -12,7 +14,8 @@ profkit), writes its own output into the run's ``raw/`` (``raw/load-ID.txt``), a
 
     generator, url, connections, duration_s, requests, rate (/s), errors {connect, read, write,
     timeout, status}, error_count, error_pct, latency_ms {mean, p50, p90, p99, p99.9, max},
-    distribution [[percentile, ms], ...], closed_loop
+    distribution [[percentile, ms], ...], closed_loop, and ``series`` (per-interval rows, see
+:mod:`profkit.loadgen.series`) where the generator reports per interval
 
 A figure the generator did not report is ``None`` (an SLO on it is ``unknown``). Load goes only
 to loopback addresses (:func:`loopback_only`, the same rule as ``examples/load/``).
@@ -22,10 +25,11 @@ from __future__ import annotations
 import ipaddress
 import urllib.parse
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from collectors.base import Availability
 from profkit.errors import EnvironmentProblem, UsageError
+from profkit.secrets import redact
 
 __all__ = ["ERROR_KINDS", "GROUP", "LoadGenerator", "LoadRequest", "ToolRun", "available_ids", "empty_figures", "get",
            "loopback_only"]
@@ -47,6 +51,17 @@ class LoadRequest:
     threads: int = 2                #: generator threads (wrk) — never more than connections
     timeout: float = 5.0            #: per request, seconds
     command: Optional[str] = None   #: ``cmd`` only: the command line, with {url} {duration} {connections}
+    request_rate: Optional[float] = None  #: open-loop generators: requests per second to send
+    options: Tuple[Tuple[str, str], ...] = ()  #: ``--load-option KEY=VALUE`` for the generator
+    started_epoch: Optional[float] = None  #: set when the generator started (Unix seconds)
+
+    def option(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        """The ``--load-option`` value of ``key`` (the last one given), or ``default``."""
+        found = default
+        for k, v in self.options:
+            if k == key:
+                found = v
+        return found
 
 
 class LoadGenerator:
@@ -58,6 +73,39 @@ class LoadGenerator:
     #: the service slows down it also sends less: queueing delay that real users would see is
     #: hidden ("coordinated omission"). The report says so.
     closed_loop = True
+    #: what the generator's latencies measure (said in load.json ``latency_model``)
+    latency_model = "from the send of each request to its response (closed loop)"
+    #: URL schemes the generator loads (``--url``); always to loopback hosts only
+    schemes: Tuple[str, ...] = ("http", "https")
+    #: ``--load-option`` keys it understands (others are usage errors)
+    option_keys: Tuple[str, ...] = ()
+    #: the server forks a process per client connection (PostgreSQL): with ``--name``/``--children``
+    #: bench starts the load first and resolves the targets once it is connected
+    resolve_after_connect = False
+
+    def check_target(self, url: str) -> None:
+        """Before any load: that the server at ``url`` answers (EnvironmentProblem, exit 1, if not)."""
+        from profkit.loadgen.bench import check_reachable
+
+        check_reachable(url)
+
+    def validate(self, request: LoadRequest) -> None:
+        """Refuse a request this generator cannot honour (UsageError, before anything runs)."""
+        if request.request_rate and self.closed_loop:
+            raise UsageError(f"--request-rate needs an open-loop generator (--load vegeta); {self.id} is closed-loop: "
+                             "it sends as fast as the responses come back")
+        unknown = sorted({k for k, _ in request.options} - set(self.option_keys))
+        if unknown:
+            known = ", ".join(self.option_keys) or "none"
+            raise UsageError(f"--load-option {unknown[0]}=…: {self.id} does not know it (known: {known})")
+
+    def prepare(self, request: LoadRequest) -> None:
+        """Set up what the load needs before the run (sysbench's prepare); raises ProfkitError."""
+
+    def wait_connected(self, handle, timeout: float) -> bool:
+        """After ``start``: wait until the load is actually flowing (clients connected); the
+        targets are resolved again after this (database backends fork per connection)."""
+        return True
 
     def check(self) -> Availability:
         """Whether the generator can run here; ``hint`` says how to install it."""
@@ -96,14 +144,15 @@ def finish_figures(fig: Dict) -> Dict:
     return fig
 
 
-def loopback_only(url: str) -> urllib.parse.SplitResult:
+def loopback_only(url: str, schemes: Tuple[str, ...] = ("http", "https")) -> urllib.parse.SplitResult:
     """The parsed URL, or a UsageError unless it is http(s) to a loopback host.
 
     Same rule as ``examples/load/load.py``: 127.0.0.0/8, ``localhost`` or ``[::1]``; any other
     name is refused without being resolved, so no load is ever sent off the machine."""
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url must be http:// or https:// with a host, not {url!r}")
+    if parts.scheme not in schemes or not parts.hostname:
+        want = " or ".join(f"{s}://" for s in schemes)
+        raise UsageError(f"--url must be {want} with a host, not {redact(url)!r}")
     host = parts.hostname
     ok = host == "localhost"
     if not ok:

@@ -2,9 +2,13 @@
 """``profkit bench``: a load generator against a URL while the service is profiled, as one run.
 
     validate: loopback URL, SLO grammar (exit 2), generator installed (exit 1 + hint), URL answers
-    one run of the recording engine: the load generator is a probe beside the profilers
-        (it is told the duration and ends by itself; its raw output lands in raw/)
-    the load probe's finish: RED figures + SLO verdicts → load.json
+    [prepare: the generator's set-up (sysbench prepare); a server forking per connection: the
+     load starts first and the targets (--name/--children) are resolved once it is connected]
+    one run of the recording engine: the load generator is a probe beside the profilers and the
+        --probe samplers (it is told the duration and ends by itself; its raw output lands in raw/)
+    the load probe's finish: whole-run RED figures + SLO verdicts → load.json
+    its analysis: series, warm-up, steady-part figures, drift, coordinated omission → load.json
+        (profkit.loadgen.analysis), SLOs judged again over the steady part
     [--baseline: alternating pairs of loads without and with profiling → load.json "overhead"]
     reports rendered once, with the load section
     zero successful requests → exit 1; an SLO missed → exit 4 (after everything is written)
@@ -15,10 +19,11 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from collectors.base import Availability
 from profkit.engine import RunContext
@@ -26,6 +31,7 @@ from profkit.engine.probe import Probe
 from profkit.errors import EnvironmentProblem, ProfkitError, SLOMissed
 from profkit.loadgen import LoadGenerator, LoadRequest, loopback_only
 from profkit.rundir import RunDir
+from profkit.secrets import redact
 from profkit.slo import missed_message, parse_objective, verdicts
 
 __all__ = ["LoadProbe", "check_reachable", "load_of", "measure_overhead", "run_bench"]
@@ -50,29 +56,39 @@ def check_reachable(url: str, timeout: float = 3.0) -> None:
 
 class LoadProbe(Probe):
     """A load generator as a probe of the run: its figures are ``ctx.results["load"]``, and,
-    with ``write``, ``load.json`` with the SLO verdicts."""
+    with ``write``, ``load.json`` with the SLO verdicts. :meth:`analyse` (an analysis of the run,
+    after every probe finished) adds the series, the warm-up, steady figures and drift."""
 
     kind = "load"
     must_start = True
 
     def __init__(self, gen: LoadGenerator, availability: Availability, request: LoadRequest,
-                 slos: Sequence[str] = (), *, write: bool = True, grace: float = GRACE):
+                 slos: Sequence[str] = (), *, write: bool = True, grace: float = GRACE, warmup: str = "0",
+                 prestarted: Optional["Prestarted"] = None):
         super().__init__()
         self.id = gen.id
         self.gen, self.availability, self.request, self.slos = gen, availability, request, list(slos)
-        self.write, self.grace = write, grace
-        self.handle = None
+        self.write, self.grace, self.warmup = write, grace, warmup
+        self.pre = prestarted
+        self.handle = prestarted.handle if prestarted is not None else None
         self.interrupted = False
 
     def start(self, ctx: RunContext) -> None:
-        self.request = replace(self.request, raw_dir=ctx.run.raw_dir, duration=ctx.duration)
         entry = self.attach_record(ctx)
         entry.version = self.availability.version
-        self.handle = self.gen.start(self.request)
+        if self.pre is None:
+            self.request = replace(self.request, raw_dir=ctx.run.raw_dir, duration=ctx.duration,
+                                   started_epoch=time.time())
+            self.handle = self.gen.start(self.request)
+            final = self.handle.raw
+        else:  # started before the run (targets resolved once it connected); its files move in at the end
+            self.request = self.pre.request
+            final = [os.path.join(ctx.run.raw_dir, os.path.basename(p)) for p in self.handle.raw]
+            entry.detail["started_before_run_s"] = round(ctx.t0_epoch - (self.request.started_epoch or ctx.t0_epoch), 3)
         entry.set_commands(self.handle.commands)
-        entry.raw = [ctx.run.relative(p) for p in self.handle.raw]
-        ctx.record.load = {"generator": self.gen.id, "version": self.availability.version, "url": self.request.url,
-                           "commands": entry.commands}
+        entry.raw = [ctx.run.relative(p) for p in final]
+        ctx.record.load = {"generator": self.gen.id, "version": self.availability.version,
+                           "url": redact(self.request.url), "commands": entry.commands}
 
     def poll(self) -> bool:
         return self.handle is not None and self.handle.poll() is None
@@ -90,11 +106,16 @@ class LoadProbe(Probe):
             self.handle.wait(self.grace)
         self.handle.stop()
         err = self.handle.close()
+        if self.pre is not None:
+            self.handle.raw = self.pre.move_into(ctx.run.raw_dir)
         figures = self.gen.parse(self.handle.raw, self.request)
         figures.update({"version": self.availability.version, "commands": self.attach_record(ctx).commands,
-                        "closed_loop": self.gen.closed_loop})
+                        "closed_loop": self.gen.closed_loop, "loop": "closed" if self.gen.closed_loop else "open",
+                        "latency_model": self.gen.latency_model, "url": redact(self.request.url)})
+        if self.request.request_rate:
+            figures["requested_rate"] = self.request.request_rate
         figures["slo"] = verdicts(self.slos, figures)
-        figures["stderr"] = " ".join(err.split())[:200]
+        figures["stderr"] = redact(" ".join(err.split()))[:200]
         ctx.results["load"] = figures
         if self.interrupted:
             ctx.warn("the load was stopped early (Ctrl-C); its figures cover the time until then")
@@ -103,12 +124,60 @@ class LoadProbe(Probe):
             ctx.warn(f"the load generator ({self.gen.id}) reported no figures; the report has no RED panel"
                      + (f" (stderr: {figures['stderr']})" if figures["stderr"] else ""))
         elif ok <= 0:
-            ctx.warn(f"zero successful requests to {self.request.url}")
+            ctx.warn(f"zero successful requests to {redact(self.request.url)}")
+        if self.write:
+            ctx.run.write_json("load.json", _public(figures))
+
+    def analyse(self, ctx: RunContext) -> None:
+        """Series, warm-up, steady figures, drift, coordinated omission; SLOs over the steady part."""
+        from profkit.heap.analysis import metrics_series
+        from profkit.loadgen.analysis import analyse, probe_rows
+
+        figures = ctx.results.get("load")
+        if figures is None:
+            return
+        analyse(figures, t0_epoch=ctx.t0_epoch, duration=ctx.elapsed, warmup=self.warmup,
+                metrics=metrics_series(ctx), probes=probe_rows(ctx.results.get("samplers")), warn=ctx.warn)
+        figures["slo"] = verdicts(self.slos, figures)
         unknown = [o["text"] for o in figures["slo"]["objectives"] if o["status"] == "unknown"]
         if unknown:
             ctx.warn(f"SLO not checked, the generator did not report the figure: {', '.join(unknown)}")
         if self.write:
             ctx.run.write_json("load.json", _public(figures))
+
+
+class Prestarted:
+    """A generator started before the run, in a directory of its own (the run directory does not
+    exist yet: its targets are resolved once the load is connected)."""
+
+    def __init__(self, gen: LoadGenerator, request: LoadRequest, connect_timeout: float = 30.0):
+        self.tmp = tempfile.mkdtemp(prefix="profkit-load-")
+        self.request = replace(request, raw_dir=self.tmp)
+        self.handle = gen.start(self.request)
+        try:
+            if not gen.wait_connected(self.handle, connect_timeout):
+                raise EnvironmentProblem(f"{gen.id} did not connect within {connect_timeout:g} s")
+        except BaseException:
+            self.discard()
+            raise
+        self.request = replace(self.request, started_epoch=time.time())
+        self.started = time.monotonic()
+
+    def discard(self) -> None:
+        """Stop the load and remove its directory (the run it was started for never began)."""
+        self.handle.stop()
+        self.handle.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def move_into(self, raw_dir: str) -> List[str]:
+        moved = []
+        for path in self.handle.raw:
+            dest = os.path.join(raw_dir, os.path.basename(path))
+            if os.path.exists(path):
+                shutil.move(path, dest)
+            moved.append(dest)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return moved
 
 
 def _public(figures: Dict) -> Dict:
@@ -117,21 +186,40 @@ def _public(figures: Dict) -> Dict:
 
 def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, slos: Sequence[str], *,
               stop: Optional[threading.Event] = None, progress=None, baseline_pairs: int = 0,
-              baseline_seconds: float = 5.0) -> RunDir:
+              baseline_seconds: float = 5.0, warmup: str = "0", samplers: Sequence[Probe] = (),
+              resolve: Optional[Callable[[], list]] = None) -> RunDir:
     """Profile ``targets`` while ``gen`` loads ``load.url``; returns the run directory.
 
-    Raises (after writing everything) EnvironmentProblem when no request succeeded and
-    :class:`~profkit.errors.SLOMissed` when an objective was missed."""
+    With ``resolve`` and a generator whose server forks per connection, the load starts first
+    and the targets are ``resolve()``-d once it is connected. ``samplers`` (``--probe``) run
+    beside the profilers. Raises (after writing everything) EnvironmentProblem when no request
+    succeeded and :class:`~profkit.errors.SLOMissed` when an objective was missed."""
     from profkit.live import run_session
 
-    loopback_only(load.url)
+    loopback_only(load.url, gen.schemes)
+    gen.validate(load)
     for text in slos:
         parse_objective(text)  # exit 2 before anything runs
     avail = gen.check()
     if not avail.ok:
         raise avail.error(f"load generator {gen.id}")
-    check_reachable(load.url)
-    probe = LoadProbe(gen, avail, load, slos)
+    gen.check_target(load.url)
+    if progress is not None:
+        progress(0.0, load.duration, f"{gen.id}: setting up the load")
+    gen.prepare(load)
+    pre = None
+    if resolve is not None and gen.resolve_after_connect:
+        pre = Prestarted(gen, load)
+        try:
+            targets = resolve()
+        except BaseException:
+            pre.discard()
+            raise
+        left = max(1.0, load.duration - (time.monotonic() - pre.started))
+        session_options = replace(session_options, duration=left)
+    elif resolve is not None:
+        targets = resolve()
+    probe = LoadProbe(gen, avail, load, slos, warmup=warmup, prestarted=pre)
 
     def overhead(ctx: RunContext) -> None:
         figures = ctx.results.get("load")
@@ -140,12 +228,18 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
                                                    baseline_seconds)
             ctx.run.write_json("load.json", _public(figures))
 
-    run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe], analyses=[overhead])
+    try:
+        run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe, *samplers],
+                               analyses=[probe.analyse, overhead])
+    except BaseException:
+        if pre is not None and probe.entry is None:  # the run never began: the early load must not outlive it
+            pre.discard()
+        raise
     figures = ctx.results.get("load") or {}
     ok = (figures.get("requests") or 0) - ((figures.get("errors") or {}).get("status") or 0)
     if figures.get("requests") is not None and ok <= 0:
         detail = f"{figures.get('error_count') or 0} errors" + (f"; {figures['stderr']}" if figures.get("stderr") else "")
-        raise EnvironmentProblem(f"zero successful requests to {load.url} ({detail}); the run is in {run.path}/",
+        raise EnvironmentProblem(f"zero successful requests to {redact(load.url)} ({detail}); the run is in {run.path}/",
                                  hint="check the URL path and that the service answers 2xx/3xx")
     missed = missed_message(figures.get("slo") or {})
     if missed:

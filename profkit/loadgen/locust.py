@@ -4,7 +4,10 @@
 profkit writes a minimal locustfile into ``raw/`` (GET of the URL's path, no wait between
 requests: one closed loop per user, like wrk's connections) and runs
 ``locust --headless -u N -r N -t Ss --host BASE --csv raw/locust --only-summary``. The
-``Aggregated`` row of ``raw/locust_stats.csv`` gives the figures. Docs:
+``Aggregated`` row of ``raw/locust_stats.csv`` gives the figures; the ``Aggregated`` rows of
+``raw/locust_stats_history.csv`` (one about every second) give the series: requests and failures
+per interval from the differences of its running totals, p50/p99 as Locust reports them there
+(over its sliding window of the last 10 s, not the interval alone). Docs:
 https://docs.locust.io/en/stable/retrieving-stats.html
 """
 from __future__ import annotations
@@ -23,7 +26,7 @@ from profkit.errors import CollectorNotInstalled
 from profkit.loadgen import LoadGenerator, LoadRequest, ToolRun, empty_figures, finish_figures
 from profkit.targets import ChildTool
 
-__all__ = ["LocustGenerator", "parse_locust_stats"]
+__all__ = ["LocustGenerator", "parse_locust_history", "parse_locust_stats"]
 
 LOCUSTFILE = '''# Written by profkit bench: GET {path!r} with no wait between requests.
 from locust import HttpUser, constant, task
@@ -79,6 +82,26 @@ def parse_locust_stats(text: str, request: LoadRequest, duration: Optional[float
     return finish_figures(fig)
 
 
+def parse_locust_history(text: str) -> List[dict]:
+    """Series rows (:mod:`profkit.loadgen.series`) from ``locust_stats_history.csv``; pure."""
+    rows, prev = [], None
+    for r in csv.DictReader(io.StringIO(text)):
+        if (r.get("Name") or "").strip() != "Aggregated":
+            continue
+        ts, total, fails = _f(r, "Timestamp"), _f(r, "Total Request Count"), _f(r, "Total Failure Count")
+        if ts is None or total is None:
+            continue
+        if prev is not None and ts > prev[0]:
+            dt = ts - prev[0]
+            n = max(0.0, total - prev[1])
+            bad = max(0.0, (fails or 0) - (prev[2] or 0))
+            rows.append({"epoch": prev[0], "dt": dt, "requests": int(n), "rate": round(n / dt, 3),
+                         "errors": round(bad / dt, 3), "p50": _f(r, "50%"), "p99": _f(r, "99%")})
+        if prev is None or ts > prev[0]:
+            prev = (ts, total, fails)
+    return rows[1:] if len(rows) > 2 else rows  # the first interval holds the ramp-up of the users
+
+
 class LocustGenerator(LoadGenerator):
     """Locust, headless: Python users in a closed loop; slower than wrk, scriptable."""
 
@@ -120,13 +143,19 @@ class LocustGenerator(LoadGenerator):
                         "--csv", os.path.join(request.raw_dir, "locust"), "--only-summary", "--stop-timeout", "2"]
         raw = os.path.join(request.raw_dir, "load-locust.txt")
         out = open(raw, "w", encoding="utf-8")
-        run = ToolRun(ChildTool(argv, stdout=out).start(), [os.path.join(request.raw_dir, "locust_stats.csv")], out)
+        run = ToolRun(ChildTool(argv, stdout=out).start(), [os.path.join(request.raw_dir, "locust_stats.csv"),
+                                                             os.path.join(request.raw_dir, "locust_stats_history.csv")], out)
         return run
 
     def parse(self, raw: List[str], request: LoadRequest) -> Dict:
-        text = ""
-        for path in raw:
+        texts = []
+        for path in raw[:2]:
+            text = ""
             if os.path.exists(path):
                 with open(path, encoding="utf-8", errors="replace") as fh:
-                    text += fh.read()
-        return parse_locust_stats(text, request, duration=request.duration)
+                    text = fh.read()
+            texts.append(text)
+        fig = parse_locust_stats(texts[0], request, duration=request.duration)
+        if len(texts) > 1 and texts[1]:
+            fig["series"] = parse_locust_history(texts[1])
+        return fig

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 """wrk (Debian's ``wrk`` package): closed-loop HTTP load, parsed from its ``--latency`` text and
-from profkit's Lua ``done()`` hook (``wrk_report.lua``), which adds p99.9, a percentile curve and
-the error kinds. See https://github.com/wg/wrk/blob/master/SCRIPTING for the hook's API."""
+from profkit's Lua hooks (``wrk_report.lua``): ``done()`` adds p99.9, a percentile curve and the
+error kinds, ``response()`` counts responses per second for the series (defining it makes wrk
+parse every response's headers: measured in benchmarks/bench_load_series.py). See https://github.com/wg/wrk/blob/master/SCRIPTING for the hook's API."""
 from __future__ import annotations
 
 import json
@@ -14,9 +15,10 @@ from typing import Dict, List
 from collectors.base import Availability
 from profkit.errors import CollectorNotInstalled
 from profkit.loadgen import LoadGenerator, LoadRequest, ToolRun, empty_figures, finish_figures
+from profkit.loadgen.series import rows_from_counts
 from profkit.targets import ChildTool
 
-__all__ = ["WrkGenerator", "parse_wrk_output"]
+__all__ = ["WrkGenerator", "parse_wrk_output", "wrk_series"]
 
 HOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk_report.lua")
 _TIME = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
@@ -32,13 +34,18 @@ def parse_wrk_output(text: str, request: LoadRequest) -> Dict:
     the ``--latency`` text (p50/p90/p99 only; wrk's text has no p99.9). Pure; unit-tested on
     recorded output."""
     fig = empty_figures("wrk", request)
-    hook = None
+    hook, per_second = None, None
     for line in text.splitlines():
         if line.startswith("profkit-wrk: "):
             try:
                 hook = json.loads(line[len("profkit-wrk: "):])
             except ValueError:
                 hook = None
+        elif line.startswith("profkit-wrk-series: "):
+            try:
+                per_second = json.loads(line[len("profkit-wrk-series: "):])
+            except ValueError:
+                per_second = None
     # -- the text summary (always printed by wrk) --------------------------------------------
     lat = fig["latency_ms"]
     in_dist = False
@@ -95,6 +102,8 @@ def parse_wrk_output(text: str, request: LoadRequest) -> Dict:
             lat["max"] = round(lu.get("max", 0) / 1000.0, 3)
         if fig["duration_s"]:
             fig["rate"] = round(fig["requests"] / fig["duration_s"], 2)
+    if isinstance(per_second, dict):
+        fig["series"] = wrk_series(per_second, request.connections)
     if not fig["requests"]:
         # No response at all: wrk's latency figures are meaningless zeros.
         fig["latency_ms"] = {k: None for k in lat}
@@ -102,10 +111,30 @@ def parse_wrk_output(text: str, request: LoadRequest) -> Dict:
     return finish_figures(fig)
 
 
+def wrk_series(per_second: Dict, connections: int) -> List[dict]:
+    """Rows (:mod:`profkit.loadgen.series`) from the hook's per-second counts: ``rate`` and
+    ``errors`` (non-2xx/3xx responses) per second, ``mean`` latency by Little's law
+    (connections ÷ throughput); wrk has no per-second percentiles. Partial edge seconds dropped."""
+    def ints(d) -> Dict[int, int]:
+        out = {}
+        for k, v in (d or {}).items():
+            try:
+                out[int(k)] = int(v)
+            except (TypeError, ValueError):
+                continue
+        return out
+
+    return rows_from_counts(ints(per_second.get("responses")), ints(per_second.get("errors")),
+                            connections=max(1, connections))
+
+
 class WrkGenerator(LoadGenerator):
     """wrk: many connections from few threads; the fastest closed-loop generator here."""
 
     id = "wrk"
+    latency_model = ("from the write of each request (closed loop); wrk 4 back-fills its histogram for coordinated "
+                     "omission (stats_correct: synthetic samples at the mean interval, run time ÷ (responses ÷ "
+                     "connections)), so its percentiles are an estimate, not measured")
     summary = "wrk (apt-get install wrk): --latency text and a Lua done() hook for p99.9"
 
     def check(self) -> Availability:

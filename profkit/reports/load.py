@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Tuple
 from profkit.markdown import markdown_escape
 from profkit.rundir import RunDir
 
-__all__ = ["CLOSED_LOOP_NOTE", "html_section", "latency_chart", "markdown_section"]
+__all__ = ["CLOSED_LOOP_NOTE", "drift_rows", "html_section", "latency_chart", "markdown_section", "steady_lines"]
 
 CLOSED_LOOP_NOTE = ("closed-loop generator: each connection waits for a response before sending the next request, "
                     "so when the service slows down the load drops too and queueing delay that open traffic "
@@ -133,6 +133,35 @@ def latency_chart(load: Dict, width: int = 560, height: int = 200) -> Optional[D
             "right": right, "top": top, "bottom": bottom, "v_max": v_max}
 
 
+def steady_lines(load: Dict) -> List[str]:
+    """Plain sentences: the loop model, the warm-up (or that steady state was not reached), the
+    basis of the percentiles, the rate actually sent (open loop)."""
+    out = []
+    loop = "closed-loop" if load.get("closed_loop", True) else "open-loop"
+    out.append(f"Load model: {loop}; latency {load.get('latency_model') or 'as the generator measures it'}.")
+    wu = load.get("warmup") or {}
+    if wu and not wu.get("reached", True):
+        out.append(f"Too short to reach steady state ({wu.get('reason')}): the figures are the whole run's.")
+    elif (load.get("warmup_s") or 0) > 0:
+        out.append(f"Warm-up: the first {load['warmup_s']:.1f} s are excluded ({wu.get('mode')}: {wu.get('reason')}); "
+                   f"the figures are the steady part's, the whole run's are in load.json whole_run.")
+    if load.get("latency_basis") and load.get("latency_basis") not in ("whole run", "steady part"):
+        out.append(f"Latency figures: {load['latency_basis']}.")
+    if load.get("requested_rate"):
+        sent = load.get("sent_rate")
+        lag = (load.get("send_lag_ms") or {}).get("p99")
+        verdict = "sustained" if load.get("rate_sustained", True) else "NOT sustained"
+        out.append(f"Requested rate {load['requested_rate']:g}/s, sent {_num(sent, '{:,.1f}')}/s "
+                   f"(send lag p99 {_num(lag, '{:.1f}')} ms): {verdict}.")
+    return out
+
+
+def drift_rows(load: Dict) -> List[Tuple[str, str, str, str]]:
+    """(metric, slope, 95% interval, change) of each drifting metric."""
+    return [(d["metric"], f"{d['slope']:+.4g} {d['unit']}", f"{d['ci95'][0]:+.3g} … {d['ci95'][1]:+.3g}",
+             "n/a" if d.get("change_pct") is None else f"{d['change_pct']:+.0f}%") for d in load.get("drift") or []]
+
+
 def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
     """The ``## Load`` section of ``summary.md``."""
     from profkit.reports import plain_text
@@ -144,10 +173,19 @@ def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
     lines = ["## Load (RED)", "",
              f"{esc(str(load.get('generator')))} against {esc(str(load.get('url')))} with "
              f"{load.get('connections')} connections for {_num(load.get('duration_s'), '{:.1f}')} s.", ""]
+    lines += [esc(x) for x in steady_lines(load)] + [""]
     if load.get("requests") is None:
         lines += ["_the load generator reported no figures_", ""]
     else:
         lines += ["| | |", "|---|---:|"] + [f"| {k} | {esc(v)} |" for k, v in red_rows(load)] + [""]
+    if load.get("series"):
+        drifts = drift_rows(load)
+        if drifts:
+            lines += ["### Drift over the steady part", "", "| metric | slope | 95% interval | change |", "|---|---:|---|---:|"]
+            lines += [f"| {esc(m)} | {esc(sl)} | {esc(ci)} | {ch} |" for m, sl, ci, ch in drifts] + [""]
+        elif "drift" in load:
+            lines += ["No drift over the steady part (throughput, errors, latency, RSS).", ""]
+        lines += [f"Per-second series: {len(load['series'])} intervals in load.json (charts in report.html).", ""]
     slo = load.get("slo") or {}
     if slo.get("objectives"):
         lines += [f"### SLO: {slo.get('overall', '?').upper()}", "", "| objective | actual | verdict |", "|---|---:|---|"]
@@ -175,6 +213,13 @@ def html_section(run: RunDir, env) -> str:
     load = _load(run)
     if load is None:
         return ""
+    from markupsafe import Markup
+
+    from profkit.reports.series import series_svgs
+
+    # the series charts escape their own texts (profkit.reports.series)
+    charts = [Markup(svg) for svg in series_svgs(load)]
     return env.get_template("load.html.j2").render(
         load=load, red=red_rows(load) if load.get("requests") is not None else [], use=use_rows(_use(run)),
-        chart=latency_chart(load), hotspots=_hotspots(run), note=CLOSED_LOOP_NOTE, fmt_ms=_ms)
+        chart=latency_chart(load), hotspots=_hotspots(run), note=CLOSED_LOOP_NOTE, fmt_ms=_ms,
+        steady=steady_lines(load), drift=drift_rows(load), series_charts=charts)
