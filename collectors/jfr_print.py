@@ -337,6 +337,10 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
     seen = 0
     first_time = None
     thread_key = "eventThread" if alloc else "sampledThread"
+    from profkit.timeline import Timeline, epoch_of_iso
+
+    timeline: Optional[Timeline] = Timeline(0.0, 1000)
+    thread_names: Dict[Tuple[str, int], str] = {}
     for lineno, event in events:
         if event.get("type") != wanted:
             continue
@@ -387,13 +391,32 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
             first_time = values["startTime"]
         seen += 1
         if weight:
-            profile.add_ids(tuple(ids), weight)
+            key = tuple(ids)
+            profile.add_ids(key, weight)
+            if timeline is not None:
+                timeline = _timed(timeline, values, key, weight, thread_names, thread_key, epoch_of_iso)
+    if timeline is not None and len(timeline):
+        profile.timeline = timeline
     if not seen:
         diag.warn(f"no {wanted} events with stack traces in the recording")
     profile.meta.extra["events"] = seen
     if first_time and profile.meta.start is None:
         profile.meta.start = first_time
     return profile
+
+
+def _timed(timeline, values: dict, key: tuple, weight: int, names: Dict[Tuple[str, int], str], thread_key: str,
+           epoch_of_iso):
+    """Add one event to the timeline (its ``startTime`` and thread); None once an event has no time."""
+    epoch = epoch_of_iso(values.get("startTime"))
+    if epoch is None:
+        return None
+    tkey = _thread_key(values.get(thread_key))
+    name = names.get(tkey)
+    if name is None:
+        name = names[tkey] = f"{tkey[0]} [{tkey[1]}]" if tkey[0] else f"[tid={tkey[1]}]"
+    timeline.append_absolute(epoch, key, name, weight)
+    return timeline
 
 
 def parse(source: Source, options: JfrOptions = JfrOptions(), diag: Optional[Diagnostics] = None) -> Profile:
