@@ -32,6 +32,9 @@ from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 from profkit.timeline import Timeline
 
+#: the frame of a sample of a thread without Python frames (as the raw reader names it)
+NO_PYTHON_FRAME = "[no Python frame]"
+
 __all__ = ["iter_array", "looks_like_chrometrace", "parse_chrometrace", "short_filename"]
 
 _CHUNK = 1 << 20
@@ -156,6 +159,8 @@ class _Builder:
         began, stack, label = st
         if stack and until >= began:
             key = tuple(f for f, is_thread in stack if self.threads or not is_thread)
+            if not key or key[-1] == stack[-1][0] and stack[-1][1]:  # a thread without Python frames
+                key = key + (self.profile.intern(NO_PYTHON_FRAME),)
             n = max(1, round((until - began) / self.period_us))
             self.profile.add_ids(key, n)
             append, step = self.timeline.append, self.period_us / 1e6
