@@ -229,6 +229,8 @@ def _render(run: RunDir) -> Dict[str, str]:
     _recover_if_needed(run)
     written: Dict[str, str] = {}
     profile = load_run_profile(run)
+    if profile is not None:
+        load_timeline(run, profile)
     svg_text = None
     r = run.record
     if profile:
