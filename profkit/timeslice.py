@@ -28,7 +28,7 @@ def offset_of(text: Optional[str], run_start: float, flag: str) -> Optional[floa
     if text is None:
         return None
     s = str(text).strip()
-    if s[:1].isdigit() or s[:1] == ".":
+    if re.fullmatch(r"(?:\d+(?:\.\d+)?|\.\d+)(?:ms|s|m|h)?", s, re.ASCII):  # a bare DURATION
         return parse_duration(s, flag)
     return parse_time(s, flag).timestamp() - run_start
 

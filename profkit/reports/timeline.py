@@ -53,8 +53,12 @@ def timeline_data(profile: Profile) -> Optional[Dict[str, object]]:
     stacks = [[index.setdefault(f, len(index)) for f in key] for key in tl.stacks]
     names = [display_text(frame[f].text) if f in frame else display_text(f) for f in index]
     idle_rx = re.compile(IDLE_PATTERN)
-    idle_stack = [bool(key) and bool(idle_rx.match(frame[key[-1]].name if key[-1] in frame else key[-1]))
-                  for key in tl.stacks]
+
+    def idle(key) -> bool:  # a waiting leaf (a method's own name counts: Thread._wait_for_tstate_lock)
+        name = frame[key[-1]].name if key and key[-1] in frame else (key[-1] if key else "")
+        return not key or name == "[no Python frame]" or bool(idle_rx.match(name) or idle_rx.match(name.rsplit(".", 1)[-1]))
+
+    idle_stack = [idle(key) for key in tl.stacks]
     busy = set()
     for s, h in zip(tl.stack, tl.thread):
         if not idle_stack[s]:
