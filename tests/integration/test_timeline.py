@@ -224,3 +224,41 @@ def test_a_collector_killed_mid_run_becomes_an_error_frame_and_the_rest_is_kept(
     assert time.monotonic() - killed_at < 30
     assert [p["status"] for p in json.loads((run / "manifest.json").read_text())["probes"] if p["id"] == "py-spy"] == ["partial"]
     assert os.path.exists(run / "report.html")
+
+
+HOSTILE = ["</script><script>window.pwned=1</script>", '<img src=x onerror="window.pwned=2">',
+           "]]><svg onload=window.pwned=3>", "&lt;b&gt; & 'quotes'"]
+
+
+@pytest.mark.browser
+def test_hostile_thread_and_frame_names_stay_text_in_the_time_view(tmp_path, driver):  # noqa: F811
+    from profkit.model import Frame, Profile
+    from profkit.outputs import render_run, write_profiles
+    from profkit.timeline import Timeline
+    from support import make_run
+
+    run = make_run(tmp_path / "run", start="2026-12-01T10:00:00+00:00", rate=100.0)
+    prof = Profile()
+    prof.timeline = Timeline(epoch_of_iso(run.record.start))
+    for i in range(400):
+        name = HOSTILE[i % len(HOSTILE)]
+        key = (prof.intern(Frame("main")), prof.intern(Frame(name)))
+        prof.add_ids(key, 1)
+        prof.timeline.append(i / 100, key, name)
+    write_profiles(run, {"py-spy": prof}, ["py-spy"])
+    run.finish("complete")
+    render_run(run)
+    driver.get(pathlib_uri(run.file("report.html")))
+    assert driver.execute_script("return window.pwned === undefined")
+    options = driver.execute_script("return Array.from(document.querySelectorAll('#pk-thread option')).map(o => o.textContent)")
+    assert all(any(o.startswith(h + " (") for o in options) for h in HOSTILE), options
+    top = driver.execute_script("return Array.from(document.querySelectorAll('#pk-top li')).map(l => l.dataset.name)")
+    assert set(top) == set(HOSTILE)
+    _drag(driver, 1.0, 2.0)
+    assert driver.execute_script("return window.pwned === undefined")
+
+
+def pathlib_uri(path):
+    import pathlib
+
+    return pathlib.Path(path).as_uri()
