@@ -42,6 +42,7 @@ from typing import IO, Callable, Dict, Iterator, List, Optional, Tuple
 from profkit.errors import CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics, InputError, UsageError
 from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
+from profkit.timeline import Timeline, epoch_of_iso
 
 from collectors.base import option
 from collectors.jvm import INSTALL_HINT, find_jdk_tool
@@ -337,10 +338,7 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
     seen = 0
     first_time = None
     thread_key = "eventThread" if alloc else "sampledThread"
-    from profkit.timeline import Timeline, epoch_of_iso
-
-    timeline: Optional[Timeline] = Timeline(0.0, 1000)
-    thread_names: Dict[Tuple[str, int], str] = {}
+    timeline, thread_names = Timeline(0.0, 1000), {}  # the events' times and threads
     for lineno, event in events:
         if event.get("type") != wanted:
             continue
@@ -387,16 +385,13 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
         if not frames:
             diag.malformed(lineno, f"{wanted} event with an empty stack trace")
             continue
-        if first_time is None and isinstance(values.get("startTime"), str):
-            first_time = values["startTime"]
+        first_time = first_time or (values["startTime"] if isinstance(values.get("startTime"), str) else None)
         seen += 1
         if weight:
-            key = tuple(ids)
-            profile.add_ids(key, weight)
+            profile.add_ids(tuple(ids), weight)
             if timeline is not None:
-                timeline = _timed(timeline, values, key, weight, thread_names, thread_key, epoch_of_iso)
-    if timeline is not None and len(timeline):
-        profile.timeline = timeline
+                timeline = _timed(timeline, values, tuple(ids), weight, thread_names, thread_key)
+    profile.timeline = timeline if timeline is not None and len(timeline) else None
     if not seen:
         diag.warn(f"no {wanted} events with stack traces in the recording")
     profile.meta.extra["events"] = seen
@@ -405,8 +400,7 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
     return profile
 
 
-def _timed(timeline, values: dict, key: tuple, weight: int, names: Dict[Tuple[str, int], str], thread_key: str,
-           epoch_of_iso):
+def _timed(timeline, values: dict, key: tuple, weight: int, names: Dict[Tuple[str, int], str], thread_key: str):
     """Add one event to the timeline (its ``startTime`` and thread); None once an event has no time."""
     epoch = epoch_of_iso(values.get("startTime"))
     if epoch is None:

@@ -49,6 +49,7 @@ from profkit.inputs import MAX_LINE, Source
 from profkit.model import Profile, ProfileMeta
 
 from collectors.base import option
+from collectors.perf_timed import TimedSamples
 
 __all__ = ["EVENT_HEADER", "PerfOptions", "collapse", "parse"]
 
@@ -86,8 +87,6 @@ _ARGUMENTS = re.compile(rb"\((?!anonymous namespace\)).*")  # C++ "(anonymous na
 _JIT_MODULE = re.compile(rb"/tmp/perf-\d+\.map")
 _NOT_INLINABLE = re.compile(rb"(perf-\d+.map|kernel\.|\[[^\]]+\])")
 _DISCRIMINATOR = re.compile(r" \(discriminator \S+\)")
-#: A header's timestamp (``… 6544038.708352: …``): seconds on perf's clock (CLOCK_MONOTONIC).
-_STAMP = re.compile(rb"\s(\d+\.\d{3,9}):\s")
 
 #: Frame lines whose folded form is cached; past this many the cache starts afresh.
 CACHE_LIMIT = 200_000
@@ -271,33 +270,7 @@ class _Collapser:
         self.period = 1
         self.java = False
         self.saw_period = False
-        # timed samples: the open sample's time and thread, and the labels of threads seen
-        from profkit.timeline import Timeline
-
-        self.timeline: Optional[Timeline] = Timeline(0.0, 1000)
-        self.stamp: Optional[float] = None
-        self.thread = ""
-        self.thread_labels: Dict[Tuple[bytes, bytes, Optional[bytes]], str] = {}
-
-    def _open_timed(self, line: bytes, ids: Tuple[bytes, bytes, Optional[bytes]]) -> None:
-        """Note the time and thread of the sample a header opens (no time: no timeline)."""
-        m = _STAMP.search(line)
-        if m is None:
-            self.timeline, self.stamp = None, None
-            return
-        self.stamp = float(m.group(1))
-        label = self.thread_labels.get(ids)
-        if label is None:
-            tid = ids[2] if ids[2] and ids[2] != b"0" else ids[1]
-            label = self.thread_labels[ids] = f"{_decode(ids[0])} [{_decode(tid)}]"
-        self.thread = label
-
-    def _timed(self, key: Tuple[int, ...], period: int) -> None:
-        tl = self.timeline
-        if tl is not None and self.stamp is not None:
-            if not tl.start:
-                tl.start = self.stamp
-            tl.append(self.stamp - tl.start, key, self.thread, period)
+        self.timed: Optional[TimedSamples] = TimedSamples()  # the samples' times and threads
 
     def header(self, ids: Tuple[bytes, bytes, Optional[bytes]], p: Optional[bytes], event: Optional[bytes]
                ) -> Optional[Tuple[Tuple[int, ...], int, bool]]:
@@ -355,7 +328,7 @@ class _Collapser:
         cache, other = tables[java]
         get, other_get = cache.get, other.get
         bad = None
-        timed = self.timeline
+        timed = self.timed
         for line in chunk:
             g = get(line)
             if g is not None:
@@ -375,7 +348,7 @@ class _Collapser:
                     key = tuple(reversed(stack))
                     counts[key] = counts_get(key, 0) + period
                     if timed is not None:
-                        self._timed(key, period)
+                        timed.add(key, period)
                     pname = None
                 stack.clear()
                 continue
@@ -389,8 +362,7 @@ class _Collapser:
                         stack.clear()
                     pname, period, java = opened
                     if timed is not None:
-                        self._open_timed(line, fields[0])
-                        timed = self.timeline
+                        timed = self.timed = timed.open(line, fields[0])
                     cache, other = tables[java]
                     get, other_get = cache.get, other.get
                 continue
@@ -460,8 +432,8 @@ class _Collapser:
         for key, weight in self.counts.items():
             add(key, weight)
         self.counts = {}
-        if self.timeline is not None and len(self.timeline):
-            self.profile.timeline = self.timeline
+        if self.timed is not None and len(self.timed.timeline):
+            self.profile.timeline = self.timed.timeline
             self.profile.meta.extra["clock"] = "monotonic"
         return self.profile
 

@@ -20,7 +20,7 @@ from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile
 from profkit.outputs import render_run, write_profiles
 from profkit.reports.timeline import script_json, timeline_data
-from profkit.timeline import MAGIC, Timeline, TimelineFormatError, epoch_of_iso, from_bytes, read, to_bytes
+from profkit.timeline import MAGIC, Timeline, TimelineFormatError, epoch_of_iso, from_bytes, to_bytes
 from profkit.timeslice import offset_of, render_range
 from support import make_run
 
