@@ -262,7 +262,9 @@ class _Collapser:
         self.tables: Dict[bool, Tuple[Dict[bytes, int], Dict[bytes, Tuple[int, ...]]]] = {
             False: ({}, {}), True: ({}, {})}
         self.names: Dict[Tuple[bytes, bytes, Optional[bytes]], Tuple[Tuple[int, ...], bool]] = {}
-        self.counts: Dict[Tuple[int, ...], int] = {}  # root-first stacks (the profile's keys)
+        # root-first stacks (the profile's keys) -> their index in ``weights`` (and the timeline's stack id)
+        self.counts: Dict[Tuple[int, ...], int] = {}
+        self.weights: List[int] = []
         self.lineno = 0  # lines consumed so far
         # the open sample
         self.stack: List[int] = []
@@ -320,7 +322,7 @@ class _Collapser:
     def lines(self, chunk: Sequence[bytes]) -> None:
         """Feed lines (bytes, without newlines) through the line-by-line state machine."""
         naming, header, tables, intern = self.naming, self.header, self.tables, self.profile.intern
-        counts = self.counts
+        counts, weights = self.counts, self.weights
         counts_get = counts.get
         stack = self.stack
         append, extend = stack.append, stack.extend
@@ -346,9 +348,13 @@ class _Collapser:
                 if pname is not None:
                     extend(pname)
                     key = tuple(reversed(stack))
-                    counts[key] = counts_get(key, 0) + period
+                    i = counts_get(key)
+                    if i is None:
+                        i = counts[key] = len(weights)
+                        weights.append(0)
+                    weights[i] += period
                     if timed is not None:
-                        timed.add(key, period)
+                        timed.add(i, period)
                     pname = None
                 stack.clear()
                 continue
@@ -428,13 +434,13 @@ class _Collapser:
         """
         if self.pname is not None:
             self.lines([b""])
-        add = self.profile.add_ids
-        for key, weight in self.counts.items():
-            add(key, weight)
-        self.counts = {}
-        if self.timed is not None and len(self.timed.timeline):
-            self.profile.timeline = self.timed.timeline
+        add, weights = self.profile.add_ids, self.weights
+        for key, i in self.counts.items():
+            add(key, weights[i])
+        if self.timed is not None and len(self.timed.timeline.t):
+            self.profile.timeline = self.timed.finish(self.counts)
             self.profile.meta.extra["clock"] = "monotonic"
+        self.counts, self.weights = {}, []
         return self.profile
 
 
@@ -465,6 +471,8 @@ def parse(source: Source, options: PerfOptions = PerfOptions(), diag: Optional[D
     if options.inline and shutil.which("addr2line") is None:
         raise CollectorNotInstalled("addr2line not found", hint="apt-get install binutils")
     c = _Collapser(options, diag)
+    if not getattr(source, "timed", False):  # `profkit collapse` and friends: no time wanted, none kept
+        c.timed = None
     c.blocks(iter(partial(source.read_bytes, _BLOCK), b""), source.name)
     profile = c.finish()
     event = _decode(c.event_filter) if c.event_filter else ""

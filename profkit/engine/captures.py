@@ -51,6 +51,7 @@ def parse_captures(c: Collector, raws: Sequence[str], options: Any, names: Dict[
         if not os.path.exists(raw) or os.path.getsize(raw) == 0:
             continue
         source = Source(raw, diag, binary_ok=c.binary_input)
+        source.timed = True  # a run keeps its timed samples (timeline.bin)
         try:
             prof = c.parse(source, options, diag)
         finally:

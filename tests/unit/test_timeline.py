@@ -29,7 +29,9 @@ HOSTILE = ["</script><script>window.pwned=1</script>", "<!--", "\u2028x\u2029", 
 
 
 def _src(path):
-    return Source(str(path), Diagnostics(str(path)))
+    s = Source(str(path), Diagnostics(str(path)))
+    s.timed = True  # as a run's capture is read
+    return s
 
 
 def _timeline(n=1000, threads=("main [1]", "worker [2]")):
@@ -86,6 +88,7 @@ def test_perf_script_samples_carry_their_time_and_thread(tmp_path):
     text = ("app 4242/4243 100.000100:   10101010 cpu-clock:\n\t1 a (/bin/x)\n\t2 main (/bin/x)\n\n"
             "app worker 4242/4244 101.500100:   10101010 cpu-clock:\n\t1 b (/bin/x)\n\t2 main (/bin/x)\n\n")
     (tmp_path / "p.txt").write_text(text)
+    assert parse_perf(Source(str(tmp_path / "p.txt"))).timeline is None  # profkit collapse: none kept
     p = parse_perf(_src(tmp_path / "p.txt"))
     tl = p.timeline
     assert len(tl) == 2 and list(tl.t) == [0, 1500] and list(tl.weight) == [10101010, 10101010]
