@@ -291,3 +291,18 @@ def test_the_report_of_a_run_without_times_has_no_time_view(tmp_path):
     assert not os.path.exists(run.file("timeline.bin"))
     with pytest.raises(EnvironmentProblem, match="no timed samples"):
         render_range(run, 0.0, 1.0)
+
+
+def test_the_run_record_keeps_the_timeline_and_refuses_one_outside_the_run(tmp_path):
+    from profkit.errors import RunRecordError
+    from profkit.runrecord import from_json
+
+    run = _timed_run(tmp_path)
+    data = json.loads(open(run.file("manifest.json")).read())
+    assert from_json(data, run.path).profile.timeline["samples"] == 600
+    data["profile"]["timeline"]["file"] = "../elsewhere.bin"
+    with pytest.raises(RunRecordError, match="outside the run directory"):
+        from_json(data, run.path)
+    data["profile"]["timeline"] = {"file": 3}
+    with pytest.raises(RunRecordError, match="profile.timeline.file"):
+        from_json(data, run.path)
