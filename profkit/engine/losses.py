@@ -50,10 +50,16 @@ def _losses_of(ctx: RunContext, p: Probe, why: str) -> List[Dict[str, object]]:
     rec = getattr(p, "rec", None)
     end = ctx.duration if why == "done" else ctx.elapsed
     ended = getattr(p, "ended_s", None)
+    from profkit.targets import process_state
+
+    # a target that exited ended its tool too: that is the run's end for it, not a loss
+    alive = {pid for pid in ctx.pids if process_state(pid) not in (None, "Z")}
+    if why == "targets-gone" or not alive:
+        return [{"since": None, **loss} for loss in getattr(rec, "losses", None) or []]
     missing = []
     if rec is not None:
         for pid, raw in sorted((getattr(rec, "raw", None) or {}).items()):
-            if not (os.path.exists(raw) and os.path.getsize(raw) > 0):
+            if not os.path.exists(raw) and pid in alive:  # an empty capture is an idle target's
                 missing.append(pid)
     raws = getattr(rec, "raw", None) or {}
     code = _exit_codes(rec)

@@ -59,10 +59,12 @@ def timeline_data(profile: Profile) -> Optional[Dict[str, object]]:
         return not key or name == "[no Python frame]" or bool(idle_rx.match(name) or idle_rx.match(name.rsplit(".", 1)[-1]))
 
     idle_stack = [idle(key) for key in tl.stacks]
-    busy = set()
+    # a thread is idle when nine in ten of its samples wait (its start-up is not work)
+    waits, counts = [0] * len(tl.threads), [0] * len(tl.threads)
     for s, h in zip(tl.stack, tl.thread):
-        if not idle_stack[s]:
-            busy.add(h)
+        counts[h] += 1
+        waits[h] += idle_stack[s]
+    busy = {h for h in range(len(counts)) if waits[h] < 0.9 * counts[h]}
     weights = set(tl.weight[:1000])
     constant = len(weights) == 1 and all(w == tl.weight[0] for w in tl.weight)
     return {

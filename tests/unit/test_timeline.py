@@ -205,7 +205,10 @@ class _Rec:
         self.raw, self.tools, self.losses = raw, list(tools), []
 
 
-def _ctx(tmp_path, duration=10.0, elapsed=10.0, pids=(11, 22)):
+ME, PARENT = os.getpid(), os.getppid()  # live processes stand for the targets (never signalled)
+
+
+def _ctx(tmp_path, duration=10.0, elapsed=10.0, pids=(ME, PARENT)):
     from profkit.engine.probe import RunContext
     from profkit.targets import Target
 
@@ -228,10 +231,10 @@ def _probe(ctx, rec, pid_id="py-spy"):
 def test_a_tool_that_ended_early_leaves_a_frame_weighted_by_the_time_lost(tmp_path):
     from profkit.engine.losses import account_losses
 
-    ctx = _ctx(tmp_path, pids=(11,))
+    ctx = _ctx(tmp_path, pids=(ME,))
     raw = tmp_path / "a.folded"
     raw.write_text("main;work 300\n")
-    p = _probe(ctx, _Rec({11: str(raw)}))
+    p = _probe(ctx, _Rec({ME: str(raw)}))
     p.ended_s = 3.0
     prof = ctx.profiles["py-spy"] = Profile()
     prof.add(["main", "work"], 300)
@@ -249,20 +252,21 @@ def test_a_missing_capture_of_one_target_is_lost_under_its_process_frame(tmp_pat
 
     ctx = _ctx(tmp_path, duration=5.0, elapsed=5.0)
     (tmp_path / "a").write_text("x 1\n")
-    p = _probe(ctx, _Rec({11: str(tmp_path / "a"), 22: str(tmp_path / "missing")}))
+    p = _probe(ctx, _Rec({ME: str(tmp_path / "a"), PARENT: str(tmp_path / "missing")}))
     ctx.profiles["py-spy"] = Profile()
     assert account_losses(ctx, [p], "duration", 100.0)
     ((stack, w),) = list(ctx.profiles["py-spy"].stacks())
-    assert stack[0].text == "process [22]" and stack[1].name.startswith("[collector error: no capture from py-spy for pid 22")
+    assert stack[0].text == f"process [{PARENT}]"
+    assert stack[1].name.startswith(f"[collector error: no capture from py-spy for pid {PARENT}")
     assert w == 500
 
 
 def test_nothing_lost_adds_nothing(tmp_path):
     from profkit.engine.losses import account_losses
 
-    ctx = _ctx(tmp_path, pids=(11,))
+    ctx = _ctx(tmp_path, pids=(ME,))
     (tmp_path / "a").write_text("x 1\n")
-    p = _probe(ctx, _Rec({11: str(tmp_path / "a")}))
+    p = _probe(ctx, _Rec({ME: str(tmp_path / "a")}))
     p.ended_s = 9.5  # ended with the run, within the tolerance
     assert not account_losses(ctx, [p], "duration", 100.0) and p.entry.status == "ok"
 
@@ -270,9 +274,9 @@ def test_nothing_lost_adds_nothing(tmp_path):
 def test_error_frames_in_nanoseconds_weigh_the_lost_seconds(tmp_path):
     from profkit.engine.losses import account_losses
 
-    ctx = _ctx(tmp_path, pids=(11,))
+    ctx = _ctx(tmp_path, pids=(ME,))
     (tmp_path / "a").write_text("x 1\n")
-    p = _probe(ctx, _Rec({11: str(tmp_path / "a")}), "perf")
+    p = _probe(ctx, _Rec({ME: str(tmp_path / "a")}), "perf")
     p.ended_s = 8.0
     prof = ctx.profiles["perf"] = Profile("nanoseconds")
     prof.add(["x"], 10)
@@ -306,3 +310,14 @@ def test_the_run_record_keeps_the_timeline_and_refuses_one_outside_the_run(tmp_p
     data["profile"]["timeline"] = {"file": 3}
     with pytest.raises(RunRecordError, match="profile.timeline.file"):
         from_json(data, run.path)
+
+
+def test_a_target_that_exited_is_no_loss_and_an_empty_capture_is_an_idle_target(tmp_path):
+    from profkit.engine.losses import account_losses
+
+    ctx = _ctx(tmp_path, pids=(ME,))
+    (tmp_path / "empty").write_text("")
+    p = _probe(ctx, _Rec({ME: str(tmp_path / "empty")}))
+    assert not account_losses(ctx, [p], "duration", 100.0)
+    p.ended_s = 1.0
+    assert not account_losses(ctx, [p], "targets-gone", 100.0)

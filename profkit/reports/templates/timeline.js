@@ -57,7 +57,7 @@
     busy.forEach(function (h) { add(sel, String(h), D.threads[h] + " (" + per[h] + " samples)"); });
     if (idles.length) {
       var g = document.createElement("optgroup");
-      g.setAttribute("label", "idle threads (every sample waiting)");
+      g.setAttribute("label", "idle threads (nine in ten samples waiting)");
       add(g, "idle", "all idle threads, merged (" + idles.length + ")");
       idles.forEach(function (h) { add(g, String(h), D.threads[h] + " (" + per[h] + " samples)"); });
       sel.appendChild(g);
