@@ -141,13 +141,13 @@
     return root;
   }
   function drawFlame(agg) {
-    var box = $("pk-flame"), width = box.clientWidth || 1180, rows = [], maxDepth = 0;
+    var box = $("pk-flame"), width = boxWidth, rows = [], maxDepth = 0, frag = document.createDocumentFragment();
     box.textContent = "";
     var root = tree(agg);
     if (!root.w) { box.textContent = "No samples in this range."; box.style.height = "2em"; return; }
     function walk(node, x, depth) {
       var px = node.w / root.w * width;
-      if (px < 0.5) { return; }
+      if (px < 1) { return; }
       rows.push([node, x, px, depth]);
       if (depth > maxDepth) { maxDepth = depth; }
       var names = node.order.slice().sort(function (a, b) { return D.frames[a] < D.frames[b] ? -1 : 1; });
@@ -164,8 +164,9 @@
       d.style.background = r[3] === 0 ? "#ddd" : "hsl(" + (10 + hue) + ",80%," + (58 + (r[3] % 3) * 4) + "%)";
       d.textContent = r[0].name;
       d.setAttribute("title", r[0].name + " — " + fmt(r[0].w) + " (" + (100 * r[0].w / root.w).toFixed(1) + "%)");
-      box.appendChild(d);
+      frag.appendChild(d);
     });
+    box.appendChild(frag);
   }
   function drawTop(agg) {
     var self = {}, s;
@@ -188,9 +189,10 @@
 
   // -- flame chart: stacks in time order, a lane per thread ------------------------------
   function drawChart() {
-    var box = $("pk-chart"), width = box.clientWidth || 1180, span = state.until - state.from;
+    var box = $("pk-chart"), width = boxWidth, span = state.until - state.from;
     box.textContent = "";
-    var lanes = {}, order = [], i, MAXLANES = 12, MAXBLOCKS = 6000, blocks = 0;
+    var frag = document.createDocumentFragment();
+    var lanes = {}, order = [], i, MAXLANES = 12, MAXBLOCKS = 4000, blocks = 0;
     for (i = 0; i < N; i++) {
       if (!inRange(i) || !threadOk(H[i])) { continue; }
       if (!lanes[H[i]]) { lanes[H[i]] = []; order.push(H[i]); }
@@ -204,14 +206,19 @@
       var label = document.createElement("div");
       label.className = "pk-lane"; label.style.top = top + "px";
       label.textContent = D.threads[h];
-      box.appendChild(label);
+      frag.appendChild(label);
       top += 16;
       var base = top, out = [];
       function close(fromDepth, end) {
         while (open.length > fromDepth) { var b = open.pop(); b.end = end; out.push(b); }
       }
+      gap = Math.max(gap, span / width);  // one sample per pixel column is all a lane can show
+      var lastPx = -1;
       for (k = 0; k < idx.length; k++) {
-        var t = T[idx[k]] * TICK, st = D.stacks[S[idx[k]]], d = 0;
+        var t = T[idx[k]] * TICK, px = Math.floor((t - state.from) / span * width), st, d = 0;
+        if (px === lastPx) { continue; }
+        lastPx = px;
+        st = D.stacks[S[idx[k]]];
         while (d < open.length && d < st.length && open[d].f === st[d] && t - open[d].last <= 3 * gap) { open[d].last = t; d++; }
         close(d, t);
         for (; d < st.length; d++) { open.push({ f: st[d], start: t, last: t, depth: d }); }
@@ -221,7 +228,7 @@
       close(0, idx.length ? T[idx[idx.length - 1]] * TICK + gap : 0);
       out.forEach(function (b) {
         var x = (b.start - state.from) / span * width, w = (b.end - b.start) / span * width;
-        if (w < 1 || blocks >= MAXBLOCKS) { return; }
+        if (w < 2 || blocks >= MAXBLOCKS) { return; }
         blocks++;
         var div = document.createElement("div");
         div.className = "pk-frame";
@@ -231,7 +238,7 @@
         div.textContent = D.frames[b.f];
         div.setAttribute("title", D.frames[b.f] + " — " + b.start.toFixed(2) + " s to " + b.end.toFixed(2) + " s");
         div.setAttribute("data-start", b.start.toFixed(3));
-        box.appendChild(div);
+        frag.appendChild(div);
       });
       top = base + depthMax * 17 + 8;
     });
@@ -239,18 +246,23 @@
       var more = document.createElement("div");
       more.className = "pk-lane"; more.style.top = top + "px";
       more.textContent = "… and " + (order.length - MAXLANES) + " more threads: pick one above";
-      box.appendChild(more);
+      frag.appendChild(more);
       top += 18;
     }
+    box.appendChild(frag);
     box.style.height = Math.max(20, top) + "px";
   }
 
+  var timings = {};
+  function timed(name, fn) { var t = performance.now(), r = fn(); timings[name] = performance.now() - t; return r; }
+  var boxWidth = 1180;
   function redraw() {
-    drawHeatmap();
-    var agg = aggregate();
-    drawFlame(agg);
-    drawTop(agg);
-    drawChart();
+    boxWidth = $("pk-flame").clientWidth || boxWidth;  // read once: layout is not forced again below
+    timed("heatmap", drawHeatmap);
+    var agg = timed("aggregate", aggregate);
+    timed("flame", function () { drawFlame(agg); });
+    timed("top", function () { drawTop(agg); });
+    timed("chart", drawChart);
     $("pk-selected").textContent = fmt(agg.total);
     document.body.setAttribute("data-pk-drawn", String(+new Date()));
   }
@@ -259,7 +271,7 @@
     redraw();
   }
   window.profkitTimeline = {
-    select: select, state: state,
+    select: select, state: state, timings: timings,
     thread: function (value) { var sel = $("pk-thread"); sel.value = value; state.thread = value; redraw(); },
     cell: { width: CW, height: CH, rows: ROWS, cols: COLS }
   };
