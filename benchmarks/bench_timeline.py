@@ -75,12 +75,36 @@ def _own_steps(run, runs: int):
     return best
 
 
+def _browser(report: str, seconds: float) -> None:
+    """The page's redraw time (heatmap, flame graph, top functions, flame chart) for three ranges."""
+    import pathlib
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"):
+        opts.add_argument(arg)
+    opts.binary_location = os.environ.get("PROFKIT_CHROMIUM", "/usr/bin/chromium")
+    drv = webdriver.Chrome(service=Service(os.environ.get("PROFKIT_CHROMEDRIVER", "/usr/bin/chromedriver")), options=opts)
+    try:
+        drv.get(pathlib.Path(report).as_uri())
+        for a, b in ((0, seconds + 1), (60, 120), (300, 301)):
+            ms = drv.execute_script(f"var t = performance.now(); profkitTimeline.select({a}, {b}); return performance.now() - t")
+            parts = drv.execute_script("return profkitTimeline.timings")
+            print(f"browser redraw {a}-{b:g} s: {ms:.0f} ms (" + ", ".join(f"{k} {v:.0f}" for k, v in parts.items()) + ")")
+    finally:
+        drv.quit()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=100)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--browser", action="store_true",
+                    help="also time the page's redraw of three ranges in headless Chromium (selenium)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bench-timeline-")
     try:
@@ -103,6 +127,8 @@ def main() -> None:
         big, small = (os.path.getsize(os.path.join(d.path, "report.html")) for d in (with_t, without))
         print(f"time view cost: +{timed.wall - plain.wall:.2f} s wall, +{timed.cpu - plain.cpu:.2f} s CPU "
               f"(target < 1 s); report.html {small / 1024:.0f} KiB → {big / 1024:.0f} KiB")
+        if args.browser:
+            _browser(os.path.join(with_t.path, "report.html"), args.minutes * 60)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
