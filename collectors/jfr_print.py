@@ -42,6 +42,7 @@ from typing import IO, Callable, Dict, Iterator, List, Optional, Tuple
 from profkit.errors import CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics, InputError, UsageError
 from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
+from profkit.timeline import Timeline, epoch_of_iso
 
 from collectors.base import option
 from collectors.jvm import INSTALL_HINT, find_jdk_tool
@@ -337,6 +338,7 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
     seen = 0
     first_time = None
     thread_key = "eventThread" if alloc else "sampledThread"
+    timeline, thread_names = Timeline(0.0, 1000), {}  # the events' times and threads
     for lineno, event in events:
         if event.get("type") != wanted:
             continue
@@ -383,17 +385,32 @@ def parse_events(events: Iterator[Tuple[int, dict]], options: JfrOptions, diag: 
         if not frames:
             diag.malformed(lineno, f"{wanted} event with an empty stack trace")
             continue
-        if first_time is None and isinstance(values.get("startTime"), str):
-            first_time = values["startTime"]
+        first_time = first_time or (values["startTime"] if isinstance(values.get("startTime"), str) else None)
         seen += 1
         if weight:
             profile.add_ids(tuple(ids), weight)
+            if timeline is not None:
+                timeline = _timed(timeline, values, tuple(ids), weight, thread_names, thread_key)
+    profile.timeline = timeline if timeline is not None and len(timeline) else None
     if not seen:
         diag.warn(f"no {wanted} events with stack traces in the recording")
     profile.meta.extra["events"] = seen
     if first_time and profile.meta.start is None:
         profile.meta.start = first_time
     return profile
+
+
+def _timed(timeline, values: dict, key: tuple, weight: int, names: Dict[Tuple[str, int], str], thread_key: str):
+    """Add one event to the timeline (its ``startTime`` and thread); None once an event has no time."""
+    epoch = epoch_of_iso(values.get("startTime"))
+    if epoch is None:
+        return None
+    tkey = _thread_key(values.get(thread_key))
+    name = names.get(tkey)
+    if name is None:
+        name = names[tkey] = f"{tkey[0]} [{tkey[1]}]" if tkey[0] else f"[tid={tkey[1]}]"
+    timeline.append_absolute(epoch, key, name, weight)
+    return timeline
 
 
 def parse(source: Source, options: JfrOptions = JfrOptions(), diag: Optional[Diagnostics] = None) -> Profile:

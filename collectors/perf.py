@@ -108,6 +108,8 @@ class PerfRecordOptions:
                                    "or the JVM's -XX:+PreserveFramePointer) or dwarf (works without, larger captures)",
                              choices=("fp", "dwarf"))
     event: str = option("auto", "perf event: auto = cycles where hardware counters exist, else cpu-clock")
+    threads: bool = option(False, "a root frame per thread, comm-PID/TID (perf script -F +pid; "
+                                  "stackcollapse-perf --tid)")
 
 
 _HW_EVENTS: Dict[str, bool] = {}
@@ -156,6 +158,9 @@ class PerfRecording(Recording):
         self.tools: List[Tuple[int, ChildTool, str]] = []
         self.raw: Dict[int, str] = {}
         self.jvm = request.runtime == "jvm"
+        self.threads = options.threads
+        if options.threads:
+            self.parse_options = PerfOptions(all=True, tid=True)
         if self.jvm:
             for pid in request.pids:
                 self._perfmap(pid)
@@ -212,8 +217,8 @@ class PerfRecording(Recording):
             if self.jvm:
                 self._perfmap(pid)
             text = data[: -len(".data")] + ".txt"
-            self.commands.append([self.perf, "script", "-i", data])
-            rc, script_err = _perf_script(self.perf, data, text)
+            self.commands.append([self.perf, "script", "-i", data] + (["-F", "+pid"] if self.threads else []))
+            rc, script_err = _perf_script(self.perf, data, text, self.threads)
             if rc != 0 and os.path.getsize(text) == 0:
                 failures.append(CollectorFailed(self.commands[-1], rc, script_err))
                 continue
@@ -226,11 +231,11 @@ class PerfRecording(Recording):
         return out
 
 
-def _perf_script(perf: str, data: str, text: str) -> Tuple[int, str]:
+def _perf_script(perf: str, data: str, text: str, pids: bool = False) -> Tuple[int, str]:
     """``perf script -i DATA > TEXT`` (stderr kept beside it); (exit code, stderr)."""
     with open(text, "wb") as fh, open(text + ".stderr", "wb") as ferr:
         try:
-            rc = subprocess.run([perf, "script", "-i", data], stdout=fh, stderr=ferr, timeout=600).returncode
+            rc = subprocess.run([perf, "script", "-i", data] + (["-F", "+pid"] if pids else []), stdout=fh, stderr=ferr, timeout=600).returncode
         except subprocess.TimeoutExpired:
             rc = -9
     return rc, read_small(text + ".stderr")

@@ -49,6 +49,7 @@ from profkit.inputs import MAX_LINE, Source
 from profkit.model import Profile, ProfileMeta
 
 from collectors.base import option
+from collectors.perf_timed import TimedSamples
 
 __all__ = ["EVENT_HEADER", "PerfOptions", "collapse", "parse"]
 
@@ -261,7 +262,9 @@ class _Collapser:
         self.tables: Dict[bool, Tuple[Dict[bytes, int], Dict[bytes, Tuple[int, ...]]]] = {
             False: ({}, {}), True: ({}, {})}
         self.names: Dict[Tuple[bytes, bytes, Optional[bytes]], Tuple[Tuple[int, ...], bool]] = {}
-        self.counts: Dict[Tuple[int, ...], int] = {}  # root-first stacks (the profile's keys)
+        # root-first stacks (the profile's keys) -> their index in ``weights`` (and the timeline's stack id)
+        self.counts: Dict[Tuple[int, ...], int] = {}
+        self.weights: List[int] = []
         self.lineno = 0  # lines consumed so far
         # the open sample
         self.stack: List[int] = []
@@ -269,6 +272,7 @@ class _Collapser:
         self.period = 1
         self.java = False
         self.saw_period = False
+        self.timed: Optional[TimedSamples] = TimedSamples()  # the samples' times and threads
 
     def header(self, ids: Tuple[bytes, bytes, Optional[bytes]], p: Optional[bytes], event: Optional[bytes]
                ) -> Optional[Tuple[Tuple[int, ...], int, bool]]:
@@ -318,7 +322,7 @@ class _Collapser:
     def lines(self, chunk: Sequence[bytes]) -> None:
         """Feed lines (bytes, without newlines) through the line-by-line state machine."""
         naming, header, tables, intern = self.naming, self.header, self.tables, self.profile.intern
-        counts = self.counts
+        counts, weights = self.counts, self.weights
         counts_get = counts.get
         stack = self.stack
         append, extend = stack.append, stack.extend
@@ -326,6 +330,7 @@ class _Collapser:
         cache, other = tables[java]
         get, other_get = cache.get, other.get
         bad = None
+        timed = self.timed
         for line in chunk:
             g = get(line)
             if g is not None:
@@ -343,7 +348,13 @@ class _Collapser:
                 if pname is not None:
                     extend(pname)
                     key = tuple(reversed(stack))
-                    counts[key] = counts_get(key, 0) + period
+                    i = counts_get(key)
+                    if i is None:
+                        i = counts[key] = len(weights)
+                        weights.append(0)
+                    weights[i] += period
+                    if timed is not None:
+                        timed.add(i, period)
                     pname = None
                 stack.clear()
                 continue
@@ -356,6 +367,8 @@ class _Collapser:
                     if pname is None:
                         stack.clear()
                     pname, period, java = opened
+                    if timed is not None:
+                        timed = self.timed = timed.open(line, fields[0])
                     cache, other = tables[java]
                     get, other_get = cache.get, other.get
                 continue
@@ -421,10 +434,13 @@ class _Collapser:
         """
         if self.pname is not None:
             self.lines([b""])
-        add = self.profile.add_ids
-        for key, weight in self.counts.items():
-            add(key, weight)
-        self.counts = {}
+        add, weights = self.profile.add_ids, self.weights
+        for key, i in self.counts.items():
+            add(key, weights[i])
+        if self.timed is not None and len(self.timed.timeline.t):
+            self.profile.timeline = self.timed.finish(self.counts)
+            self.profile.meta.extra["clock"] = "monotonic"
+        self.counts, self.weights = {}, []
         return self.profile
 
 
@@ -455,6 +471,8 @@ def parse(source: Source, options: PerfOptions = PerfOptions(), diag: Optional[D
     if options.inline and shutil.which("addr2line") is None:
         raise CollectorNotInstalled("addr2line not found", hint="apt-get install binutils")
     c = _Collapser(options, diag)
+    if not getattr(source, "timed", False):  # `profkit collapse` and friends: no time wanted, none kept
+        c.timed = None
     c.blocks(iter(partial(source.read_bytes, _BLOCK), b""), source.name)
     profile = c.finish()
     event = _decode(c.event_filter) if c.event_filter else ""

@@ -34,7 +34,8 @@ from profkit.model import Frame, FrameKind, Profile, ProfileMeta, function_key
 
 from profkit.targets import ChildTool, ptrace_problem, read_small
 
-from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option, raw_path
+from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option, pid_of_raw, raw_path
+from collectors.pyspy_tool import _pyspy_hint, _tool_version, find_pyspy
 
 __all__ = ["MAX_JSON_BYTES", "PySpyCollector", "PySpyOptions", "PySpyRecordOptions", "PySpyRecording", "find_pyspy",
            "parse", "parse_raw", "parse_speedscope"]
@@ -57,11 +58,14 @@ _NS_PER = {"nanoseconds": 1, "microseconds": 1_000, "milliseconds": 1_000_000, "
 class PySpyOptions:
     """Options for reading py-spy captures."""
 
-    format: str = option("auto", "capture format: raw (folded) or speedscope (JSON); auto looks at the first bytes",
-                         choices=("auto", "raw", "speedscope"))
+    format: str = option("auto", "capture format: raw (folded), speedscope or chrometrace (JSON, timed); auto looks "
+                         "at the first bytes", choices=("auto", "raw", "speedscope", "chrometrace"))
     unit: str = option("samples", "speedscope: count samples, or keep the sampled time in nanoseconds",
                        choices=("samples", "nanoseconds"))
     rate: float = option(0.0, "speedscope: the sampling rate in Hz (py-spy --rate); 0 infers it from the weights")
+    threads: bool = option(True, "chrometrace: keep the thread root frames (profkit records it with --threads)")
+    lines: bool = option(False, "chrometrace: frames carry line numbers (recorded without --function)")
+    start: float = option(0.0, "chrometrace: epoch seconds py-spy started (its times count from it)")
 
 
 def _root_frame(token: str, keyed: bool = False) -> Union[str, Frame]:
@@ -287,8 +291,15 @@ def parse(source: Source, options: PySpyOptions = PySpyOptions(), diag: Optional
     diag = diag if diag is not None else source.diag
     fmt = options.format
     if fmt == "auto":
-        fmt = "speedscope" if source.head().lstrip()[:1] == b"{" else "raw"
+        first = source.head().lstrip()[:1]
+        fmt = "speedscope" if first == b"{" else "chrometrace" if first == b"[" else "raw"
     meta = ProfileMeta(collector="py-spy", extra={"format": fmt})
+    if fmt == "chrometrace":
+        from collectors.pyspy_trace import parse_chrometrace
+
+        profile = parse_chrometrace(source, diag, meta, rate=options.rate or 100, start=options.start,
+                                    lines=options.lines, threads=options.threads, pid=pid_of_raw(source.name))
+        return profile.keyed() if keyed else profile
     if fmt == "speedscope":
         profile = parse_speedscope(source, options, diag, meta)
         return profile.keyed() if keyed else profile
@@ -304,7 +315,9 @@ class PySpyCollector(Collector):
 
     def sniff(self, head: bytes) -> Sniff:
         """YES for speedscope JSON; MAYBE for folded text whose frames carry py-spy's ``(file.py:N)``."""
-        if _looks_like_speedscope(head):
+        from collectors.pyspy_trace import looks_like_chrometrace
+
+        if _looks_like_speedscope(head) or looks_like_chrometrace(head):
             return Sniff.YES
         lines = folded_lines(head)
         if lines is None:
@@ -363,29 +376,6 @@ class PySpyRecordOptions:
 PySpyCollector.RecordOptions = PySpyRecordOptions
 
 
-def find_pyspy() -> Optional[str]:
-    """The py-spy binary: on PATH, or beside this Python (a virtualenv's bin/)."""
-    import os
-    import shutil
-    import sys
-
-    found = shutil.which("py-spy")
-    if found:
-        return found
-    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
-    return beside if os.access(beside, os.X_OK) else None
-
-
-def _tool_version(exe: str) -> str:
-    import subprocess
-
-    try:
-        out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.strip().split()[-1] if out.strip() else ""
-
-
 class PySpyRecording(Recording):
     """``py-spy record -p PID --format raw`` per process, each told the duration so it ends by itself.
 
@@ -417,13 +407,22 @@ class PySpyRecording(Recording):
         self.outputs: List[str] = []
         self.raw: Dict[int, str] = {}
         self.commands = []
+        # wall mode samples every thread at every tick: chrometrace's spans then are the samples,
+        # with their times (collectors/pyspy_trace.py); cpu mode stays raw (exact, untimed)
+        timed = idle and not options.subprocesses
+        import time as _time
+
+        self.parse_options = (PySpyOptions(format="chrometrace", rate=float(request.rate), threads=options.threads,
+                                           lines=options.lines, start=_time.time()) if timed else
+                              PySpyOptions(format="raw"))
         for pid in request.pids:
-            out = raw_path(request.raw_dir, "py-spy", pid, "folded")
+            out = raw_path(request.raw_dir, "py-spy", pid, "json" if timed else "folded")
             self.raw[pid] = out
             cmd = [exe, "record", "--pid", str(pid), "--rate", str(request.rate),
-                   "--duration", str(max(1, math.ceil(request.duration)) + 1), "--format", "raw", "--output", out]
+                   "--duration", str(max(1, math.ceil(request.duration)) + 1),
+                   "--format", "chrometrace" if timed else "raw", "--output", out]
             for flag in ("subprocesses", "native", "gil", "threads"):
-                if getattr(options, flag):
+                if getattr(options, flag) or (timed and flag == "threads"):
                     cmd.append("--" + flag)
             if nonblocking:
                 cmd.append("--nonblocking")
@@ -433,13 +432,14 @@ class PySpyRecording(Recording):
                 cmd.append("--idle")
             self.commands.append(cmd)
             self.outputs.append(out)
-            err = open(out + ".stderr", "wb")
+            err, said = open(out + ".stderr", "wb"), open(out + ".stdout", "wb")
             try:
-                self.tools.append(ChildTool(cmd, stderr=err, death_signal=signal.SIGINT).start())
+                self.tools.append(ChildTool(cmd, stdout=said, stderr=err, death_signal=signal.SIGINT).start())
             except FileNotFoundError:
                 raise CollectorNotInstalled("py-spy is not installed", hint="pip install py-spy") from None
             finally:
                 err.close()
+                said.close()
 
     def poll(self) -> bool:
         return any(t.poll() is None for t in self.tools)
@@ -467,18 +467,23 @@ class PySpyRecording(Recording):
                 failures.append(CollectorFailed(tool.argv, rc, err, hint=_pyspy_hint(err)))
             elif not err.strip():
                 os.unlink(err_path)
+            self._count_errors(out)
         got = [o for o in self.outputs if os.path.exists(o)]
         if failures and not got:
             raise failures[0]
         return got
 
 
-def _pyspy_hint(stderr: str) -> Optional[str]:
-    text = stderr.lower()
-    if "permission denied" in text or "operation not permitted" in text:
-        return "run as root, or in a container add --cap-add SYS_PTRACE (see profkit doctor)"
-    if "failed to find python version" in text or "not a python" in text:
-        return "the target is not a Python process that py-spy understands; try --collector perf"
-    if "no such process" in text:
-        return "the target exited"
-    return None
+    #: samples py-spy could not take ("Samples: N Errors: M" when it ends), as engine losses
+    losses: List[Dict[str, Any]] = []
+
+    def _count_errors(self, out: str) -> None:
+        said = read_small(out + ".stdout")
+        m = re.search(r"Samples: (\d+) Errors: (\d+)", said)
+        if m and int(m.group(2)):
+            self.losses = self.losses + [{"reason": f"py-spy could not read the target {m.group(2)} times",
+                                          "seconds": int(m.group(2)) / self.request.rate, "pid": pid_of_raw(out)}]
+        try:
+            os.unlink(out + ".stdout")
+        except OSError:
+            pass

@@ -70,6 +70,8 @@ class Source:
         self._stream: Optional[BinaryIO] = None
         self._head: Optional[bytes] = None
         self.compressed = False
+        #: a run's capture: parsers whose timed samples cost noticeable time (perf) keep them only then
+        self.timed = False
 
     @property
     def path(self) -> Optional[str]:

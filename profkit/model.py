@@ -139,6 +139,9 @@ class Profile:
         self._frames = _FrameTable(self._tokens, self._explicit)
         self._keyed = keyed  # frames are function keys already (made by keyed(), or read keyed)
         self._stats: Optional[Dict[str, "FunctionStat"]] = None  # function_stats(), until the next add
+        #: the timed samples (:class:`profkit.timeline.Timeline`) where the capture has them, else None;
+        #: kept by :meth:`merge` when every part has one, dropped by the other transforms
+        self.timeline = None
 
     # -- building -------------------------------------------------------------------------
     def add(self, stack: Sequence[Union[str, Frame]], weight: Number = 1) -> None:
@@ -245,6 +248,12 @@ class Profile:
             out._adopt(p)
             for key, w in p._stacks.items():
                 out.add_ids(key, w)
+        if all(p.timeline is not None for p in (self,) + others):
+            from profkit.timeline import Timeline
+
+            out.timeline = Timeline(min((p.timeline.start for p in (self,) + others if p.timeline.start), default=0.0))
+            for p in (self,) + others:
+                out.timeline.extend(p.timeline)
         return out
 
     def scale(self, factor: Number) -> "Profile":

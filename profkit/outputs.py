@@ -54,6 +54,7 @@ def write_profiles(run: RunDir, profiles: Mapping[str, Profile], order: Sequence
     prof = profiles[primary]
     run.write_profile("profile.folded", prof)
     record.profile = ProfileRecord(primary=primary, unit=prof.unit, samples=prof.total, unique_stacks=len(prof))
+    record.profile.timeline = write_timeline(run, prof)
     if not prof:
         record.warn("no samples were collected (an idle target, or one that exited at once)")
     elif prof.unit == "samples" and record.mode in ("cpu", "wall") and record.rate and record.duration:
@@ -63,6 +64,38 @@ def write_profiles(run: RunDir, profiles: Mapping[str, Profile], order: Sequence
                         "the target was mostly idle or off-CPU; --mode wall shows where it waits")
         _check_on_cpu(run, prof)
     run.save()
+
+
+def write_timeline(run: RunDir, prof: Profile, name: str = "timeline.bin") -> Optional[dict]:
+    """Write ``prof``'s timed samples beside its folded file, offsets counted from the run's
+    start; returns the record of it (None when the profile has none)."""
+    from profkit.timeline import Timeline, epoch_of_iso, write
+
+    tl = prof.timeline
+    if tl is None or not len(tl):
+        return None
+    start = epoch_of_iso(run.record.start) or tl.start
+    if start != tl.start:
+        rebased = Timeline(start, tl.tick_us)
+        rebased.extend(tl)
+        tl = rebased
+    path = write(run.file(name), tl)
+    return {"file": name, "samples": len(tl), "threads": len(tl.threads), "bytes": os.path.getsize(path),
+            "seconds": round(tl.duration, 3)}
+
+
+def load_timeline(run: RunDir, profile: Profile) -> None:
+    """Attach the run's ``timeline.bin`` to ``profile`` (read from ``profile.folded``), if the
+    run has one; a damaged one is a warning, the reports then go without time."""
+    from profkit.timeline import TimelineFormatError, read
+
+    rec = run.record.profile.timeline if run.record.profile else None
+    if not rec or not os.path.exists(run.file(rec["file"])):
+        return
+    try:
+        profile.timeline = read(run.file(rec["file"]), profile.intern)
+    except (OSError, TimelineFormatError) as e:
+        run.record.warn(f"{rec['file']}: {e}; the report shows no time or threads")
 
 
 def on_cpu_check(run: RunDir, prof: Profile):
@@ -196,6 +229,8 @@ def _render(run: RunDir) -> Dict[str, str]:
     _recover_if_needed(run)
     written: Dict[str, str] = {}
     profile = load_run_profile(run)
+    if profile is not None:
+        load_timeline(run, profile)
     svg_text = None
     r = run.record
     if profile:

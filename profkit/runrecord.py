@@ -34,7 +34,8 @@ STATUSES = ("running", "complete", "interrupted", "collector-error")
 #: What a probe is: a stack profiler, the process-metrics sampler, a load generator, a memory
 #: tool of ``profkit heap``, or the command ``profkit run`` launched.
 PROBE_KINDS = ("profiler", "metrics", "load", "heap", "command")
-PROBE_STATUSES = ("running", "ok", "failed")
+#: ``partial``: it recorded, but lost part of the run (``detail.lost`` says what; ``engine/losses.py``)
+PROBE_STATUSES = ("running", "ok", "partial", "failed")
 
 
 @dataclass
@@ -109,6 +110,9 @@ class ProfileRecord:
     unit: str = "samples"
     samples: float = 0
     unique_stacks: int = 0
+    #: the timed samples beside it: ``{"file": "timeline.bin", "samples", "threads", "bytes", "seconds"}``
+    #: (``docs/contract.md``), None when the collector's capture has no times
+    timeline: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -190,6 +194,8 @@ class RunRecord:
         """Every run-directory file this record names (raw captures, target directories)."""
         out = [r for p in self.probes for r in p.raw]
         out += [t.dir for t in self.targets if t.dir]
+        if self.profile is not None and self.profile.timeline and isinstance(self.profile.timeline.get("file"), str):
+            out.append(self.profile.timeline["file"])
         return out
 
     def to_json(self) -> Dict[str, Any]:
@@ -341,8 +347,20 @@ def _from_schema2(c: _Check, d: Dict[str, Any]) -> RunRecord:
     if p is not None:
         r.profile = ProfileRecord(primary=c.get(p, "primary", "str", "profile"), unit=c.get(p, "unit", "str", "profile", "samples"),
                                   samples=c.get(p, "samples", "num", "profile", 0),
-                                  unique_stacks=c.get(p, "unique_stacks", "int", "profile", 0))
+                                  unique_stacks=c.get(p, "unique_stacks", "int", "profile", 0),
+                                  timeline=_timeline(c, p))
     return r
+
+
+def _timeline(c: _Check, p: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    t = c.get(p, "timeline", "dict", "profile")
+    if t is None:
+        return None
+    out: Dict[str, Any] = {"file": c.get(t, "file", "str", "profile.timeline", optional=False)}
+    for key in ("samples", "threads", "bytes"):
+        out[key] = c.get(t, key, "int", "profile.timeline", 0)
+    out["seconds"] = c.get(t, "seconds", "num", "profile.timeline", 0)
+    return out
 
 
 def from_json(data: Any, run_path: str, where: str = "manifest.json") -> RunRecord:

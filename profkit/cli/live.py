@@ -190,12 +190,30 @@ def run(duration, output, collector_ids, rate, mode, interval, quiet, command, *
               help="Frames matching this regex are the application's own code (repeatable; recorded in the run).")
 @click.option("--lib", "lib_patterns", multiple=True, metavar="PATTERN",
               help="Frames matching this regex are library code (repeatable; wins over --app; recorded in the run).")
-def render(run_dir, app_patterns, lib_patterns):
+@click.option("--from", "since", metavar="TIME", default=None,
+              help="Only the samples from this time on: a bare DURATION (12s, 500ms) is an offset from the run's "
+                   "start; or now, -DURATION, RFC3339.")
+@click.option("--until", metavar="TIME", default=None, help="Only the samples before this time (same forms as --from).")
+@click.option("--thread", default=None, metavar="PATTERN",
+              help="With --from/--until: only the threads whose names match this regex.")
+@click.option("--output", "-o", "out_dir", default=None, metavar="OUT_DIR",
+              help="With --from/--until: where the range's files go (default: RUN_DIR/ranges/FROM-UNTIL/).")
+def render(run_dir, app_patterns, lib_patterns, since, until, thread, out_dir):
     """Rebuild flamegraph.svg, summary.md and report.html of a run from what is on disk.
 
     A run that profkit left 'running' (it was killed) is recovered first: its raw captures
     are parsed again and the run is marked interrupted. --app/--lib replace the attribution
     rules the run was recorded with.
+
+    With --from/--until (or --thread), the run's timed samples (timeline.bin) in that range
+    make a profile of their own: its profile.folded, flamegraph.svg and summary.md go into
+    OUT_DIR, never over the run's own files.
+
+    \b
+      profkit render runs/20261201-101500-4242-app
+      profkit render RUN_DIR --from 12s --until 20s          # → RUN_DIR/ranges/12s-20s/
+      profkit render RUN_DIR --from 2026-12-01T10:15:12Z --until 20s -o /tmp/spike
+      profkit render RUN_DIR --thread 'worker-1' -o /tmp/worker1
     """
     from profkit.attribution import parse_rules
     from profkit.outputs import render_run
@@ -203,6 +221,9 @@ def render(run_dir, app_patterns, lib_patterns):
 
     rules = parse_rules(app_patterns, lib_patterns)
     run_d = RunDir.open(run_dir)
+    if since is not None or until is not None or thread is not None or out_dir is not None:
+        _render_range(run_d, since, until, thread, out_dir)
+        return
     if rules.app or rules.lib:
         run_d.record.attribution = {k: list(v) for k, v in (("app", rules.app), ("lib", rules.lib)) if v}
         run_d.save()
@@ -210,6 +231,16 @@ def render(run_dir, app_patterns, lib_patterns):
     written = render_run(run_d)
     echo_warnings(run_d.record.warnings[known:])
     for path in written.values():
+        click.echo(f"wrote {path}", err=True)
+
+
+def _render_range(run_d, since, until, thread, out_dir) -> None:
+    from profkit.timeline import epoch_of_iso
+    from profkit.timeslice import offset_of, render_range
+
+    start = epoch_of_iso(run_d.record.start) or 0.0
+    a, b = offset_of(since, start, "--from"), offset_of(until, start, "--until")
+    for path in render_range(run_d, a, b, out_dir, thread).values():
         click.echo(f"wrote {path}", err=True)
 
 

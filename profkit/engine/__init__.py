@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Callable, List, Optional, Sequence
 
+from profkit.engine.losses import account_losses
 from profkit.engine.probe import Probe, RunContext
 from profkit.errors import DiskFull, EnvironmentProblem, ProfkitError
 from profkit.outputs import record_disk_full
@@ -116,6 +117,9 @@ def _wait(ctx: RunContext, probes: List[Probe], progress: Optional[Progress], wa
             return "duration"
         if watch_targets and all(process_state(pid) in (None, "Z") for pid in ctx.pids):
             return "targets-gone"
+        for p in probes:  # when each profiler's tool ended, for the losses (engine/losses.py)
+            if p.kind == "profiler" and p.ended_s is None and not p.poll():
+                p.ended_s = round(elapsed, 3)
         if not any(p.poll() for p in essential):
             return "done"
         if progress is not None:
@@ -156,6 +160,7 @@ def record(run: RunDir, targets: List[Target], probes: Sequence[Probe], *, durat
         ctx.warn(f"{p.id} was to start {p.delay:g} s into the run, which ended before" + (f"; so {p.without}" if p.without else ""))
     for p in started:
         _finish_one(ctx, p)
+    lost = account_losses(ctx, started, why, run.record.rate or 100.0)
     full: Optional[DiskFull] = None
     try:
         for analysis in analyses:
@@ -163,7 +168,8 @@ def record(run: RunDir, targets: List[Target], probes: Sequence[Probe], *, durat
         write_profiles(run, ctx.profiles, ctx.profiler_order, ctx.per_target)
     except DiskFull as e:
         full = e
-    failed = any(p.status == "failed" for p in run.record.probes)
+    # a collector that failed or lost part of the run (engine/losses.py) makes it collector-error
+    failed = lost or any(p.status in ("failed", "partial") for p in run.record.probes)
     status = "interrupted" if ctx.stop.is_set() else ("collector-error" if failed else "complete")
     if full is not None:
         record_disk_full(run, full)

@@ -51,10 +51,12 @@ def parse_captures(c: Collector, raws: Sequence[str], options: Any, names: Dict[
         if not os.path.exists(raw) or os.path.getsize(raw) == 0:
             continue
         source = Source(raw, diag, binary_ok=c.binary_input)
+        source.timed = True  # a run keeps its timed samples (timeline.bin)
         try:
             prof = c.parse(source, options, diag)
         finally:
             source.close()
+        _align_clock(prof)
         pid = pid_of_raw(raw)
         if pid in names:
             per[pid] = per[pid].merge(prof) if pid in per else prof
@@ -70,10 +72,22 @@ def parse_captures(c: Collector, raws: Sequence[str], options: Any, names: Dict[
     return (merged if merged is not None else Profile()), (per if several else {})
 
 
+def _align_clock(prof: Profile) -> None:
+    """A timeline on CLOCK_MONOTONIC (perf's) moved to epoch time (this boot's offset)."""
+    import time
+
+    if prof.timeline is not None and prof.meta.extra.get("clock") == "monotonic":
+        prof.timeline.start += time.time() - time.monotonic()
+        prof.meta.extra["clock"] = "epoch"
+
+
 def _under(profile: Profile, root: Frame) -> Profile:
     out = Profile(profile.unit, profile.meta)
     for stack, w in profile.stacks():
         out.add((root,) + stack, w)
+    if profile.timeline is not None:
+        rid, intern, frame = out.intern(root), out.intern, profile.frame
+        out.timeline = profile.timeline.remap(lambda k: (rid,) + tuple(intern(frame(f)) for f in k))
     return out
 
 

@@ -79,9 +79,12 @@ class Probe:
     #: seconds after the run's start at which the engine starts this probe (a heavy probe after a
     #: baseline window measured without it); 0 starts it with the others
     delay: float = 0.0
+    ended_s: Optional[float] = None
 
     def __init__(self) -> None:
         self.entry: Optional[ProbeRecord] = None
+        #: seconds into the run at which the engine first saw it no longer running (None: it ran to the end)
+        self.ended_s: Optional[float] = None
 
     def attach_record(self, ctx: RunContext) -> ProbeRecord:
         """This probe's entry in the run record (made on first use)."""

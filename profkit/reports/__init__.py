@@ -150,6 +150,9 @@ def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[st
     cpu_series = [dict(r, cpu=(r["cpu_user_pct"] or 0) + (r["cpu_system_pct"] or 0)) for r in series
                   if r.get("cpu_user_pct") is not None]
     tmpl = env.get_template("report.html.j2")
+    from profkit.reports.timeline import script_json, timeline_data, timeline_script
+
+    data = timeline_data(profile) if profile is not None else None
     # Each section module renders its own (autoescaped) template; the result is trusted markup.
     sections = [Markup(section.html_section(run, env)) for section in _sections(run)]
     return tmpl.render(
@@ -160,4 +163,7 @@ def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[st
         cpu_chart=_chart(cpu_series, "cpu"), rss_chart=_chart(series, "rss"),
         # The SVG comes from our own renderer, which escapes every frame name.
         flamegraph=Markup(svg_text.split("?>", 1)[-1]) if svg_text else None,
+        # script-safe JSON (no '<', '>' or '&' left in it) and profkit's own script
+        timeline_json=Markup(script_json(data)) if data else None,
+        timeline_js=Markup(timeline_script()) if data else None,
     )
