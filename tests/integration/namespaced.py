@@ -68,6 +68,13 @@ class Contained(Proc):
             return None
         self.pid = wait_until(target, 30, f"{program} to start in its namespaces")
 
+    def _signal_group(self, sig):
+        # the group is unshare's (the target runs in it, as PID 1 of its namespace)
+        try:
+            os.killpg(self.unshare_pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def text(self, stream="stdout"):
         with self._cond:
             return "".join(self._lines[stream])
@@ -100,3 +107,24 @@ def nspid_of(pid):
 
 def run_checked(*argv):
     return subprocess.run(list(map(str, argv)), check=True, capture_output=True, text=True, timeout=120)
+
+
+def start_jvm_in_container(classes, root, main="ProfkitHot", *args, heap="128m"):
+    """A JVM (the host's JDK, bind-mounted at the same /usr path) running ``main`` from the
+    compiled ``classes`` (copied to /app) in a container of its own; waits for its ``ready``."""
+    java = os.path.realpath(shutil.which("java"))
+    assert java.startswith("/usr/"), f"{java}: the container binds /usr only; install the JDK under /usr"
+    jvm = start_in_container([java, f"-Xmx{heap}", "-cp", "/app", main, *map(str, args)], root, app=classes)
+    jvm.wait_line(r"^ready$", 60)
+    return jvm
+
+
+def start_python_in_container(script_dir, root, script, *args):
+    """profkit's own interpreter (its installation bind-mounted read-only at the same path, so
+    memray is importable inside) running ``/app/SCRIPT`` from ``script_dir``; waits for ``ready``."""
+    import sys
+
+    py = os.path.realpath(sys.executable)
+    proc = start_in_container([py, f"/app/{script}", *map(str, args)], root, app=script_dir, binds=[sys.base_prefix])
+    proc.wait_line(r"^ready$", 60)
+    return proc
