@@ -38,8 +38,8 @@ from profkit.namespaces import namespaces_of
 
 __all__ = ["ATTACH_TIMEOUT", "attach_request", "jcmd_request", "socket_path"]
 
-#: Seconds to wait for the listener to come up after SIGQUIT (a busy JVM can take a few).
-ATTACH_TIMEOUT = 10.0
+#: Seconds to wait for the listener to come up after SIGQUIT (a busy JVM can take several; jcmd waits 10).
+ATTACH_TIMEOUT = 20.0
 _ARG_MAX = 1024
 _VERSION = b"1"
 

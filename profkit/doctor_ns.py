@@ -91,9 +91,13 @@ def _jvm(ns: Namespaces, tmp_ok: bool, tmp_words: str) -> Iterator[Line]:
                 "/proc/PID/root"
 
 
-def _python(ns: Namespaces) -> Iterator[Line]:
+def _python(ns: Namespaces, tmp_ok: bool, tmp_words: str) -> Iterator[Line]:
     pid = ns.pid
     yield "OK", "py-spy: reads the interpreter's memory by host PID and its binaries through /proc/PID/root"
+    if not tmp_ok:
+        yield "FAIL", (f"memray: cannot work, {tmp_words} (its capture is written inside the container); fix: give "
+                       "the container a writable /tmp (emptyDir volume, or docker --tmpfs /tmp)")
+        return
     try:
         from collectors.memray import container_prerequisites
 
@@ -131,7 +135,7 @@ def namespace_lines(pid: int, runtime: str) -> Iterator[Line]:
     if runtime == "jvm":
         yield from _jvm(ns, tmp_ok, tmp_words)
     elif runtime == "python":
-        yield from _python(ns)
+        yield from _python(ns, tmp_ok, tmp_words)
     if shutil.which("perf"):
         yield "OK", ("perf: records by host PID and names functions of binaries that exist only inside the container "
                      "(perf reads them in the target's mount namespace while it runs)")

@@ -5,7 +5,7 @@ namespaces, a root file system of its own and a private tmpfs ``/tmp``, as a con
 :func:`start_in_container` starts ``argv`` as PID 1 of a new PID namespace, pivoted (``pivot_root``, as runtimes do) into a tmpfs
 root that holds only bind mounts of the host's ``/usr``, ``/etc``, ``/dev`` (and what ``binds``
 names, at the same paths), the files of ``app`` copied into ``/app`` (its working directory)
-and an empty tmpfs ``/tmp``. Nothing else of the host is visible inside: not its ``/tmp``, not
+and an empty tmpfs ``/tmp`` (read-only with ``tmp_read_only``). Nothing else of the host is visible inside: not its ``/tmp``, not
 ``/root``, not profkit's cache, so a tool that hands the target a host path fails as it would
 against a real container. The returned :class:`Contained` is a ``support.Proc`` of ``unshare``
 (reaped at teardown with its namespace) whose :attr:`Contained.pid` is the target's host PID.
@@ -30,7 +30,7 @@ IFS=:
 for b in $BINDS; do [ -n "$b" ] && { mkdir -p "$R$b"; mount --rbind "$b" "$R$b"; mount -o remount,bind,ro "$R$b"; }; done
 unset IFS
 mkdir -p "$R/proc" "$R/tmp" "$R/app"
-mount -t tmpfs -o size=128m,mode=1777 profkit-ctr-tmp "$R/tmp"
+mount -t tmpfs -o "size=128m,mode=1777${PROFKIT_CTR_TMP_RO:+,ro}" profkit-ctr-tmp "$R/tmp"
 [ -n "$APP" ] && cp -a "$APP"/. "$R/app/"
 mount -t proc proc "$R/proc"
 # pivot_root, as container runtimes do: the new root becomes the namespace's root mount, so the
@@ -48,12 +48,12 @@ exec "$@"
 class Contained(Proc):
     """``unshare`` and, as :attr:`pid`, the host PID of the target it runs in its namespaces."""
 
-    def __init__(self, argv, root, app=None, binds=(), env=None):
+    def __init__(self, argv, root, app=None, binds=(), env=None, tmp_read_only=False):
         self.root_mount = str(root)
         os.makedirs(self.root_mount, exist_ok=True)
         super().__init__(["unshare", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc",
                           "sh", "-c", _SETUP, "sh", self.root_mount, str(app or ""), ":".join(map(str, binds)),
-                          *argv], env=env)
+                          *argv], env={**(env or {}), **({"PROFKIT_CTR_TMP_RO": "1"} if tmp_read_only else {})})
         self.unshare_pid = self.popen.pid
         program = os.path.basename(str(argv[0]))
 
@@ -88,12 +88,12 @@ class Contained(Proc):
         return sorted(os.listdir(self.inside("/tmp")))
 
 
-def start_in_container(argv, root, app=None, binds=(), env=None):
+def start_in_container(argv, root, app=None, binds=(), env=None, tmp_read_only=False):
     """Start ``argv`` (absolute program path as the container sees it) in a container; see
     :mod:`namespaced`. The caller stops it (``with`` or the ``start_process``-like fixture)."""
     assert shutil.which("unshare") and shutil.which("pivot_root"), "util-linux unshare and pivot_root are needed"
     assert os.geteuid() == 0, "making namespaces and mounts needs root"
-    return Contained(argv, root, app, binds, env)
+    return Contained(argv, root, app, binds, env, tmp_read_only)
 
 
 def nspid_of(pid):
@@ -119,12 +119,13 @@ def start_jvm_in_container(classes, root, main="ProfkitHot", *args, heap="128m")
     return jvm
 
 
-def start_python_in_container(script_dir, root, script, *args):
+def start_python_in_container(script_dir, root, script, *args, tmp_read_only=False):
     """profkit's own interpreter (its installation bind-mounted read-only at the same path, so
     memray is importable inside) running ``/app/SCRIPT`` from ``script_dir``; waits for ``ready``."""
     import sys
 
     py = os.path.realpath(sys.executable)
-    proc = start_in_container([py, f"/app/{script}", *map(str, args)], root, app=script_dir, binds=[sys.base_prefix])
+    proc = start_in_container([py, f"/app/{script}", *map(str, args)], root, app=script_dir, binds=[sys.base_prefix],
+                              tmp_read_only=tmp_read_only)
     proc.wait_line(r"^ready$", 60)
     return proc

@@ -86,6 +86,20 @@ def test_jvm_in_a_container(jvm, collector, tmp_path):
     assert_running(jvm.pid, what="the JVM")
 
 
+def test_perf_on_a_jvm_in_a_container_names_jit_frames(jvm, tmp_path):
+    # the JIT map the JVM writes inside (/tmp/perf-1.map) reaches perf script; both it and the
+    # host copy (/tmp/perf-HOSTPID.map) are gone afterwards
+    run = tmp_path / "run"
+    p = profkit("attach", "--pid", jvm.pid, "-c", "perf", "--duration", 3, "-o", run)
+    assert p.returncode == 0, p.stderr
+    commands = manifest(run).profilers[0].commands
+    assert [f"attach:/proc/{jvm.pid}/root/tmp/.java_pid1", "jcmd", "Compiler.perfmap"] in commands
+    assert "ProfkitHot.spin" in (run / "profile.folded").read_text()
+    assert not os.path.exists(f"/tmp/perf-{jvm.pid}.map")
+    nothing_of_profkit_left(jvm, JVM_OWN)
+    assert_running(jvm.pid, what="the JVM")
+
+
 def classes_marker():
     """A path of the host that the container must not see (the host's /root)."""
     return "/root/.cache"
@@ -145,3 +159,16 @@ def test_native_binary_only_inside_the_container(tmp_path):
         doctor_facts(native.pid)
         nothing_of_profkit_left(native)
         assert_running(native.pid, what="the native target")
+
+
+def test_a_read_only_tmp_in_the_container_is_one_clear_error(tmp_path):
+    # GIVEN a Python process whose container has a read-only /tmp
+    with start_python_in_container(TARGETS, tmp_path / "root", "pygrow.py", tmp_read_only=True) as py:
+        p = profkit("attach", "--pid", py.pid, "--mode", "alloc", "--duration", 2, "-o", tmp_path / "run")
+        # THEN memray (whose capture must be written inside) is refused before it attaches, saying how to fix it
+        assert p.returncode == 1, p.stderr
+        assert "Traceback" not in p.stderr
+        assert "read-only" in p.stderr and "emptyDir" in p.stderr and "--tmpfs /tmp" in p.stderr, p.stderr
+        out = doctor_facts(py.pid)
+        assert "FAIL  memray: cannot work, its /tmp is read-only" in out, out
+        assert_running(py.pid, what="the Python target")
