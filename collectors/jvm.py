@@ -144,6 +144,16 @@ def in_container(pid: int) -> bool:
         return False
 
 
+def jcmd_argv(jcmd: str, pid: int, args: Sequence[str]) -> List[str]:
+    """How :func:`run_jcmd` runs ``args`` for ``pid``, for the run record: the jcmd command line,
+    or for a JVM in a container the attach socket and the command line sent over it."""
+    if in_container(pid):
+        from collectors.hotspot_attach import socket_path
+
+        return [f"attach:{socket_path(pid)}", "jcmd", " ".join(args)]
+    return [jcmd, str(pid), *args]
+
+
 def run_jcmd(jcmd: str, pid: int, args: Sequence[str], timeout: float = JCMD_TIMEOUT,
              limit: int = 64 * 1024) -> Tuple[List[str], int, str]:
     """``jcmd PID ARGS…``: the JDK's jcmd for a JVM in profkit's own namespaces, the attach

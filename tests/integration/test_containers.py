@@ -100,6 +100,20 @@ def test_perf_on_a_jvm_in_a_container_names_jit_frames(jvm, tmp_path):
     assert_running(jvm.pid, what="the JVM")
 
 
+def test_jvm_heap_in_a_container(jvm, tmp_path):
+    run = tmp_path / "run"
+    p = profkit("heap", "--pid", jvm.pid, "--duration", 4, "--no-allocations", "-q", "-o", run, timeout=180)
+    assert p.returncode == 0, p.stderr
+    heap = json.loads((run / "heap.json").read_text())
+    # flags and class histograms over the attach protocol, jstat through /proc/PID/root
+    assert heap["limit"]["source"] == "jcmd VM.flags MaxHeapSize" and heap["limit"]["bytes"] == 128 << 20
+    assert heap["histograms"]["live_bytes_start"] > 0 and heap["jvm_series"], heap.keys()
+    jcmd = next(pr for pr in manifest(run).probes if pr.id == "jcmd")
+    assert jcmd.commands[0] == [f"attach:/proc/{jvm.pid}/root/tmp/.java_pid1", "jcmd", "VM.flags"]
+    nothing_of_profkit_left(jvm, JVM_OWN)
+    assert_running(jvm.pid, what="the JVM")
+
+
 def classes_marker():
     """A path of the host that the container must not see (the host's /root)."""
     return "/root/.cache"
