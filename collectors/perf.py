@@ -131,7 +131,11 @@ def hardware_events_available(perf: str) -> bool:
 def _perf_hint(stderr: str) -> Optional[str]:
     text = stderr.lower()
     if "perf_event_paranoid" in text or "permission" in text or "not permitted" in text:
-        return "run as root, or `sudo sysctl kernel.perf_event_paranoid=1`; in a container add --cap-add PERFMON (see profkit doctor)"
+        hint = "run as root, or `sudo sysctl kernel.perf_event_paranoid=1`; in a container add --cap-add PERFMON (see profkit doctor)"
+        if "2" == read_small("/proc/self/status").partition("Seccomp:")[2].split("\n", 1)[0].strip():
+            # profkit itself runs under a seccomp filter: docker's default profile refuses perf_event_open
+            hint += ", and --security-opt seccomp=unconfined (Kubernetes: seccompProfile: Unconfined)"
+        return hint
     if "no such process" in text:
         return "the target exited"
     return None

@@ -72,7 +72,10 @@ def jvm(classes, tmp_path_factory):
 def test_jvm_in_a_container(jvm, collector, tmp_path):
     assert nspid_of(jvm.pid)[-1] == 1 and not os.path.exists(f"/proc/{jvm.pid}/root{classes_marker()}")
     run = tmp_path / "run"
-    p = profkit("attach", "--pid", jvm.pid, "-c", collector, "--duration", 4, "-o", run, timeout=180)
+    # JFR.start itself takes 5-8 s on a loaded 2-core machine (JFR's first start in a JVM, inside
+    # or outside a container): its run is longer, so that the hot thread is sampled after that
+    seconds = 10 if collector == "jfr" else 4
+    p = profkit("attach", "--pid", jvm.pid, "-c", collector, "--duration", seconds, "-o", run, timeout=180)
     assert p.returncode == 0, p.stderr
     m = manifest(run)
     assert m.status == "complete", (m.status, m.warnings)
