@@ -21,7 +21,7 @@ RUN mvn -q dependency:copy -Dartifact=tools.profiler:async-profiler:4.1 -Doutput
     && arch="$(uname -m | sed -e 's/x86_64/x64/' -e 's/aarch64/arm64/')" \
     && cp "linux-${arch}/libasyncProfiler.so" /opt/async-profiler/lib/
 
-FROM python:3.11-slim-bookworm
+FROM python:3.11-slim-bookworm AS profkit
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         linux-perf=6.1.* binutils=2.40-* lldb=1:14.0-* openjdk-17-jdk-headless=17.0.* \
@@ -40,3 +40,20 @@ RUN pip install ".[live]"
 WORKDIR /work
 ENTRYPOINT ["profkit"]
 CMD ["--help"]
+
+# --target agent: `profkit agent` as each node's continuous profiler (examples/kubernetes/):
+#   docker build --target agent -t profkit:agent .
+#   docker run -d --pid=host --cap-drop ALL --cap-add SYS_PTRACE --cap-add PERFMON --cap-add KILL \
+#       --cap-add CHOWN --cap-add DAC_OVERRIDE --security-opt seccomp=unconfined --read-only \
+#       --tmpfs /tmp -v profkit-spool:/var/lib/profkit -v /sys/fs/cgroup:/sys/fs/cgroup:ro \
+#       profkit:agent --cgroup /system.slice/docker.service --export parca=http://parca:7070
+# It runs with a read-only root file system: nothing is written outside /tmp and the spool.
+FROM profkit AS agent
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    XDG_CACHE_HOME=/tmp/.cache
+WORKDIR /var/lib/profkit
+ENTRYPOINT ["profkit", "agent"]
+CMD ["--help"]
+
+# The default target (docker build without --target): the whole CLI, as above.
+FROM profkit AS cli

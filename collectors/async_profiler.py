@@ -39,9 +39,11 @@ from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 from collectors.base import Availability, Collector, RecordRequest, Sniff, option, raw_path
 # Where the agent library comes from, and the JDK attach machinery (jcmd, target-safety checks,
 # the dump/stop lifecycle) shared with JFR.
-from collectors.async_profiler_lib import INSTALL_HINT, AgentLibrary, find_library, library_for, loaded_agent
-from collectors.jvm import (SELF_STOP_MARGIN, JcmdRecording, agent_path, find_jdk_tool, give_to_target,
-                            prepare_raw_file, run_jcmd, target_alive)
+from collectors.async_profiler_lib import (INSTALL_HINT, LIBRARY, AgentLibrary, find_library, library_for,
+                                           loaded_agent)
+from collectors.hotspot_attach import socket_path
+from collectors.jvm import (SELF_STOP_MARGIN, JcmdRecording, agent_path, find_jdk_tool, give_to_target, in_container,
+                            run_jcmd, target_alive)
 
 __all__ = ["AgentLibrary", "AsyncProfilerCollector", "AsyncProfilerOptions", "AsyncProfilerRecordOptions",
            "AsyncProfilerRecording", "EVENTS", "find_library", "library_for", "loaded_agent", "parse",
@@ -167,10 +169,24 @@ class AsyncProfilerRecordOptions:
     alloc_interval: int = option(524288, "alloc mode: one sample per this many bytes allocated (async-profiler alloc=)")
 
 
+def _loaded_inside(pid: int) -> Optional[str]:
+    """The async-profiler a JVM in a container already runs, by the path it was loaded from
+    (``dlopen`` finds a loaded library by that name even after profkit removed its copy)."""
+    loaded = loaded_agent(pid)
+    return loaded[:-len(" (deleted)")] if loaded and loaded.endswith(" (deleted)") else loaded
+
+
 class AsyncProfilerRecording(JcmdRecording):
     """async-profiler inside each target JVM: started with ``timeout=`` (so it stops by itself),
     dumped (``dump``) every few seconds and stopped (``stop``) at the end, each writing the
-    collapsed profile to the same raw ``async-profiler-PID.collapsed``."""
+    collapsed profile to the same raw ``async-profiler-PID.collapsed``.
+
+    A JVM in a container (:func:`collectors.jvm.in_container`) gets the library copied into a
+    directory of profkit's inside its /tmp, is spoken to over the attach protocol, writes its
+    profile and messages there, and profkit copies the profile back to ``raw/`` after each
+    dump and removes the directory at the end."""
+
+    label = "async-profiler"
 
     def __init__(self, jcmd: str, lib: AgentLibrary, request: RecordRequest, options: AsyncProfilerRecordOptions):
         raw = {pid: agent_path(raw_path(request.raw_dir, "async-profiler", pid, "collapsed"), "async-profiler")
@@ -183,7 +199,10 @@ class AsyncProfilerRecording(JcmdRecording):
         # alloc and lock weigh by the metric (bytes, nanoseconds of contention), not sample counts
         self.total = request.mode in ("alloc", "lock")
         self.rate = request.rate
-        self.libs = {pid: agent_path(library_for(lib.path, pid), "async-profiler") for pid in raw}
+        self.lib = lib.path
+        # a JVM in a container gets its library copied inside at the start (see _inside)
+        self.libs = {pid: agent_path(_loaded_inside(pid) or f"/tmp/profkit-async-profiler-…/{LIBRARY}", "async-profiler")
+                     if in_container(pid) else agent_path(library_for(lib.path, pid), "async-profiler") for pid in raw}
         # a fresh name for the agent's messages, made again for each call (see _agent)
         self.logs = agent_path(tempfile.mkdtemp(prefix="profkit-asprof-"), "async-profiler")
         os.rmdir(self.logs)
@@ -211,16 +230,35 @@ class AsyncProfilerRecording(JcmdRecording):
             args.append(f"timeout={self.limit}")
         if action in ("start", "dump", "stop"):
             args += ["collapsed", "ann"] + (["total"] if self.total else []) + (["threads"] if self.options.threads else [])
-            args.append(f"file={self.raw[pid]}")
-        args.append(f"log={os.path.join(self.logs, f'agent-{pid}.log')}")
+            args.append(f"file={self.written[pid]}")
+        args.append(f"log={self._log(pid)}")
         return ",".join(args)
+
+    def _log(self, pid: int) -> str:
+        """Where the agent writes its messages, as the JVM sees it."""
+        box = self.boxes.get(pid)
+        return box.path("agent.log") if box is not None else os.path.join(self.logs, f"agent-{pid}.log")
 
     def _argv(self, pid: int, action: str) -> List[str]:
         # the quotes keep jcmd's own parser from splitting the agent's string at '='
         return ["JVMTI.agent_load", self.libs[pid], f'"{self._args(pid, action)}"']
 
     def _describe(self) -> None:
-        self.commands = [[self.jcmd, str(pid), *self._argv(pid, a)] for pid in self.raw for a in ("start", "dump", "stop")]
+        self.commands = [[f"attach:{socket_path(pid)}", "jcmd", " ".join(self._argv(pid, a))] if in_container(pid)
+                         else [self.jcmd, str(pid), *self._argv(pid, a)] for pid in self.raw for a in ("start", "dump", "stop")]
+
+    def _inside(self, pid: int, action: str) -> Tuple[List[str], int, str, str]:
+        """One agent call for a JVM in a container, its log inside the JVM's /tmp read back:
+        (argv, exit code, the attach answer, the agent's messages)."""
+        box = self.boxes[pid]
+        log = box.outer("agent.log")
+        box.make_file("agent.log")
+        try:
+            argv, rc, out = run_jcmd(self.jcmd, pid, self._argv(pid, action))
+            msg = box.read_text("agent.log").strip()
+        finally:
+            os.unlink(log)
+        return argv, rc, out, msg
 
     def _agent(self, pid: int, action: str) -> Tuple[List[str], int, str]:
         """Run one agent action; returns (argv, agent return code, its messages).
@@ -230,6 +268,10 @@ class AsyncProfilerRecording(JcmdRecording):
         (mode 0711, so a JVM of another user can write the file profkit made for it but cannot
         swap it for a link), and read without following links.
         """
+        if pid in self.boxes:
+            argv, rc, out, msg = self._inside(pid, action)
+            m = _RETURN_CODE.search(out)
+            return argv, rc if rc else (int(m.group(1)) if m else 1), msg or out
         log = os.path.join(self.logs, f"agent-{pid}.log")
         os.mkdir(self.logs, 0o711)  # fails if anyone else has taken the name meanwhile
         try:
@@ -253,7 +295,12 @@ class AsyncProfilerRecording(JcmdRecording):
             raise CollectorFailed(argv, code, f"async-profiler {action}: {msg}")
 
     def _start(self, pid: int) -> None:
-        prepare_raw_file(self.raw[pid], pid)
+        self._place(pid)
+        if pid in self.boxes:
+            # the library the JVM already runs (by name: a deleted copy stays loaded), else a copy
+            # inside the container, loaded by its path there and removed with the directory
+            self.libs[pid] = _loaded_inside(pid) or agent_path(self.boxes[pid].copy_in(self.lib, LIBRARY), "async-profiler")
+            self._describe()
         argv, code, msg = self._agent(pid, "start")
         if code and "already started" in msg:
             if not self.options.restart:

@@ -26,10 +26,11 @@ from profkit.inputs import Source
 from profkit.model import Profile
 
 from collectors.base import Availability, Collector, RecordRequest, Sniff, option, raw_path
+from collectors.hotspot_attach import socket_path
 from collectors.jfr_print import (EVENT_TYPES, JFR_MAGIC, JfrOptions, check_recording, find_jfr, iter_events, parse,
                                   parse_events)
 from collectors.jvm import (INSTALL_HINT, SELF_STOP_MARGIN, JcmdRecording, agent_path, find_jdk_tool,
-                            jdk_version, prepare_raw_file, run_jcmd, target_alive, target_java_version)
+                            jdk_version, run_jcmd, target_alive, target_java_version)
 
 __all__ = ["EVENT_TYPES", "JfrCollector", "JfrOptions", "JfrRecordOptions", "JfrRecording", "check_recording",
            "find_jfr", "iter_events", "parse", "parse_events"]
@@ -55,6 +56,8 @@ class JfrRecording(JcmdRecording):
     checked for the JVM's success message.
     """
 
+    label = "jfr"
+
     def __init__(self, jcmd: str, request: RecordRequest, options: JfrRecordOptions):
         raw = {pid: agent_path(raw_path(request.raw_dir, "jfr", pid, "jfr"), "JFR") for pid in request.pids}
         limit = math.ceil(request.duration) + SELF_STOP_MARGIN
@@ -73,23 +76,28 @@ class JfrRecording(JcmdRecording):
             "(Java 17+; older JVMs keep the settings' period)")}
         if "/" in settings:
             settings = agent_path(settings, "JFR settings")
+        self.settings, self.mode, self.rate = settings, request.mode, request.rate
         for pid, path in raw.items():
-            start = [f"name={self.name}", f"settings={settings}", f"duration={limit}s",
-                     f"filename={path}", "dumponexit=true"]
             version = target_java_version(pid)
             if request.mode == "alloc" and version is not None and version < (16,):
                 raise TargetUnsupported(f"JVM {pid} runs Java {'.'.join(map(str, version))}: JFR allocation samples "
                                          "(jdk.ObjectAllocationSample) need Java 16 or later",
                                          hint="use -c async-profiler --mode alloc")
-            if request.mode == "cpu" and version is not None and version >= (17,):
-                # Event settings on the command line came with Java 17 (JDK-8265271); older JVMs
-                # keep the preset's period (10 ms in profile.jfc, 20 ms in default.jfc).
-                period = max(1, round(1000 / max(1, request.rate)))
-                start.append(f"jdk.ExecutionSample#period={period}ms")
-            self.args[pid] = {"start": ["JFR.start", *start],
-                              "dump": ["JFR.dump", f"name={self.name}", f"filename={path}"],
-                              "stop": ["JFR.stop", f"name={self.name}", f"filename={path}"]}
+            self.args[pid] = self._jfr_args(pid, path, version)
             self.commands += [[jcmd, str(pid), *self.args[pid][k]] for k in ("start", "dump", "stop")]
+
+    def _jfr_args(self, pid: int, path: str, version) -> Dict[str, List[str]]:
+        """The JFR.start/dump/stop arguments for one JVM writing ``path`` (as the JVM sees it)."""
+        start = [f"name={self.name}", f"settings={self.settings}", f"duration={self.limit}s",
+                 f"filename={path}", "dumponexit=true"]
+        if self.mode == "cpu" and version is not None and version >= (17,):
+            # Event settings on the command line came with Java 17 (JDK-8265271); older JVMs
+            # keep the preset's period (10 ms in profile.jfc, 20 ms in default.jfc).
+            period = max(1, round(1000 / max(1, self.rate)))
+            start.append(f"jdk.ExecutionSample#period={period}ms")
+        return {"start": ["JFR.start", *start],
+                "dump": ["JFR.dump", f"name={self.name}", f"filename={path}"],
+                "stop": ["JFR.stop", f"name={self.name}", f"filename={path}"]}
 
     def _call(self, pid: int, action: str, ok: str) -> None:
         argv, rc, text = run_jcmd(self.jcmd, pid, self.args[pid][action])
@@ -97,7 +105,13 @@ class JfrRecording(JcmdRecording):
             raise CollectorFailed(argv, rc if rc else 1, text or "no answer")
 
     def _start(self, pid: int) -> None:
-        prepare_raw_file(self.raw[pid], pid)
+        self._place(pid)
+        if self.written[pid] != self.raw[pid]:
+            # a JVM in a container writes inside its own /tmp, spoken to over the attach protocol
+            self.args[pid] = self._jfr_args(pid, self.written[pid], target_java_version(pid))
+            self.commands = [c for c in self.commands if c[1:2] != [str(pid)]]
+            sock = f"attach:{socket_path(pid)}"
+            self.commands += [[sock, "jcmd", " ".join(self.args[pid][k])] for k in ("start", "dump", "stop")]
         self._call(pid, "start", "Started recording")
 
     def _dump(self, pid: int) -> None:
@@ -112,6 +126,7 @@ class JfrRecording(JcmdRecording):
         path = self.raw[pid]
         until = min(deadline, time.monotonic() + (10.0 if target_alive(pid) else 2.0))
         while True:
+            self._fetch(pid)
             try:
                 if os.path.getsize(path) > 0:
                     check_recording(path, path)

@@ -18,6 +18,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from profkit.errors import CollectorFailed, EnvironmentProblem, ProfkitError, TargetNotFound, UsageError
+from profkit.namespaces import ContainerDir, namespaces_of
 from profkit.targets import ChildTool, process_state
 
 from collectors.base import Recording
@@ -134,8 +135,39 @@ def attach_preconditions(pid: int) -> None:
                                  hint="restart it without -Xrs, or with -XX:+StartAttachListener")
 
 
+def in_container(pid: int) -> bool:
+    """Whether JVM ``pid`` lives in another PID or mount namespace than profkit (a container):
+    then profkit speaks the attach protocol itself and places files inside its file system."""
+    try:
+        return namespaces_of(pid).isolated
+    except ProfkitError:
+        return False
+
+
+def jcmd_argv(jcmd: str, pid: int, args: Sequence[str]) -> List[str]:
+    """How :func:`run_jcmd` runs ``args`` for ``pid``, for the run record: the jcmd command line,
+    or for a JVM in a container the attach socket and the command line sent over it."""
+    if in_container(pid):
+        from collectors.hotspot_attach import socket_path
+
+        return [f"attach:{socket_path(pid)}", "jcmd", " ".join(args)]
+    return [jcmd, str(pid), *args]
+
+
 def run_jcmd(jcmd: str, pid: int, args: Sequence[str], timeout: float = JCMD_TIMEOUT,
              limit: int = 64 * 1024) -> Tuple[List[str], int, str]:
+    """``jcmd PID ARGS…``: the JDK's jcmd for a JVM in profkit's own namespaces, the attach
+    protocol spoken by profkit (:mod:`collectors.hotspot_attach`) for a JVM in a container, which
+    the host's jcmd may not reach; returns ``(argv, exit code, output)`` either way."""
+    if in_container(pid):
+        from collectors.hotspot_attach import jcmd_request
+
+        return jcmd_request(pid, args, timeout, limit)
+    return host_jcmd(jcmd, pid, args, timeout, limit)
+
+
+def host_jcmd(jcmd: str, pid: int, args: Sequence[str], timeout: float = JCMD_TIMEOUT,
+              limit: int = 64 * 1024) -> Tuple[List[str], int, str]:
     """Run ``jcmd PID ARGS…`` as profkit's child; returns ``(argv, exit code, output)``.
 
     jcmd exits 0 when the JVM answered, whatever the answer: callers read the output (its first
@@ -177,8 +209,15 @@ class JcmdRecording(Recording):
     :class:`~profkit.errors.ProfkitError`), and may override ``_settle`` to wait for a file.
     """
 
+    #: the label of the directory a JVM in a container writes into (``/tmp/profkit-LABEL-…``)
+    label = "jvm"
+
     def __init__(self, raw: Dict[int, str], limit: float, dump_interval: float):
         self.raw = raw
+        #: the file each JVM writes, as the JVM sees it: the raw file itself, or for a JVM in a
+        #: container a file inside its own /tmp (:class:`ContainerDir`), copied back to ``raw``
+        self.written: Dict[int, str] = dict(raw)
+        self.boxes: Dict[int, ContainerDir] = {}
         self.limit = limit
         self.dump_interval = dump_interval
         self.commands: List[List[str]] = []
@@ -203,6 +242,28 @@ class JcmdRecording(Recording):
         """Wait (until ``deadline``) for a tool that ended by itself (its own timeout, or the JVM's
         exit) to have written its file; tools stopped by :meth:`stop` already have."""
 
+    def _place(self, pid: int) -> None:
+        """Make the file JVM ``pid`` writes: the raw file (owned by the JVM's user), or for a JVM
+        in a container an empty file in a directory of profkit's own inside its /tmp."""
+        if in_container(pid):
+            box = self.boxes[pid] = ContainerDir(pid, self.label)
+            self.written[pid] = box.make_file(os.path.basename(self.raw[pid]))
+        else:
+            prepare_raw_file(self.raw[pid], pid)
+
+    def _fetch(self, pid: int) -> None:
+        """Copy what a JVM in a container wrote so far back into its raw file."""
+        box = self.boxes.get(pid)
+        if box is not None:
+            box.fetch(os.path.basename(self.raw[pid]), self.raw[pid])
+
+    def _cleanup(self) -> None:
+        """Remove profkit's directories inside containers (after a last copy back)."""
+        for pid, box in list(self.boxes.items()):
+            self._fetch(pid)
+            box.remove()
+        self.boxes.clear()
+
     def begin(self) -> "JcmdRecording":
         """Start in every JVM, then the dump thread; a failed start stops those already started."""
         try:
@@ -215,6 +276,7 @@ class JcmdRecording(Recording):
         except BaseException:
             self.stop()
             self._failures.clear()
+            self._cleanup()
             for pid, path in self.raw.items():  # the empty files made for JVMs that never started
                 if pid not in self._started and os.path.exists(path) and os.path.getsize(path) == 0:
                     os.unlink(path)
@@ -239,6 +301,7 @@ class JcmdRecording(Recording):
                     if self._running(pid):
                         try:
                             self._dump(pid)
+                            self._fetch(pid)
                         except ProfkitError:
                             pass  # best effort: the next dump or the stop writes the file again
 
@@ -276,6 +339,7 @@ class JcmdRecording(Recording):
         for pid in self._started:
             if pid not in self._stopped:
                 self._settle(pid, deadline)
+        self._cleanup()
         if self._failures:
             raise self._failures[0]
         return [p for pid, p in self.raw.items() if pid in self._started

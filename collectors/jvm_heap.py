@@ -25,7 +25,7 @@ from profkit.atomic import atomic_write
 from profkit.errors import CollectorFailed, CollectorNotInstalled
 from profkit.targets import ChildTool
 
-from collectors.jvm import INSTALL_HINT, attach_preconditions, find_jdk_tool, run_jcmd
+from collectors.jvm import INSTALL_HINT, attach_preconditions, find_jdk_tool, in_container, run_jcmd
 
 __all__ = ["ClassGrowth", "JstatStream", "class_histogram", "diff_histograms", "display_class",
            "is_application_class", "parse_histogram", "parse_jstat", "parse_vm_flags", "vm_flags"]
@@ -131,10 +131,10 @@ def parse_vm_flags(text: str) -> Dict[str, str]:
 def vm_flags(pid: int) -> Dict[str, str]:
     """The target JVM's flags (``jcmd PID VM.flags``); one short jcmd call."""
     jcmd = find_jdk_tool("jcmd")
-    if jcmd is None:
+    if jcmd is None and not in_container(pid):  # a JVM in a container is spoken to over its socket
         raise CollectorNotInstalled("jcmd (JDK) is not installed", hint=INSTALL_HINT)
     attach_preconditions(pid)
-    argv, rc, out = run_jcmd(jcmd, pid, ["VM.flags"])
+    argv, rc, out = run_jcmd(jcmd or "jcmd", pid, ["VM.flags"])
     if rc != 0:
         raise CollectorFailed(argv, rc, out)
     return parse_vm_flags(out)
@@ -175,10 +175,10 @@ def parse_histogram(text: str) -> Dict[str, Tuple[int, int]]:
 def class_histogram(pid: int, path: str) -> Dict[str, Tuple[int, int]]:
     """Take a class histogram of a JVM, keep its text at ``path`` (raw/) and return it parsed."""
     jcmd = find_jdk_tool("jcmd")
-    if jcmd is None:
+    if jcmd is None and not in_container(pid):  # a JVM in a container is spoken to over its socket
         raise CollectorNotInstalled("jcmd (JDK) is not installed", hint=INSTALL_HINT)
     attach_preconditions(pid)
-    argv, rc, out = run_jcmd(jcmd, pid, ["GC.class_histogram"], timeout=60.0)
+    argv, rc, out = run_jcmd(jcmd or "jcmd", pid, ["GC.class_histogram"], timeout=60.0)
     atomic_write(path, out + "\n")
     hist = parse_histogram(out)
     if rc != 0 or not hist:

@@ -43,6 +43,7 @@ from profkit.errors import (CaptureFormatError, CollectorFailed, Diagnostics, En
                             TargetUnsupported)
 from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
+from profkit.namespaces import ContainerDir, Namespaces, host_path, namespaces_of
 from profkit.options import option
 from profkit.targets import ChildTool, ptrace_problem
 
@@ -164,6 +165,8 @@ class MemrayRecording(Recording):
         self.detail: Dict[str, Any] = {"sampling": "every allocation while tracking (memray records each one, "
                                                    "no sampling), weighed in bytes still live at its end"}
         self._stopped = False
+        #: profkit's directory inside each target that lives in a container
+        self.boxes: Dict[int, ContainerDir] = {}
 
     def begin(self) -> "MemrayRecording":
         failures: List[EnvironmentProblem] = []
@@ -172,15 +175,30 @@ class MemrayRecording(Recording):
                 self._attach(pid)
             except EnvironmentProblem as e:
                 failures.append(e)
+                box = self.boxes.pop(pid, None)
+                if box is not None:
+                    box.remove()
         if not self.raw and failures:
             raise failures[0]
         return self
 
+    def _fetch(self, pid: int) -> None:
+        box = self.boxes.get(pid)
+        if box is not None and pid in self.raw:
+            box.fetch(os.path.basename(self.raw[pid]), self.raw[pid])
+
     def _attach(self, pid: int) -> None:
         out = os.path.join(self.request.raw_dir, f"memray-{pid}.bin")
+        written, prefix = out, []
+        ns = namespaces_of(pid)
+        if ns.isolated:
+            # in a container: the tracker writes inside it; profkit copies the capture back
+            prefix = container_prerequisites(pid, ns)
+            box = self.boxes[pid] = ContainerDir(pid, "memray")
+            written = box.path(os.path.basename(out))
         failures: List[Tuple[str, str]] = []
         for method in debuggers():
-            argv = _attach_argv(method, pid, self.request.duration, out, self.options)
+            argv = prefix + _attach_argv(method, pid, self.request.duration, written, self.options)
             self.commands.append(argv)
             t0 = time.monotonic()
             rc, text = _run(argv, ATTACH_TIMEOUT)
@@ -193,6 +211,12 @@ class MemrayRecording(Recording):
                     f"process's next call to malloc or free, and this one made none (idle, or a pure-computation "
                     f"loop); nothing in the process was changed",
                     hint="profile allocations while the process serves requests, or use profkit heap --no-allocations")
+            if prefix and "reassociate to namespace" in text:
+                raise PermissionDenied(f"cannot enter process {pid}'s network namespace for memray attach: "
+                                       f"{_last_words(text)}",
+                                       hint="entering another network namespace (setns) needs CAP_SYS_ADMIN: add it "
+                                            "(docker --cap-add SYS_ADMIN), or run profkit in the target's network "
+                                            "namespace (a sidecar in the same pod)")
             if "No module named 'memray'" in text or "No module named \"memray\"" in text:
                 raise TargetUnsupported(f"process {pid} cannot import memray, so memray cannot track it",
                                                hint="install memray into the target's interpreter (pip install memray)")
@@ -241,6 +265,7 @@ class MemrayRecording(Recording):
         deadline = time.monotonic() + max(timeout, left + 20)
         for pid, path in self.raw.items():
             while time.monotonic() < deadline:
+                self._fetch(pid)
                 if time.monotonic() >= self.ends[pid] and _readable(path):
                     break
                 if not os.path.exists(f"/proc/{pid}") and time.monotonic() >= self.ends[pid]:
@@ -248,7 +273,40 @@ class MemrayRecording(Recording):
                 time.sleep(0.2)
             if os.path.exists(path) and os.path.getsize(path) > 0 and _readable(path):
                 out.append(path)
+        for box in self.boxes.values():
+            box.remove()
         return out
+
+
+def container_prerequisites(pid: int, ns: Namespaces) -> List[str]:
+    """What ``memray attach`` needs for a target in a container, checked through ``/proc/PID/root``
+    (raising a specific error where it is missing), and the command prefix that runs it in the
+    target's network namespace when that is not profkit's.
+
+    memray's debugger script makes the target load memray's ``_inject`` library *by the path it
+    has in profkit's own memray*, the injected code connects back to ``memray attach`` over TCP
+    on localhost, then imports ``memray`` in the target's interpreter: so the container must
+    hold memray at the same path (the same image as profkit's, or a volume mounted at that path),
+    and share profkit's network namespace or let profkit enter it (``nsenter --net``, which needs
+    CAP_SYS_ADMIN)."""
+    import memray._memray as native
+
+    lib_dir = os.path.dirname(native.__file__)
+    injector = [n for n in os.listdir(lib_dir) if n.startswith("_inject.")]
+    if not injector or not os.path.exists(host_path(pid, os.path.join(lib_dir, injector[0]))):
+        raise TargetUnsupported(
+            f"process {pid} runs in a container that has no memray at {lib_dir}: memray attach makes the target load "
+            "memray's injector by the path of profkit's own memray and import memray in the target's interpreter",
+            hint=f"install memray into the container's Python at the same path as profkit's ({lib_dir}), e.g. run "
+                 "profkit from the target's image, or use profkit heap --no-allocations (RSS/USS only)")
+    if not ns.other_net:
+        return []
+    nsenter = shutil.which("nsenter")
+    if nsenter is None:
+        raise TargetUnsupported(f"process {pid} has a network namespace of its own and nsenter is not installed: "
+                                "memray attach talks to its tracker over localhost inside the target",
+                                hint="apt-get install util-linux, or run profkit in the target's network namespace")
+    return [nsenter, f"--net=/proc/{pid}/ns/net", "--"]
 
 
 def _last_words(text: str) -> str:

@@ -6,6 +6,7 @@ FlameGraph's ``stackcollapse-perf.pl``); its public names are re-exported here.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -14,9 +15,10 @@ import subprocess
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from profkit.errors import CollectorFailed, CollectorNotInstalled, Diagnostics
+from profkit.errors import CollectorFailed, CollectorNotInstalled, Diagnostics, ProfkitError
 from profkit.inputs import Source
 from profkit.model import Profile
+from profkit.namespaces import host_path, namespaces_of
 from profkit.targets import CAP_PERFMON, CAP_SYS_ADMIN, ChildTool, has_cap, perf_event_paranoid, read_small
 
 from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option, raw_path
@@ -131,7 +133,11 @@ def hardware_events_available(perf: str) -> bool:
 def _perf_hint(stderr: str) -> Optional[str]:
     text = stderr.lower()
     if "perf_event_paranoid" in text or "permission" in text or "not permitted" in text:
-        return "run as root, or `sudo sysctl kernel.perf_event_paranoid=1`; in a container add --cap-add PERFMON (see profkit doctor)"
+        hint = "run as root, or `sudo sysctl kernel.perf_event_paranoid=1`; in a container add --cap-add PERFMON (see profkit doctor)"
+        if "2" == read_small("/proc/self/status").partition("Seccomp:")[2].split("\n", 1)[0].strip():
+            # profkit itself runs under a seccomp filter: docker's default profile refuses perf_event_open
+            hint += ", and --security-opt seccomp=unconfined (Kubernetes: seccompProfile: Unconfined)"
+        return hint
     if "no such process" in text:
         return "the target exited"
     return None
@@ -161,6 +167,8 @@ class PerfRecording(Recording):
         self.threads = options.threads
         if options.threads:
             self.parse_options = PerfOptions(all=True, tid=True)
+        #: per JVM in a container: its /tmp/perf-NSPID.map when profkit's request made it (removed at the end)
+        self.maps_inside: Dict[int, Optional[str]] = {}
         if self.jvm:
             for pid in request.pids:
                 self._perfmap(pid)
@@ -181,16 +189,23 @@ class PerfRecording(Recording):
                 err.close()
 
     def _perfmap(self, pid: int) -> None:
+        from collectors.jvm import in_container, run_jcmd
+
         jcmd = shutil.which("jcmd")
-        if jcmd is None:
+        inside = in_container(pid)
+        if jcmd is None and not inside:
             return
-        cmd = [jcmd, str(pid), "Compiler.perfmap"]
+        if inside and pid not in self.maps_inside:
+            # a map the JVM writes at profkit's request is removed afterwards; one it had stays
+            ns = namespaces_of(pid)
+            theirs = host_path(pid, f"/tmp/perf-{ns.nspid}.map")
+            self.maps_inside[pid] = None if os.path.exists(theirs) else theirs
+        try:
+            cmd, _, _ = run_jcmd(jcmd or "jcmd", pid, ["Compiler.perfmap"])
+        except ProfkitError:
+            return
         if cmd not in self.commands:
             self.commands.append(cmd)
-        try:
-            subprocess.run(cmd, capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
 
     def poll(self) -> bool:
         return any(t.poll() is None for _, t, _ in self.tools)
@@ -218,7 +233,14 @@ class PerfRecording(Recording):
                 self._perfmap(pid)
             text = data[: -len(".data")] + ".txt"
             self.commands.append([self.perf, "script", "-i", data] + (["-F", "+pid"] if self.threads else []))
-            rc, script_err = _perf_script(self.perf, data, text, self.threads)
+            shown = expose_jit_map(pid)
+            try:
+                rc, script_err = _perf_script(self.perf, data, text, self.threads)
+            finally:
+                for path in (shown, self.maps_inside.get(pid)):
+                    if path:
+                        with contextlib.suppress(OSError):
+                            os.unlink(path)
             if rc != 0 and os.path.getsize(text) == 0:
                 failures.append(CollectorFailed(self.commands[-1], rc, script_err))
                 continue
@@ -229,6 +251,35 @@ class PerfRecording(Recording):
         if failures and not out:
             raise failures[0]
         return out
+
+
+def expose_jit_map(pid: int) -> Optional[str]:
+    """For a process in another mount namespace, its JIT symbol map (``/tmp/perf-NSPID.map``
+    inside it, written by a JIT: the JVM's Compiler.perfmap, node --perf-basic-prof, Python's
+    -X perf) copied to ``/tmp/perf-PID.map`` on the host, where ``perf script`` also looks when it
+    cannot read the map inside (the process has exited); returns the copy to remove afterwards,
+    None when there is no map or the host already has one (someone else's: left alone)."""
+    try:
+        ns = namespaces_of(pid)
+    except ProfkitError:
+        return None
+    if not ns.other_mnt:
+        return None
+    dst = f"/tmp/perf-{pid}.map"
+    try:
+        src = os.open(host_path(pid, f"/tmp/perf-{ns.nspid}.map"), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        try:
+            out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        except OSError:
+            return None
+        with os.fdopen(out, "wb") as fo, os.fdopen(os.dup(src), "rb") as fi:
+            shutil.copyfileobj(fi, fo)
+        return dst
+    finally:
+        os.close(src)
 
 
 def _perf_script(perf: str, data: str, text: str, pids: bool = False) -> Tuple[int, str]:

@@ -96,6 +96,9 @@ def _target(pid: int) -> Iterator[Line]:
             yield "INFO", "stock CPython before 3.12 has no perf trampolines: use py-spy (the default) for Python stacks"
     if t.uid != os.geteuid() and os.geteuid() != 0:
         yield "FAIL", f"pid {pid} belongs to uid {t.uid}, not you: run profkit as that user or as root"
+    from profkit.doctor_ns import namespace_lines
+
+    yield from namespace_lines(pid, t.runtime)
 
 
 def diagnose(pid: Optional[int] = None, trials: bool = True) -> Iterator[Line]:

@@ -35,12 +35,13 @@ class JcmdProbe(Probe):
         self.state: Dict[str, object] = {}
 
     def start(self, ctx: RunContext) -> None:
+        from collectors.jvm import jcmd_argv
         from collectors.jvm_heap import class_histogram, vm_flags
 
         entry = self.attach_record(ctx)
         ctx.results["jvm"] = self.state
         self.state["flags"] = vm_flags(self.pid)
-        entry.set_commands([["jcmd", str(self.pid), "VM.flags"], ["jcmd", str(self.pid), "GC.class_histogram"]])
+        entry.set_commands([jcmd_argv("jcmd", self.pid, ["VM.flags"]), jcmd_argv("jcmd", self.pid, ["GC.class_histogram"])])
         path = raw_path(ctx.run.raw_dir, "histogram-start", self.pid, "txt")
         entry.raw = [ctx.run.relative(path)]
         self.state["hist_start"] = class_histogram(self.pid, path)

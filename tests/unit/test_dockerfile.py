@@ -19,3 +19,12 @@ def test_dockerfile_installs_every_collector_and_documents_the_flags():
     for needle in ("linux-perf", "lldb", "openjdk-17-jdk-headless", "tools.profiler:async-profiler",
                    ".[live]", "--cap-add SYS_PTRACE", "--pid=host", "ASYNC_PROFILER_HOME"):
         assert needle in text, needle
+
+
+def test_the_agent_target_runs_profkit_agent_and_the_cli_stays_the_default():
+    text = (ROOT / "Dockerfile").read_text()
+    stages = [line.split()[-1] for line in text.splitlines() if line.startswith("FROM ")]
+    assert "agent" in stages and stages[-1] != "agent", stages  # `docker build .` still gives the CLI
+    agent = text[text.index("AS agent"):]
+    assert 'ENTRYPOINT ["profkit", "agent"]' in agent.split("FROM ", 1)[0]
+    assert "--cap-add PERFMON" in text and "--read-only" in text
