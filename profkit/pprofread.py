@@ -107,6 +107,8 @@ def read_pprof(data: bytes, limit: int = 256 << 20) -> PprofData:
             raise InputError(f"pprof: corrupt gzip ({e})") from None
         if len(data) > limit or d.unconsumed_tail:
             raise InputError(f"pprof: more than {limit} bytes decompressed; refused")
+        if not d.eof:
+            raise InputError("pprof: truncated gzip")
     strings: List[str] = []
     raw_types, raw_samples, raw_locs, raw_funcs = [], [], [], []
     top: Dict[int, List[Tuple[int, object]]] = {}

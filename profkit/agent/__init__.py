@@ -31,7 +31,7 @@ from profkit.targets import Target
 __all__ = ["Agent", "AgentOptions", "default_spool_dir"]
 
 #: seconds by which a restarted collector's next window starts before the previous one ends
-OVERLAP = 0.5
+OVERLAP = 1.0
 
 
 def default_spool_dir() -> str:
@@ -108,8 +108,8 @@ class Agent:
                           start=entry.get("start"), end=entry.get("end"), status=entry.get("status"))
 
     def _spool(self, window: Window) -> None:
-        if not self.exporters:
-            return
+        if not self.exporters or not window.profile:
+            return  # an empty window (the target idle, or gone) is in the index only
         _, dropped = self.spool.put(window)
         self.status.dropped = self.spool.dropped
         self.status.spool_bytes = self.spool.size()
@@ -137,7 +137,7 @@ class Agent:
             self.status.event("export", f"{name}: {result}: {message}" if message else f"{name}: {result}",
                               important=result != "sent" and (result == "refused" or sender is None
                                                               or sender.failures == 1),
-                              exporter=name, result=result, message=message,
+                              exporter=name, result=result, detail=message,
                               start=window.start.isoformat() if window else None)
         else:
             self.status.event("export", "", exporter=name, result=result,
@@ -155,8 +155,8 @@ class Agent:
         o = self.options
         while not self.stop.is_set():
             elapsed = time.monotonic() - t0
-            if o.duration is not None and elapsed >= o.duration - 0.05:
-                break
+            if o.duration is not None and o.duration - elapsed < min(1.0, o.window / 2):
+                break  # too little left for a window of its own: the windows running now end it
             left = (o.duration - elapsed) if o.duration is not None else None
             length = o.window if left is None else min(o.window, left)
             last = left is not None and left <= o.window + 0.05

@@ -75,7 +75,7 @@ class Spool:
     def __init__(self, path: str, limit: int, exporters: Dict[str, Exporter]):
         from profkit.agent.windows import ensure_private_dir
 
-        self.path, self.limit = path, limit
+        self.path, self.limit = ensure_private_dir(path), limit
         self.data = ensure_private_dir(os.path.join(path, "data"))
         self.queues = {eid: ensure_private_dir(os.path.join(path, "q", eid)) for eid in exporters}
         self.lock = threading.Lock()
