@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Set, Tuple
 
 from profkit.agent.spool import Sender, Spool, exporter_id
 from profkit.agent.status import Status
@@ -27,6 +27,9 @@ from profkit.agent.windows import WINDOWS, append_index, ensure_private_dir, rot
 from profkit.errors import ProfkitError
 from profkit.exporters.base import ExportOptions, Exporter, Window
 from profkit.targets import Target
+
+if TYPE_CHECKING:  # pragma: no cover
+    from profkit.agent.perfswitch import PerfSession
 
 __all__ = ["Agent", "AgentOptions", "default_spool_dir"]
 
@@ -90,6 +93,7 @@ class Agent:
         self.names = {eid: f"{exp.kind}" if sum(e.kind == exp.kind for e in self.exporters.values()) == 1
                       else f"{exp.kind}#{i}" for i, (eid, exp) in enumerate(self.exporters.items(), 1)}
         self.seq = 0
+        self.perf: Dict[int, "PerfSession"] = {}
 
     # -- what windows report ------------------------------------------------------------------
     def window_done(self, window: Window, entry: Dict[str, object], name: str) -> None:
@@ -119,6 +123,22 @@ class Agent:
                               important=True, dropped=dropped, dropped_total=self.spool.dropped)
         for s in self.senders.values():
             s.wake.set()
+
+    def perf_session(self, pid: int) -> "PerfSession":
+        """The perf kept attached to ``pid`` across windows (made on first use)."""
+        from profkit.agent.perfswitch import PerfSession
+
+        with self.lock:
+            if pid not in self.perf:
+                self.perf[pid] = PerfSession(pid, self.options.rate, ensure_private_dir(os.path.join(self.spool.path, "perf")))
+            return self.perf[pid]
+
+    def _close_perf(self, keep: Set[int]) -> None:
+        with self.lock:
+            gone = [pid for pid in self.perf if pid not in keep]
+            sessions = [self.perf.pop(pid) for pid in gone]
+        for s in sessions:
+            s.close()
 
     def window_failed(self, target: Target, e: ProfkitError) -> None:
         if target.pid not in self.failed_pids:
@@ -161,18 +181,20 @@ class Agent:
             length = o.window if left is None else min(o.window, left)
             last = left is not None and left <= o.window + 0.05
             jobs = [j for j in jobs if j.is_alive()]
-            jobs += self._start_windows(length + (0 if last else o.overlap))
+            jobs += self._start_windows(length, 0.0 if last else o.overlap)
             k += 1
             self._wait_until(t0 + k * o.window if left is None or not last else t0 + o.duration)
         for j in jobs:
             j.join(timeout=max(30.0, o.window + 30))
+        self._close_perf(set())
         return self._flush()
 
-    def _start_windows(self, length: float) -> List[threading.Thread]:
+    def _start_windows(self, length: float, overlap: float) -> List[threading.Thread]:
         from profkit.agent.window import record_window
 
         targets = self.options.spec.resolve()
         self.status.targets = len(targets)
+        self._close_perf({t.pid for t in targets})
         if not targets:
             msg = f"waiting: no process matches {self.options.spec.describe()} yet"
             if self.status.waiting != msg:
@@ -185,7 +207,7 @@ class Agent:
         jobs = []
         for t in targets:
             self.seq += 1
-            j = threading.Thread(target=record_window, args=(self, t, self.seq, length),
+            j = threading.Thread(target=record_window, args=(self, t, self.seq, length, overlap),
                                  name=f"profkit-window-{t.pid}", daemon=True)
             j.start()
             jobs.append(j)

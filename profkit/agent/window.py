@@ -42,10 +42,23 @@ def _drop_raw(run) -> None:
     run.save()
 
 
-def record_window(agent: "Agent", target: Target, seq: int, length: float) -> Optional[Window]:
+def _probes(agent: "Agent", target: Target, length: float, overlap: float):
+    """The window's probes and warnings, and how long it records: perf stays attached (a cut per
+    window, no overlap); a collector restarted per window runs ``overlap`` seconds longer."""
+    from profkit.live import profiler_probes
+
+    probes, warnings = profiler_probes([target], agent.session)
+    if probes and probes[0].id == "perf" and len(probes) == 1:
+        from profkit.agent.perfswitch import SwitchedPerfProbe
+
+        return [SwitchedPerfProbe(agent.perf_session(target.pid), probes[0].availability.version)], warnings, length
+    return probes, warnings, length + overlap
+
+
+def record_window(agent: "Agent", target: Target, seq: int, length: float, overlap: float = 0.0) -> Optional[Window]:
     """Record ``target`` for ``length`` seconds (or until the agent stops) and hand the window on."""
     from profkit.engine import record
-    from profkit.live import new_run, profiler_probes
+    from profkit.live import new_run
     from profkit.outputs import load_run_profile
     from profkit.timeparse import format_time
 
@@ -56,7 +69,7 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float) -> Op
     ensure_private_dir(path)
     agent.active.add(os.path.basename(path))
     try:
-        probes, warnings = profiler_probes([target], agent.session)
+        probes, warnings, length = _probes(agent, target, length, overlap)
         service = o.labels.get("service")
         run = new_run([target], path, mode=o.mode, rate=o.rate, duration=length,
                       services={0: service} if service else None)
@@ -65,7 +78,7 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float) -> Op
         run.record.window = {"start": format_time(start), "labels": labels, "sequence": seq}
         for w in warnings:
             run.warn(w)
-        record(run, [target], probes, duration=length, stop=agent.stop, render=o.render)
+        ctx = record(run, [target], probes, duration=length, stop=agent.stop, render=o.render)
     except ProfkitError as e:
         agent.window_failed(target, e)
         if not agent.output:
@@ -74,6 +87,10 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float) -> Op
         return None
     # the window ends when the engine stopped its collectors (not when its files were written)
     end = start + timedelta(seconds=run.record.duration or 0.0)
+    if ctx.results.get("window_span"):  # perf kept attached: the window is exactly between two cuts
+        a, b = ctx.results["window_span"]
+        start, end = datetime.fromtimestamp(a, timezone.utc), datetime.fromtimestamp(b, timezone.utc)
+        run.record.window["start"] = format_time(start)
     run.record.window["end"] = format_time(end)
     if not o.keep_raw:
         _drop_raw(run)
