@@ -13,9 +13,11 @@
 2. Its RSS over the run (a soak when --seconds is long): sampled every 5 s; the growth from the
    end of the first window to the end.
 3. Gap or overlap between windows per collector (one target, --window windows): from the index,
-   each window's start minus the previous one's end; and the coverage, samples kept over the
-   samples the target's own CPU time allows (its utime+stime × rate): above 1 means samples
-   counted twice (overlap), below 1 time unsampled (gap, or the profiler's own losses).
+   each window's start minus the previous one's end (negative: overlap); and the coverage: above 1 means samples
+   counted twice (overlap), below 1 time unsampled (gap, or the profiler's own losses). The
+   coverage is samples over rate × (last end − first start): the target is always runnable, and
+   py-spy's cpu mode counts a runnable thread (state R in /proc) as on-CPU, so on a loaded
+   machine this is the sampled share of wall time, not of the target's CPU time (also shown).
 
 Writes benchmarks/results/agent.json.
 """
@@ -154,10 +156,12 @@ def joins(args, collector: str) -> dict:
 
     seams = [round(t(b["start"]) - t(a["end"]), 3) for a, b in zip(entries, entries[1:])]
     samples = sum(e["samples"] for e in entries)
+    span = t(entries[-1]["end"]) - t(entries[0]["start"]) if entries else 0.0
     return {"collector": collector, "window_s": args.window, "windows": len(entries),
             "seams_s": seams, "mean_seam_s": round(sum(seams) / len(seams), 3) if seams else None,
-            "samples": samples, "target_cpu_s": round(cpu, 2),
-            "coverage": round(samples / (cpu * 100), 3) if cpu else None}
+            "samples": samples, "unit": entries[0]["unit"] if entries else None, "span_s": round(span, 2),
+            "target_cpu_s": round(cpu, 2),
+            "coverage": round(samples / (span * 100), 3) if span and entries[0]["unit"] == "samples" else None}
 
 
 def main():
@@ -183,7 +187,7 @@ def main():
         j = joins(args, col)
         results["joins"].append(j)
         print(f"{col}: {j['windows']} windows, seam (next start − previous end) mean {j['mean_seam_s']} s "
-              f"(negative = overlap), coverage {j['coverage']} of the target's CPU time", flush=True)
+              f"(negative = overlap), coverage {j['coverage']} (samples / rate × span)", flush=True)
     os.makedirs(os.path.join(REPO, "benchmarks", "results"), exist_ok=True)
     with open(os.path.join(REPO, "benchmarks", "results", "agent.json"), "w") as fh:
         json.dump(results, fh, indent=2)

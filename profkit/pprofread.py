@@ -10,7 +10,6 @@ is its address. Inlined lines of one Location become one frame each, caller firs
 """
 from __future__ import annotations
 
-import gzip
 import zlib
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Tuple

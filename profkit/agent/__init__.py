@@ -94,6 +94,7 @@ class Agent:
                       else f"{exp.kind}#{i}" for i, (eid, exp) in enumerate(self.exporters.items(), 1)}
         self.seq = 0
         self.perf: Dict[int, "PerfSession"] = {}
+        self.locks: Dict[int, threading.Lock] = {}
 
     # -- what windows report ------------------------------------------------------------------
     def window_done(self, window: Window, entry: Dict[str, object], name: str) -> None:
@@ -132,6 +133,20 @@ class Agent:
             if pid not in self.perf:
                 self.perf[pid] = PerfSession(pid, self.options.rate, ensure_private_dir(os.path.join(self.spool.path, "perf")))
             return self.perf[pid]
+
+    def exclusive(self, pid: int) -> threading.Lock:
+        """The lock a window of ``pid`` holds while a collector that allows one session per
+        process records it (async-profiler, JFR): the next window waits for it."""
+        with self.lock:
+            return self.locks.setdefault(pid, threading.Lock())
+
+    def release(self, pid: int) -> None:
+        lock = self.locks.get(pid)
+        if lock is not None and lock.locked():
+            try:
+                lock.release()
+            except RuntimeError:
+                pass
 
     def _close_perf(self, keep: Set[int]) -> None:
         with self.lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional
@@ -18,7 +19,10 @@ from profkit.targets import Target
 if TYPE_CHECKING:  # pragma: no cover
     from profkit.agent import Agent
 
-__all__ = ["labels_of", "record_window", "window_from_run"]
+__all__ = ["OVERLAPPING", "labels_of", "record_window", "window_from_run"]
+
+#: collectors of which two runs may sample one process at once (so windows can overlap)
+OVERLAPPING = {"py-spy"}
 
 
 def labels_of(agent: "Agent", target: Target, collector: str) -> Dict[str, str]:
@@ -51,8 +55,13 @@ def _probes(agent: "Agent", target: Target, length: float, overlap: float):
     if probes and probes[0].id == "perf" and len(probes) == 1:
         from profkit.agent.perfswitch import SwitchedPerfProbe
 
-        return [SwitchedPerfProbe(agent.perf_session(target.pid), probes[0].availability.version)], warnings, length
-    return probes, warnings, length + overlap
+        return [SwitchedPerfProbe(agent.perf_session(target.pid), probes[0].availability.version)], warnings, length, False
+    if all(p.id in OVERLAPPING for p in probes):
+        return probes, warnings, length + overlap, False
+    # one session per process at a time (async-profiler, JFR): wait for the previous window's to end
+    scheduled_end = time.monotonic() + length
+    agent.exclusive(target.pid).acquire()
+    return probes, warnings, max(1.0, scheduled_end - time.monotonic()), True
 
 
 def record_window(agent: "Agent", target: Target, seq: int, length: float, overlap: float = 0.0) -> Optional[Window]:
@@ -69,7 +78,8 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float, overl
     ensure_private_dir(path)
     agent.active.add(os.path.basename(path))
     try:
-        probes, warnings, length = _probes(agent, target, length, overlap)
+        held = False
+        probes, warnings, length, held = _probes(agent, target, length, overlap)
         service = o.labels.get("service")
         run = new_run([target], path, mode=o.mode, rate=o.rate, duration=length,
                       services={0: service} if service else None)
@@ -78,14 +88,20 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float, overl
         run.record.window = {"start": format_time(start), "labels": labels, "sequence": seq}
         for w in warnings:
             run.warn(w)
+        start = datetime.now(timezone.utc)  # after waiting for the collector's previous session
+        run.record.window["start"] = format_time(start)
         ctx = record(run, [target], probes, duration=length, stop=agent.stop, render=o.render)
     except ProfkitError as e:
+        if held:
+            agent.release(target.pid)
         agent.window_failed(target, e)
         if not agent.output:
             shutil.rmtree(path, ignore_errors=True)
         agent.active.discard(os.path.basename(path))
         return None
     # the window ends when the engine stopped its collectors (not when its files were written)
+    if held:
+        agent.release(target.pid)
     end = start + timedelta(seconds=run.record.duration or 0.0)
     if ctx.results.get("window_span"):  # perf kept attached: the window is exactly between two cuts
         a, b = ctx.results["window_span"]
