@@ -19,7 +19,11 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 def cgroup_dir(path: str) -> str:
     """The cgroup directory of ``--cgroup PATH``: a path under /sys/fs/cgroup, or one relative to
     it (``system.slice/nginx.service``, the form /proc/PID/cgroup shows)."""
-    full = path if path.startswith(CGROUP_ROOT + "/") or path == CGROUP_ROOT else os.path.join(CGROUP_ROOT, path.lstrip("/"))
+    if path.startswith(CGROUP_ROOT + "/") or path == CGROUP_ROOT:
+        full = path
+    else:  # cgroup v2, or the unified hierarchy of a hybrid (v1 + v2) system
+        tries = [os.path.join(CGROUP_ROOT, path.lstrip("/")), os.path.join(CGROUP_ROOT, "unified", path.lstrip("/"))]
+        full = next((t for t in tries if os.path.isfile(os.path.join(t, "cgroup.procs"))), tries[0])
     full = os.path.realpath(full)
     if not (full == CGROUP_ROOT or full.startswith(CGROUP_ROOT + "/")):
         raise UsageError(f"--cgroup {path!r} is not under {CGROUP_ROOT}")

@@ -109,3 +109,25 @@ def test_sigterm_ends_the_window_early_and_leaves_no_tool(tmp_path, start_proces
     assert pyspy_of(target.pid) == []
     assert [e["samples"] for e in index(tmp_path / "store")] == [entry["samples"]]    # exported too
     assert_running(target.pid)
+
+
+def test_cgroup_takes_every_process_of_the_cgroup(tmp_path, start_process):
+    base = "/sys/fs/cgroup/unified" if os.path.isdir("/sys/fs/cgroup/unified") else "/sys/fs/cgroup"
+    name = f"profkit-test-{uuid.uuid4().hex[:8]}"
+    group = os.path.join(base, name)
+    os.mkdir(group)       # profkit's tests run as root (tests/install-tools.sh)
+    try:
+        a = start_process(*py_target("v1")).wait_ready()
+        b = start_process(*py_target("v2")).wait_ready()
+        start_process(*py_target("v1")).wait_ready()                 # not in the cgroup
+        for p in (a, b):
+            with open(os.path.join(group, "cgroup.procs"), "w") as fh:
+                fh.write(str(p.pid))
+        r = profkit("agent", "--cgroup", name, "--window", "2", "--duration", "2", "-o", tmp_path / "out", "-q")
+        assert r.returncode == 0, r.stderr
+        assert {e["labels"]["pid"] for e in index(tmp_path / "out")} == {str(a.pid), str(b.pid)}
+    finally:
+        for p in open(os.path.join(group, "cgroup.procs")).read().split():
+            with open(os.path.join(base, "cgroup.procs"), "w") as fh:
+                fh.write(p)
+        os.rmdir(group)
