@@ -97,6 +97,11 @@ class Agent:
         self.locks: Dict[int, threading.Lock] = {}
 
     # -- what windows report ------------------------------------------------------------------
+    def busy(self, name: str, recording: bool) -> None:
+        """Mark a window directory as being recorded (rotation leaves it alone) or not."""
+        with self.lock:
+            (self.active.add if recording else self.active.discard)(name)
+
     def window_done(self, window: Window, entry: Dict[str, object], name: str) -> None:
         """A window ended: index, rotation, spool, counters."""
         with self.lock:

@@ -76,7 +76,7 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float, overl
     rel = f"{WINDOWS}/{window_dir_name(start, target.pid, target.name)}"
     path = os.path.join(agent.root, rel)
     ensure_private_dir(path)
-    agent.active.add(os.path.basename(path))
+    agent.busy(os.path.basename(path), True)
     try:
         held = False
         probes, warnings, length, held = _probes(agent, target, length, overlap)
@@ -91,13 +91,15 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float, overl
         start = datetime.now(timezone.utc)  # after waiting for the collector's previous session
         run.record.window["start"] = format_time(start)
         ctx = record(run, [target], probes, duration=length, stop=agent.stop, render=o.render)
-    except ProfkitError as e:
+    except Exception as e:  # noqa: BLE001 - one window's failure never stops the agent
         if held:
             agent.release(target.pid)
+        if not isinstance(e, ProfkitError):
+            e = ProfkitError(f"internal error: {type(e).__name__}: {e}")
         agent.window_failed(target, e)
-        if not agent.output:
+        if not agent.output or not os.path.exists(os.path.join(path, "manifest.json")):
             shutil.rmtree(path, ignore_errors=True)
-        agent.active.discard(os.path.basename(path))
+        agent.busy(os.path.basename(path), False)
         return None
     # the window ends when the engine stopped its collectors (not when its files were written)
     if held:
