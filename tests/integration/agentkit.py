@@ -123,3 +123,14 @@ def pyspy_of(pid):
             if argv and argv[0].endswith(b"py-spy") and str(pid).encode() in argv and alive(int(entry)):
                 found.append(int(entry))
     return found
+
+
+def compile_jvm_target(out):
+    """ProfkitHot compiled into ``out`` (a missing JDK fails: it is not a reason to skip)."""
+    import shutil
+    import subprocess
+
+    for tool in ("java", "javac", "jcmd"):
+        assert shutil.which(tool), f"{tool} is not installed: apt-get install openjdk-17-jdk-headless"
+    subprocess.run(["javac", "-d", str(out), str(TARGETS / "ProfkitHot.java")], check=True, timeout=300)
+    return ["java", "-Xmx128m", "-cp", str(out), "ProfkitHot", "cpu"]

@@ -131,3 +131,20 @@ def test_cgroup_takes_every_process_of_the_cgroup(tmp_path, start_process):
             with open(os.path.join(base, "cgroup.procs"), "w") as fh:
                 fh.write(p)
         os.rmdir(group)
+
+
+def test_jvm_windows_take_turns_and_find_the_hot_method(tmp_path, start_process):
+    from agentkit import compile_jvm_target
+    from conftest import folded_shares
+
+    jvm = start_process(*compile_jvm_target(tmp_path / "classes"))
+    jvm.wait_line(r"^ready$", 60)
+    out = tmp_path / "out"
+    r = profkit("agent", "--pid", jvm.pid, "--window", "4", "--duration", "8", "-o", out, "-q", timeout=180)
+    assert r.returncode == 0, r.stderr
+    entries = [e for e in index(out) if e["samples"] > 0]
+    assert len(entries) == 2 and {e["labels"]["collector"] for e in entries} == {"async-profiler"}, index(out)
+    assert entries[1]["start"] >= entries[0]["end"]           # one async-profiler session at a time
+    shares = folded_shares(out / entries[0]["dir"] / "profile.folded")
+    assert max(shares, key=shares.get).startswith("ProfkitHot.spin"), shares
+    assert_running(jvm.pid)
