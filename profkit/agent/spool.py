@@ -80,19 +80,16 @@ class Spool:
         self.queues = {eid: ensure_private_dir(os.path.join(path, "q", eid)) for eid in exporters}
         self.lock = threading.Lock()
         self.dropped = 0
+        self.bytes = 0
         self._gc()
 
     def _gc(self) -> None:
         """Remove windows no queue of this agent (nor an exporter no longer given) links."""
         for name in os.listdir(self.data):
-            p = os.path.join(self.data, name)
-            try:
-                if os.stat(p).st_nlink <= 1:
-                    os.unlink(p)
-            except FileNotFoundError:
-                pass
+            self._forget_if_unlinked(name)
+        self.bytes = self._scan()
 
-    def size(self) -> int:
+    def _scan(self) -> int:
         total = 0
         for name in os.listdir(self.data):
             try:
@@ -100,6 +97,21 @@ class Spool:
             except FileNotFoundError:
                 pass
         return total
+
+    def _forget_if_unlinked(self, name: str) -> None:
+        """Delete ``data/name`` once no queue links it (keeping :attr:`bytes` right)."""
+        p = os.path.join(self.data, name)
+        try:
+            st = os.stat(p)
+            if st.st_nlink <= 1:
+                os.unlink(p)
+                self.bytes = max(0, getattr(self, "bytes", 0) - st.st_size)
+        except FileNotFoundError:
+            pass
+
+    def size(self) -> int:
+        """Bytes spooled (kept as windows come and go, not by listing the spool)."""
+        return self.bytes
 
     def put(self, window: Window) -> Tuple[str, int]:
         """Spool one window for every exporter; returns (its key, windows dropped to make room)."""
@@ -109,30 +121,31 @@ class Spool:
             dropped = self._make_room(len(data))
             path = os.path.join(self.data, key + SUFFIX)
             atomic_write(path, data, binary=True, mode=0o600)
+            self.bytes += len(data)
             for q in self.queues.values():
                 os.link(path, os.path.join(q, key + SUFFIX))
-            self._gc()
+            self._forget_if_unlinked(key + SUFFIX)  # no exporter at all
         return key, dropped
 
     def _make_room(self, incoming: int) -> int:
+        if self.bytes + incoming <= self.limit:
+            return 0
         names = sorted(os.listdir(self.data))
-        total = self.size()
         dropped = 0
-        while names and total + incoming > self.limit:
+        while names and self.bytes + incoming > self.limit:
             oldest = names.pop(0)
-            try:
-                total -= os.stat(os.path.join(self.data, oldest)).st_size
-            except FileNotFoundError:
-                continue
             for q in self.queues.values():
                 try:
                     os.unlink(os.path.join(q, oldest))
                 except FileNotFoundError:
                     pass
+            path = os.path.join(self.data, oldest)
             try:
-                os.unlink(os.path.join(self.data, oldest))
+                size = os.stat(path).st_size
+                os.unlink(path)
             except FileNotFoundError:
-                pass
+                continue
+            self.bytes = max(0, self.bytes - size)
             dropped += 1
         self.dropped += dropped
         return dropped
@@ -157,7 +170,7 @@ class Spool:
                 os.unlink(os.path.join(self.queues[eid], key + SUFFIX))
             except FileNotFoundError:
                 pass
-            self._gc()
+            self._forget_if_unlinked(key + SUFFIX)
 
 
 class Sender(threading.Thread):

@@ -5,12 +5,12 @@ Send: ``POST /api/profiles/writeraw`` with ``{"series": [{"labels": {"labels": [
 "__name__", "value": NAME}, …]}, "samples": [{"rawProfile": BASE64 PPROF}]}]}``; the pprof is
 profkit's own export (:func:`profkit.export.pprof_bytes`) with the window's start as its time
 and the window's length as its duration. ``__name__`` by mode: cpu → ``process_cpu`` (Parca lists
-``process_cpu:samples:count:cpu:nanoseconds:delta``), wall → ``wall``
-(``wall:samples:count:wall:nanoseconds:delta``), alloc → ``memory``, lock → ``lock``.
+``process_cpu:samples:count:cpu:nanoseconds:delta`` and ``process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta``),
+wall → ``wall`` (``wall:samples:count:…`` and ``wall:wall:nanoseconds:…``), alloc → ``memory``, lock → ``lock``.
 
 Pull: ``GET /api/profiles/query?mode=MODE_MERGE&merge.query=TYPE{labels}&merge.start=…
 &merge.end=…&reportType=REPORT_TYPE_PPROF``; the pprof answer is read by
-:mod:`profkit.pprofread`; sampled types come back in nanoseconds of sampled time.
+:mod:`profkit.pprofread`. ``--type cpu``/``wall`` query the sampled-time series, in nanoseconds.
 """
 from __future__ import annotations
 
@@ -29,9 +29,10 @@ __all__ = ["PROFILE_NAMES", "ParcaExporter", "parca_type", "selector"]
 
 #: mode → the ``__name__`` a window is written under
 PROFILE_NAMES = {"cpu": "process_cpu", "wall": "wall", "alloc": "memory", "lock": "lock"}
-#: mode → the profile type queried by ``pull --type MODE`` (sampled time, nanoseconds)
-TYPES = {"cpu": "process_cpu:samples:count:cpu:nanoseconds:delta",
-         "wall": "wall:samples:count:wall:nanoseconds:delta",
+#: mode → the profile type queried by ``pull --type MODE``: the sampled-time series (its unit,
+#: nanoseconds, is unambiguous in the pprof answer), not the sample-count one
+TYPES = {"cpu": "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta",
+         "wall": "wall:wall:nanoseconds:wall:nanoseconds:delta",
          "alloc": "memory:space:bytes:space:bytes:delta",
          "lock": "lock:samples:count:lock:nanoseconds:delta"}
 

@@ -68,7 +68,7 @@ def test_windows_reach_parca_with_the_local_totals_and_hot_function(parca, tmp_p
     m = pull(parca.url, f'{{service="{svc}",version="1.4.2"}}', rng, tmp_path / "pulled")
     assert m["profile"]["unit"] == "nanoseconds" and m["source"]["store"] == "parca"
     assert m["profile"]["samples"] == local * NS_PER_SAMPLE                # every sample, none twice
-    assert parca_top_total(parca.url, f'process_cpu:samples:count:cpu:nanoseconds:delta{{service="{svc}"}}',
+    assert parca_top_total(parca.url, f'process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{{service="{svc}"}}',
                            rng) == local * NS_PER_SAMPLE
     stored = folded_shares(tmp_path / "pulled" / "profile.folded")
     mine = {}

@@ -43,8 +43,8 @@ def test_parse_query_types_escapes_and_errors():
 def test_parca_selector_escapes_what_parse_query_reads():
     labels = {"service": 'we"ird {x}\\', "host": "h"}
     text = selector("cpu", labels)
-    assert text.startswith("process_cpu:samples:count:cpu:nanoseconds:delta{")
-    assert parse_query(text) == ("process_cpu:samples:count:cpu:nanoseconds:delta", labels)
+    assert text.startswith("process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta{")
+    assert parse_query(text) == ("process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta", labels)
 
 
 def test_pprof_round_trip_keeps_frames_totals_and_time():
