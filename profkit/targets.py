@@ -156,7 +156,7 @@ _started: set = set()
 def own_family() -> set:
     """profkit itself, its ancestors and the tools it started (and their children): never a target."""
     me = os.getpid()
-    tools = {p for p in _started if process_state(p) not in (None, "Z")}
+    tools = {p for p in _started.copy() if process_state(p) not in (None, "Z")}  # copy: threads add to it
     return {me, *ancestors_of(me), *tools, *(c for p in tools for c in children_of(p))}
 
 
