@@ -148,3 +148,22 @@ def test_jvm_windows_take_turns_and_find_the_hot_method(tmp_path, start_process)
     shares = folded_shares(out / entries[0]["dir"] / "profile.folded")
     assert max(shares, key=shares.get).startswith("ProfkitHot.spin"), shares
     assert_running(jvm.pid)
+
+
+def test_hostile_process_names_are_cleaned_capped_and_queried_back(tmp_path, start_process):
+    target = start_process(*py_target("v1", "--name", 'q"{x}\\n\\x1b[2J')).wait_ready()
+    out = tmp_path / "out"
+    r = profkit("agent", "--pid", target.pid, "--window", "2", "--duration", "2", "-o", out, "--label",
+                'version=v"' + "x" * 400, "--export", f"file={tmp_path / 'store'}", "--log-format", "json")
+    assert r.returncode == 0, r.stderr
+    [entry] = [e for e in index(tmp_path / "store")]
+    labels = entry["labels"]
+    assert labels["service"] == 'q"{x}  [2J'                         # newline and ESC as spaces, quotes kept
+    assert len(labels["version"]) == 200 and labels["version"].endswith("…")
+    assert "\x1b" not in r.stderr and all(json.loads(x) for x in r.stderr.splitlines())
+    assert all(c.isalnum() or c in "._-" for c in os.listdir(out / "windows")[0])
+    q = "{service=" + json.dumps(labels["service"]) + "}"
+    r = profkit("pull", "--store", f"file={tmp_path / 'store'}", "--query", q, "--range",
+                f"{entry['start']}..{entry['end']}", "-o", tmp_path / "pulled", "--no-render")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "pulled" / "manifest.json").read_text())["profile"]["samples"] == entry["samples"]
