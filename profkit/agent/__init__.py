@@ -70,7 +70,6 @@ class Agent:
 
     def __init__(self, options: AgentOptions, status: Optional[Status] = None, stop: Optional[threading.Event] = None):
         from profkit.exporters import exporter_for
-        from profkit.live import SessionOptions
 
         self.options, self.status = options, status or Status()
         self.stop = stop or threading.Event()
@@ -83,8 +82,6 @@ class Agent:
         self.root = ensure_private_dir(options.output) if options.output else ensure_private_dir(os.path.join(spool_dir, "work"))
         ensure_private_dir(os.path.join(self.root, WINDOWS))
         self.spool = Spool(ensure_private_dir(spool_dir), options.spool_size, self.exporters)
-        self.session = SessionOptions(duration=options.window, rate=options.rate, mode=options.mode,
-                                      collectors=tuple(options.collectors))
         self.lock = threading.Lock()
         self.active: Set[str] = set()
         self.failed_pids: Set[int] = set()
@@ -95,6 +92,7 @@ class Agent:
         self.seq = 0
         self.perf: Dict[int, "PerfSession"] = {}
         self.locks: Dict[int, threading.Lock] = {}
+        self.chosen: Dict[str, list] = {}
 
     # -- what windows report ------------------------------------------------------------------
     def busy(self, name: str, recording: bool) -> None:
@@ -138,6 +136,20 @@ class Agent:
             if pid not in self.perf:
                 self.perf[pid] = PerfSession(pid, self.options.rate, ensure_private_dir(os.path.join(self.spool.path, "perf")))
             return self.perf[pid]
+
+    def probes_for(self, target: Target):
+        """Fresh profiler probes for a window of ``target``: the collectors are chosen (and checked,
+        which runs each tool) once per runtime, then reused window after window."""
+        from profkit.engine.choose import choose_collectors
+        from profkit.engine.probes import ProfilerProbe
+
+        with self.lock:
+            chosen = self.chosen.get(target.runtime)
+        if chosen is None:
+            chosen = choose_collectors(target.runtime, self.options.mode, self.options.collectors, {})
+            with self.lock:
+                self.chosen[target.runtime] = chosen
+        return [ProfilerProbe(c, avail, self.options.mode, self.options.rate) for c, avail in chosen], []
 
     def exclusive(self, pid: int) -> threading.Lock:
         """The lock a window of ``pid`` holds while a collector that allows one session per

@@ -49,9 +49,7 @@ def _drop_raw(run) -> None:
 def _probes(agent: "Agent", target: Target, length: float, overlap: float):
     """The window's probes and warnings, and how long it records: perf stays attached (a cut per
     window, no overlap); a collector restarted per window runs ``overlap`` seconds longer."""
-    from profkit.live import profiler_probes
-
-    probes, warnings = profiler_probes([target], agent.session)
+    probes, warnings = agent.probes_for(target)
     if probes and probes[0].id == "perf" and len(probes) == 1:
         from profkit.agent.perfswitch import SwitchedPerfProbe
 
