@@ -113,6 +113,12 @@ def agent(pids, name, cgroup, children, mode, collector_ids, rate, window, durat
         raise UsageError("--keep, --keep-size, --keep-raw and --render apply to -o DIR; give -o DIR")
     if not output and not exports:
         raise UsageError("give -o DIR, --export KIND=URL, or both", hint="e.g. --export parca=http://127.0.0.1:7070")
+    import os
+
+    for spec in exports:
+        kind, _, where = spec.partition("=")
+        if kind == "file" and output and os.path.realpath(where) == os.path.realpath(output):
+            raise UsageError(f"--export {spec}: that is -o {output} itself", hint="-o DIR already keeps every window there")
     opts = AgentOptions(spec=TargetSpec(pids, name, cgroup, children), mode=mode, rate=rate, window=window,
                         duration=duration, output=output, keep=keep, keep_size=parse_size(keep_size, "--keep-size"),
                         keep_raw=keep_raw, render=render, exports=exports, labels=parse_labels(labels),

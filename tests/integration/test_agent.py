@@ -9,9 +9,13 @@ import stat
 import time
 import uuid
 
+import pytest
+
 from agentkit import agent_argv, events, index, py_target, pyspy_of, tools_of
 from conftest import profkit
 from support import assert_running, free_port
+
+pytestmark = pytest.mark.slow
 
 
 def test_name_picks_up_late_and_restarted_targets_keep_rotates(tmp_path, start_process):

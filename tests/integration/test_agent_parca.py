@@ -16,6 +16,8 @@ from agentkit import NS_PER_SAMPLE, agent_argv, events, index, py_target, pyspy_
 from conftest import folded_shares, profkit
 from support import assert_running, free_port
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def parca(tmp_path_factory):
