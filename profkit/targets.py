@@ -191,7 +191,11 @@ def children_of(pid: int, recursive: bool = True) -> List[int]:
     while todo:
         parent = todo.pop()
         kids: List[int] = []
-        for tid in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else []:
+        try:
+            tids = os.listdir(f"/proc/{parent}/task")
+        except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+            tids = []  # it ended meanwhile
+        for tid in tids:
             text = _read(f"/proc/{parent}/task/{tid}/children") or ""
             kids.extend(int(x) for x in text.split())
         for k in sorted(set(kids)):

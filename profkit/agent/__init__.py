@@ -224,7 +224,11 @@ class Agent:
     def _start_windows(self, length: float, overlap: float) -> List[threading.Thread]:
         from profkit.agent.window import record_window
 
-        targets = self.options.spec.resolve()
+        try:
+            targets = self.options.spec.resolve()
+        except OSError as e:  # /proc changing under our feet: try again next window
+            self.status.event("resolve-failed", f"could not list the targets this window: {e}", important=True)
+            return []
         self.status.targets = len(targets)
         self._close_perf({t.pid for t in targets})
         if not targets:
