@@ -188,7 +188,12 @@ class Sender(threading.Thread):
 
     def run(self) -> None:
         while not self.halt.is_set():
-            if not self.deliver_once():
+            try:
+                idle = self.deliver_once()
+            except OSError as e:  # the spool's directory itself failing (a full or lost disk)
+                self.last = f"spool error: {e}"
+                idle = False
+            if not idle:
                 self.wake.wait(self.backoff or self.cap)
                 self.wake.clear()
 
@@ -201,7 +206,13 @@ class Sender(threading.Thread):
             if window is None:
                 continue
             try:
-                self.exporter.send(window)
+                try:
+                    self.exporter.send(window)
+                except ProfkitError:
+                    raise
+                except Exception as bug:  # noqa: BLE001 - an exporter's bug: report it, never loop on it
+                    raise ProfkitError(f"internal error in the {self.exporter.kind} exporter: "
+                                       f"{type(bug).__name__}: {bug}") from None
             except ProfkitError as e:
                 if getattr(e, "retryable", False):
                     self.failures += 1
