@@ -171,3 +171,24 @@ def test_hostile_process_names_are_cleaned_capped_and_queried_back(tmp_path, sta
                 f"{entry['start']}..{entry['end']}", "-o", tmp_path / "pulled", "--no-render")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "pulled" / "manifest.json").read_text())["profile"]["samples"] == entry["samples"]
+
+
+def test_compare_store_file_names_the_changed_function(tmp_path, start_process):
+    store = tmp_path / "store"
+    spans = []
+    for version in ("v1", "v2"):                                    # the deploy: new code, same service
+        t = start_process(*py_target(version)).wait_ready()
+        r = profkit("agent", "--pid", t.pid, "--window", "3", "--duration", "3", "--label", "service=shop",
+                    "--export", f"file={store}", "-q", timeout=120)
+        assert r.returncode == 0, r.stderr
+        t.stop()
+        e = index(store)[-1]
+        spans.append(f"{e['start']}..{e['end']}")
+    r = profkit("compare", "--store", f"file={store}", "--query", '{service="shop"}', "--base", spans[0],
+                "--head", spans[1], "-o", tmp_path / "cmp")
+    assert r.returncode == 0, r.stderr
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert result["top_regressed"][0]["key"].startswith("validate_order"), result["top_regressed"]
+    r = profkit("pull", "--store", f"file={store}", "--query", '{service="nobody"}', "--range", spans[0], "-o",
+                tmp_path / "none")
+    assert r.returncode == 1 and "no cpu profile matching" in r.stderr and "hint:" in r.stderr
