@@ -11,7 +11,8 @@
    (/proc/PID/stat: its children, the profilers, are not in it) as a % of one core, beside the
    profilers' CPU (its py-spy/perf children, summed while they run) measured in the same run.
 2. Its RSS over the run (a soak when --seconds is long): sampled every 5 s; the growth from the
-   end of the first window to the end.
+   end of the first window to the end, and from the warm-up (120 s or 10 windows: the first
+   windows import the engine, collectors and exporters) to the end.
 3. Gap or overlap between windows per collector (one target, --window windows): from the index,
    each window's start minus the previous one's end (negative: overlap); and the coverage: above 1 means samples
    counted twice (overlap), below 1 time unsampled (gap, or the profiler's own losses). The
@@ -128,13 +129,18 @@ def cost(args) -> dict:
             p.kill()
             p.wait()
     first = next((m for t, m in w.rss if t >= args.window + 5), w.rss[0][1] if w.rss else 0.0)
+    # steady state: after the first windows imported the engine, collectors and exporters
+    warm_t, warm = next(((t, m) for t, m in w.rss if t >= max(120.0, 10 * args.window)), (None, None))
     return {"targets": args.targets, "window_s": args.window, "seconds": args.seconds, "wall_s": round(wall, 1),
             "exports": [e for e in exports if e != "--export"],
             "agent_cpu_s": round(w.cpu, 2), "agent_cpu_pct_of_core": round(100 * w.cpu / wall, 3),
             "profilers_cpu_s": round(sum(w.kids.values()), 2),
             "profilers_cpu_pct_of_core": round(100 * sum(w.kids.values()) / wall, 2),
             "rss_mb_after_first_window": first, "rss_mb_end": w.rss[-1][1] if w.rss else None,
-            "rss_growth_mb": round((w.rss[-1][1] - first), 2) if w.rss else None, "rss_series": w.rss}
+            "rss_growth_mb": round((w.rss[-1][1] - first), 2) if w.rss else None,
+            "rss_mb_warm": warm, "rss_warm_at_s": warm_t,
+            "rss_growth_after_warmup_mb": round(w.rss[-1][1] - warm, 2) if warm is not None else None,
+            "rss_series": w.rss}
 
 
 def joins(args, collector: str) -> dict:
@@ -181,7 +187,8 @@ def main():
         print(f"agent own CPU: {c['agent_cpu_pct_of_core']}% of a core ({c['agent_cpu_s']} s in {c['wall_s']} s) "
               f"for {c['targets']} targets at {c['window_s']} s windows; profilers beside it: "
               f"{c['profilers_cpu_pct_of_core']}%; RSS {c['rss_mb_after_first_window']} → {c['rss_mb_end']} MB "
-              f"(growth {c['rss_growth_mb']} MB)", flush=True)
+              f"(growth {c['rss_growth_mb']} MB; after warm-up at {c['rss_warm_at_s']} s: {c['rss_mb_warm']} MB, "
+              f"growth {c['rss_growth_after_warmup_mb']} MB)", flush=True)
     results["joins"] = []
     for col in [c for c in args.collectors.split(",") if c]:
         j = joins(args, col)
