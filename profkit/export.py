@@ -127,8 +127,10 @@ _PPROF_TYPES = {"samples": ("samples", "count"), "nanoseconds": ("time", "nanose
 
 
 def pprof_bytes(profile: Profile, *, rate: Optional[float] = None, mode: str = "cpu",
-                duration: Optional[float] = None, comment: Optional[str] = None) -> bytes:
-    """The gzipped ``perftools.profiles.Profile`` of ``profile``."""
+                duration: Optional[float] = None, comment: Optional[str] = None,
+                time_nanos: Optional[int] = None) -> bytes:
+    """The gzipped ``perftools.profiles.Profile`` of ``profile``; ``time_nanos`` is when it starts
+    (default now: a profile store files a window under its start)."""
     st = _Strings()
     out = bytearray()
     types = [_PPROF_TYPES.get(profile.unit, ("samples", "count"))]
@@ -183,7 +185,7 @@ def pprof_bytes(profile: Profile, *, rate: Optional[float] = None, mode: str = "
     body_tail = bytearray()
     if comment:
         st(comment)
-    _int(9, int(time.time() * 1e9), body_tail)  # time_nanos
+    _int(9, int(time_nanos if time_nanos is not None else time.time() * 1e9), body_tail)  # time_nanos
     if duration:
         _int(10, int(duration * 1e9), body_tail)
     if period_ns:

@@ -140,6 +140,10 @@ class RunRecord:
     warnings: List[str] = field(default_factory=list)
     #: outputs that could not be written (a full disk), each with the reason
     not_written: List[str] = field(default_factory=list)
+    #: a window of ``profkit agent``: start, end, labels, sequence (``docs/contract.md``)
+    window: Optional[Dict[str, Any]] = None
+    #: where ``profkit pull`` read the profile from: store kind, URL (redacted), query, type, range
+    source: Optional[Dict[str, Any]] = None
 
     # -- what the reports ask ----------------------------------------------------------------
     @property
@@ -308,6 +312,8 @@ def _common(c: _Check, d: Dict[str, Any], r: RunRecord) -> None:
     r.warnings = [str(w) for w in (c.get(d, "warnings", "strs", "", []) or [])]
     r.not_written = c.get(d, "not_written", "strs", "", []) or []
     r.load = c.get(d, "load", "dict", "")
+    r.window = c.get(d, "window", "dict", "")
+    r.source = c.get(d, "source", "dict", "")
     att = c.get(d, "attribution", "dict", "", {}) or {}
     r.attribution = {k: c.get(att, k, "strs", "attribution", []) or [] for k in ("app", "lib") if att.get(k)}
 

@@ -156,7 +156,7 @@ _started: set = set()
 def own_family() -> set:
     """profkit itself, its ancestors and the tools it started (and their children): never a target."""
     me = os.getpid()
-    tools = {p for p in _started if process_state(p) not in (None, "Z")}
+    tools = {p for p in _started.copy() if process_state(p) not in (None, "Z")}  # copy: threads add to it
     return {me, *ancestors_of(me), *tools, *(c for p in tools for c in children_of(p))}
 
 
@@ -191,7 +191,11 @@ def children_of(pid: int, recursive: bool = True) -> List[int]:
     while todo:
         parent = todo.pop()
         kids: List[int] = []
-        for tid in os.listdir(f"/proc/{parent}/task") if os.path.isdir(f"/proc/{parent}/task") else []:
+        try:
+            tids = os.listdir(f"/proc/{parent}/task")
+        except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
+            tids = []  # it ended meanwhile
+        for tid in tids:
             text = _read(f"/proc/{parent}/task/{tid}/children") or ""
             kids.extend(int(x) for x in text.split())
         for k in sorted(set(kids)):

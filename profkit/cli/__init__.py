@@ -14,6 +14,7 @@ they do not use, jinja2 or the recording engine.
     profkit.cli.heap       heap                                      (memory growth)
     profkit.cli.bench      bench, compare                            (load, pull requests)
     profkit.cli.dump       dump                                      (a hung process's stacks)
+    profkit.cli.agent      agent, pull                               (continuous profiling, stores)
 
 Only :func:`main` catches :class:`~profkit.errors.ProfkitError`: it prints one line
 (``profkit: error: …``, plus ``hint: …`` where there is a fix) and exits with the error's code
@@ -57,6 +58,8 @@ COMMANDS: Dict[str, Entry] = {
     "bench": Entry("profkit.cli.bench", "bench", "Put load on a URL and profile the service at once."),
     "compare": Entry("profkit.cli.bench", "compare", "Compare two runs for a pull request (diff.svg, comment.md)."),
     "dump": Entry("profkit.cli.dump", "dump", "Print every thread's stack of a (hung) process, now."),
+    "agent": Entry("profkit.cli.agent", "agent", "Profile continuously in windows into profile stores (Parca, …)."),
+    "pull": Entry("profkit.cli.agent", "pull", "Read a time range back from a profile store into a run directory."),
 }
 
 

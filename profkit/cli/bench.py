@@ -152,9 +152,52 @@ def bench(pids, name, children, url, load_id, load_command, request_rate, load_o
     finish(run, quiet)
 
 
+def _store_flags(fn):
+    """``compare --store KIND=URL --query … --base RANGE --head RANGE`` (profkit.pull)."""
+    from profkit.timeparse import RANGE_TYPE
+
+    for o in reversed([
+        click.option("--store", default=None, metavar="KIND=URL",
+                     help="Compare two time ranges of a profile store instead of two run directories."),
+        click.option("--query", default="{}", metavar="SELECTOR", help='With --store: {service="checkout"}.'),
+        click.option("--type", "profile_type", default=None, metavar="TYPE", help="With --store: cpu, wall, …"),
+        click.option("--base", "base_range", type=RANGE_TYPE, default=None, metavar="RANGE", help="With --store: e.g. -2h..-1h."),
+        click.option("--head", "head_range", type=RANGE_TYPE, default=None, metavar="RANGE", help="With --store: e.g. -1h..now."),
+        click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+                     help="With --store: the store's bearer token (else $PROFKIT_EXPORT_TOKEN)."),
+        click.option("--ca-file", type=click.Path(dir_okay=False), default=None, help="With --store: a CA to trust."),
+    ]):
+        fn = o(fn)
+    return fn
+
+
+def _pull_pair(base_dir, head_dir, out_dir, store, query, profile_type, base_range, head_range, token_file, ca_file):
+    """The two run directories to compare: given, or pulled from ``--store`` into OUT/base, OUT/head."""
+    import os
+
+    if store is None:
+        if not base_dir or not head_dir:
+            raise UsageError("give BASE_RUN_DIR and HEAD_RUN_DIR, or --store KIND=URL --base RANGE --head RANGE")
+        return base_dir, head_dir
+    if base_dir or head_dir:
+        raise UsageError("--store compares two ranges of a store: give --base RANGE --head RANGE, not run directories")
+    if base_range is None or head_range is None:
+        raise UsageError("--store needs --base RANGE and --head RANGE", hint="e.g. --base -2h..-1h --head -1h..now")
+    from profkit.cli.agent import export_options
+    from profkit.pull import pull_run
+
+    opts = export_options(token_file, ca_file)
+    dirs = []
+    for which, span in (("base", base_range), ("head", head_range)):
+        path = os.path.join(out_dir, which)
+        pull_run(store, query, profile_type, span, path, opts)
+        dirs.append(path)
+    return dirs[0], dirs[1]
+
+
 @click.command(context_settings=CONTEXT)
-@click.argument("base_dir", metavar="BASE_RUN_DIR")
-@click.argument("head_dir", metavar="HEAD_RUN_DIR")
+@click.argument("base_dir", metavar="BASE_RUN_DIR", required=False)
+@click.argument("head_dir", metavar="HEAD_RUN_DIR", required=False)
 @click.option("--output", "-o", "out_dir", default="profkit-compare", show_default=True, metavar="OUT_DIR",
               help="Where diff.svg, comment.md and compare.json go.")
 @click.option("--fail-on-regression", "fail_pct", type=float, default=None, metavar="PCT",
@@ -166,12 +209,18 @@ def bench(pids, name, children, url, load_id, load_command, request_rate, load_o
               help="Frames matching this regex are the application's own code (repeatable; default: the head run's).")
 @click.option("--lib", "lib_patterns", multiple=True, metavar="PATTERN",
               help="Frames matching this regex are library code (repeatable; wins over --app).")
-def compare(base_dir, head_dir, out_dir, fail_pct, slos, redact_paths, top, app_patterns, lib_patterns):
+@_store_flags
+def compare(base_dir, head_dir, out_dir, fail_pct, slos, redact_paths, top, app_patterns, lib_patterns,
+            store, query, profile_type, base_range, head_range, token_file, ca_file):
     """Compare two bench (or attach) runs for a pull request: differential flame graph and comment.md.
 
     \b
       profkit compare runs/base runs/head -o out --fail-on-regression 5 --slo 'p99<500ms'
       gh pr comment 123 --body-file out/comment.md
+      profkit compare --store parca=http://127.0.0.1:7070 --query '{service="checkout"}' \\
+          --base -2h..-1h --head -1h..now -o out      # the hour before and after a deploy
+
+    With --store the two ranges are pulled into OUT/base and OUT/head (run directories) first.
 
     comment.md has the RED deltas, the SLO verdicts, the top regressed and improved functions
     (self and total share) and where the SVGs are. The SLOs default to those the head run was
@@ -182,6 +231,8 @@ def compare(base_dir, head_dir, out_dir, fail_pct, slos, redact_paths, top, app_
     from profkit.slo import missed_message
     from profkit.textsafe import terminal_text
 
+    base_dir, head_dir = _pull_pair(base_dir, head_dir, out_dir, store, query, profile_type, base_range, head_range,
+                                    token_file, ca_file)
     res = compare_runs(base_dir, head_dir, out_dir, threshold=fail_pct, slos=slos, redact=redact_paths, top=top,
                        app=app_patterns, lib=lib_patterns)
     for what, path in res["files"].items():

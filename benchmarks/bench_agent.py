@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""What ``profkit agent`` costs, and how well consecutive windows join (loopback only, bounded).
+
+    python benchmarks/bench_agent.py [--targets 5] [--window 10] [--seconds 120] [--parca URL]
+                                     [--collectors py-spy,perf]
+
+1. The agent's own CPU: ``profkit agent`` on --targets CPU-bound Python processes
+   (tests/integration/targets/pyversion.py) at --window windows for --seconds, exporting every
+   window to file= (and to --parca when given). The agent process's own utime+stime
+   (/proc/PID/stat: its children, the profilers, are not in it) as a % of one core, beside the
+   profilers' CPU (its py-spy/perf children, summed while they run) measured in the same run.
+2. Its RSS over the run (a soak when --seconds is long): sampled every 5 s; the growth from the
+   end of the first window to the end, and from the warm-up (120 s or 10 windows: the first
+   windows import the engine, collectors and exporters) to the end.
+3. Gap or overlap between windows per collector (one target, --window windows): from the index,
+   each window's start minus the previous one's end (negative: overlap); and the coverage: above 1 means samples
+   counted twice (overlap), below 1 time unsampled (gap, or the profiler's own losses). The
+   coverage is samples over rate × (last end − first start): the target is always runnable, and
+   py-spy's cpu mode counts a runnable thread (state R in /proc) as on-CPU, so on a loaded
+   machine this is the sampled share of wall time, not of the target's CPU time (also shown).
+
+Writes benchmarks/results/agent.json.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.path.join(REPO, "tests", "integration", "targets", "pyversion.py")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        rest = fh.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / TICK
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def children(pid: int):
+    out = []
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open(f"/proc/{e}/stat") as fh:
+                    rest = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(rest[1]) == pid:
+                out.append(int(e))
+    return out
+
+
+class Watch(threading.Thread):
+    """Samples the agent's own CPU and RSS and its children's CPU until it exits."""
+
+    def __init__(self, pid: int, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.cpu = 0.0
+        self.rss = []           # (seconds, MB)
+        self.kids = {}          # pid -> last cpu seconds seen
+        self.t0 = time.monotonic()
+
+    def run(self):
+        last_rss = -10.0
+        while True:
+            try:
+                self.cpu = cpu_seconds(self.pid)
+                now = time.monotonic() - self.t0
+                if now - last_rss >= 5:
+                    self.rss.append((round(now, 1), round(rss_mb(self.pid), 2)))
+                    last_rss = now
+                for k in children(self.pid):
+                    try:
+                        self.kids[k] = cpu_seconds(k)
+                    except OSError:
+                        pass
+            except OSError:
+                return
+            time.sleep(self.interval)
+
+
+def start_targets(n: int, version: str = "v1"):
+    procs = [subprocess.Popen([sys.executable, TARGET, version], stdout=subprocess.PIPE) for _ in range(n)]
+    for p in procs:
+        assert p.stdout.readline().strip() == b"ready"
+    return procs
+
+
+def run_agent(pids, args, seconds):
+    cmd = [sys.executable, "-m", "profkit", "agent", "-q", "--duration", str(seconds)]
+    for pid in pids:
+        cmd += ["--pid", str(pid)]
+    cmd += args
+    t0 = time.monotonic()
+    agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, cwd=REPO)
+    watch = Watch(agent.pid)
+    watch.start()
+    _, err = agent.communicate()
+    watch.join(2)
+    if agent.returncode != 0:
+        raise SystemExit(f"agent failed ({agent.returncode}): {err.decode()[-800:]}")
+    return time.monotonic() - t0, watch
+
+
+def cost(args) -> dict:
+    procs = start_targets(args.targets)
+    tmp = tempfile.mkdtemp(prefix="bench-agent-")
+    exports = ["--export", f"file={tmp}/store"] + (["--export", f"parca={args.parca}"] if args.parca else [])
+    try:
+        wall, w = run_agent([p.pid for p in procs], ["--window", str(args.window), "-o", f"{tmp}/out",
+                                                     "--keep", "50", *exports], args.seconds)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    first = next((m for t, m in w.rss if t >= args.window + 5), w.rss[0][1] if w.rss else 0.0)
+    # steady state: after the first windows imported the engine, collectors and exporters
+    warm_t, warm = next(((t, m) for t, m in w.rss if t >= max(120.0, 10 * args.window)), (None, None))
+    return {"targets": args.targets, "window_s": args.window, "seconds": args.seconds, "wall_s": round(wall, 1),
+            "exports": [e for e in exports if e != "--export"],
+            "agent_cpu_s": round(w.cpu, 2), "agent_cpu_pct_of_core": round(100 * w.cpu / wall, 3),
+            "profilers_cpu_s": round(sum(w.kids.values()), 2),
+            "profilers_cpu_pct_of_core": round(100 * sum(w.kids.values()) / wall, 2),
+            "rss_mb_after_first_window": first, "rss_mb_end": w.rss[-1][1] if w.rss else None,
+            "rss_growth_mb": round((w.rss[-1][1] - first), 2) if w.rss else None,
+            "rss_mb_warm": warm, "rss_warm_at_s": warm_t,
+            "rss_growth_after_warmup_mb": round(w.rss[-1][1] - warm, 2) if warm is not None else None,
+            "rss_series": w.rss}
+
+
+def joins(args, collector: str) -> dict:
+    [proc] = start_targets(1)
+    tmp = tempfile.mkdtemp(prefix="bench-agent-join-")
+    try:
+        cpu0 = cpu_seconds(proc.pid)
+        wall, _ = run_agent([proc.pid], ["--window", str(args.window), "-o", f"{tmp}/out", "-c", collector],
+                            args.join_seconds)
+        cpu = cpu_seconds(proc.pid) - cpu0
+    finally:
+        proc.kill()
+        proc.wait()
+    entries = [json.loads(x) for x in open(f"{tmp}/out/windows.jsonl")]
+    from datetime import datetime
+
+    def t(s):
+        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+    seams = [round(t(b["start"]) - t(a["end"]), 3) for a, b in zip(entries, entries[1:])]
+    samples = sum(e["samples"] for e in entries)
+    span = t(entries[-1]["end"]) - t(entries[0]["start"]) if entries else 0.0
+    return {"collector": collector, "window_s": args.window, "windows": len(entries),
+            "seams_s": seams, "mean_seam_s": round(sum(seams) / len(seams), 3) if seams else None,
+            "samples": samples, "unit": entries[0]["unit"] if entries else None, "span_s": round(span, 2),
+            "target_cpu_s": round(cpu, 2),
+            "coverage": round(samples / (span * 100), 3) if span and entries[0]["unit"] == "samples" else None}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--targets", type=int, default=5)
+    ap.add_argument("--window", type=float, default=10)
+    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--join-seconds", type=float, default=60)
+    ap.add_argument("--parca", default=None, help="also export to this Parca (e.g. http://127.0.0.1:7070)")
+    ap.add_argument("--collectors", default="py-spy,perf")
+    ap.add_argument("--skip-cost", action="store_true")
+    args = ap.parse_args()
+    results = {}
+    if not args.skip_cost:
+        results["cost"] = cost(args)
+        c = results["cost"]
+        print(f"agent own CPU: {c['agent_cpu_pct_of_core']}% of a core ({c['agent_cpu_s']} s in {c['wall_s']} s) "
+              f"for {c['targets']} targets at {c['window_s']} s windows; profilers beside it: "
+              f"{c['profilers_cpu_pct_of_core']}%; RSS {c['rss_mb_after_first_window']} → {c['rss_mb_end']} MB "
+              f"(growth {c['rss_growth_mb']} MB; after warm-up at {c['rss_warm_at_s']} s: {c['rss_mb_warm']} MB, "
+              f"growth {c['rss_growth_after_warmup_mb']} MB)", flush=True)
+    results["joins"] = []
+    for col in [c for c in args.collectors.split(",") if c]:
+        j = joins(args, col)
+        results["joins"].append(j)
+        print(f"{col}: {j['windows']} windows, seam (next start − previous end) mean {j['mean_seam_s']} s "
+              f"(negative = overlap), coverage {j['coverage']} (samples / rate × span)", flush=True)
+    os.makedirs(os.path.join(REPO, "benchmarks", "results"), exist_ok=True)
+    with open(os.path.join(REPO, "benchmarks", "results", "agent.json"), "w") as fh:
+        json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
