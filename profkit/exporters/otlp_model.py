@@ -180,7 +180,7 @@ def _location_tokens(d) -> List[str]:
         kind = FrameKind.UNKNOWN
         for i in loc.attribute_indices:
             a = d.attribute_table[i]
-            key, value = strings[a.key_strindex], a.value.string_value
+            key, value = strings[a.key_strindex], _plain(a.value, strings)
             if key == FRAME_KIND:
                 try:
                     kind = FrameKind(value)
@@ -199,13 +199,14 @@ def _location_tokens(d) -> List[str]:
 
 def profiles_of(request) -> List[Tuple[Dict[str, object], str, Profile]]:
     """(resource attributes, sample type ``type/unit``, Profile) for every profile of a decoded
-    request; stacks root first again, lines kept, one weight per sample (its values summed)."""
+    request (or ``ProfilesData``); stacks root first again, lines kept, one weight per sample (its
+    values summed). Attribute keys and values may be strings or references into the string table."""
     d = request.dictionary
     strings = list(d.string_table)
     loc_tokens = _location_tokens(d)
     out = []
     for rp in request.resource_profiles:
-        attrs = {kv.key: _plain(kv.value) for kv in rp.resource.attributes}
+        attrs = {kv.key or strings[kv.key_strindex]: _plain(kv.value, strings) for kv in rp.resource.attributes}
         for sp in rp.scope_profiles:
             for prof in sp.profiles:
                 st = f"{strings[prof.sample_type.type_strindex]}/{strings[prof.sample_type.unit_strindex]}"
@@ -221,6 +222,10 @@ def profiles_of(request) -> List[Tuple[Dict[str, object], str, Profile]]:
     return out
 
 
-def _plain(value) -> object:
+def _plain(value, strings) -> object:
+    """An AnyValue's scalar; a string given by reference (``string_value_strindex``, as the
+    Collector writes profiles' attributes) looked up in the dictionary."""
     which = value.WhichOneof("value")
+    if which == "string_value_strindex":
+        return strings[value.string_value_strindex]
     return getattr(value, which) if which in ("string_value", "int_value", "bool_value", "double_value") else None
