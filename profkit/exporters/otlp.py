@@ -42,6 +42,24 @@ _GRPC_AS_HTTP = {"INVALID_ARGUMENT": 400, "FAILED_PRECONDITION": 400, "UNAUTHENT
                  "UNIMPLEMENTED": 501, "INTERNAL": 500, "UNKNOWN": 500}
 
 
+def _check_installed(transport: str) -> None:
+    """Fail at start (exit 1, with the install hint) rather than refuse every window later: the
+    modules are looked up, not imported (``profkit --help`` stays quick)."""
+    import importlib.util
+
+    needed = ["google.protobuf", "opentelemetry.proto.collector.profiles.v1development.profiles_service_pb2"]
+    needed += ["grpc"] if transport != "http" else []
+    for name in needed:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            from profkit.errors import EnvironmentProblem
+            wants = "opentelemetry-proto and protobuf" + (" and grpcio" if transport != "http" else "")
+            raise EnvironmentProblem(f"otlp={transport}:// needs {wants}; {name} is not installed", hint=_INSTALL_HINT)
+
+
 def _import_protos():
     try:
         from profkit.exporters import otlp_model
@@ -128,6 +146,7 @@ class OtlpExporter(Exporter):
     def __init__(self, url: str, options: ExportOptions = ExportOptions()):
         super().__init__(url, options)
         self.transport, self.address, self.path = parse_target(url)
+        _check_installed(self.transport)
         self._channel = None
         self._client = None
         if self.transport == "http":
