@@ -132,3 +132,21 @@ def test_protobuf_is_not_loaded_by_the_cli_or_the_exporter_modules():
             "print(sorted(m for m in sys.modules if m.startswith(('google.protobuf', 'grpc', 'opentelemetry'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_pyroscope_windows_fill_one_slot_when_they_fit_in_one():
+    from profkit.exporters.pyroscope import slot_range
+
+    assert slot_range(1000.0, 1010.0) == (1000, 1010)
+    assert slot_range(1007.5, 1012.0) == (1000, 1010)   # middle 1009.75
+    assert slot_range(1008.0, 1015.0) == (1010, 1020)   # middle 1011.5
+    assert slot_range(1003.2, 1063.9) == (1003, 1064)   # longer than a slot: its own range
+
+
+def test_otlp_without_its_packages_fails_at_start_with_the_install_hint(monkeypatch):
+    from profkit.errors import EnvironmentProblem
+
+    monkeypatch.setitem(sys.modules, "google.protobuf", None)  # what find_spec sees when it is absent
+    with pytest.raises(EnvironmentProblem) as e:
+        exporter_for("otlp=http://127.0.0.1:4318")
+    assert "protobuf" in str(e.value) and "profkit[stores]" in e.value.hint
