@@ -147,8 +147,9 @@ class PyroscopeExporter(Exporter):
             typ = "alloc_space" if typ == "alloc" else typ
         first, until = _whole_slots(start.timestamp(), end.timestamp())
         params = {"query": query_of(app_name(service), typ, query), "from": first, "until": until}
-        info = self.client.get("/render", {**params, "format": "json", "maxNodes": 1}).json()
+        # stacks first: a store that had them still has them (and their metadata) a moment later
         text = self.client.get("/render", {**params, "format": "collapsed"}).body
+        info = self.client.get("/render", {**params, "format": "json", "maxNodes": 1}).json()
         return _profile_of(text, info if isinstance(info, dict) else {})
 
 

@@ -137,7 +137,7 @@ def test_a_refusal_is_not_retried_and_carries_the_receivers_message(collector, w
     assert e.value.status == 404 and not e.value.retryable and "404" in str(e.value)
     assert "page not found" in str(e.value)  # the Collector's own answer
     with pytest.raises(ServerRefused) as e:  # larger than --max-bytes allows: refused before sending
-        exporter_for(f"otlp={collector.http}", ExportOptions(max_bytes=100)).send(window)
+        exporter_for(f"otlp={collector.http}", ExportOptions(max_bytes=20)).send(window)
     assert e.value.status == 413 and not e.value.retryable
 
 

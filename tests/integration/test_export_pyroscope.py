@@ -95,7 +95,9 @@ def test_a_refusal_is_not_retried_and_carries_the_servers_message(server, window
         exporter_for(f"pyroscope={server}").pull({"service": "pyhot"}, "cpu total", *_range(window))
     assert 400 <= e.value.status < 500 and not e.value.retryable
     assert "query" in str(e.value) and "invalid" in str(e.value).lower(), str(e.value)
-    # the exporter's own refusal: a window past the byte cap is never sent
+
+
+def test_a_window_past_the_byte_cap_is_refused_unsent(server, window):
     with pytest.raises(ServerRefused) as e:
-        exporter_for(f"pyroscope={server}", ExportOptions(max_bytes=100)).send(window)
+        exporter_for(f"pyroscope={server}", ExportOptions(max_bytes=20)).send(window)
     assert e.value.status == 413 and not e.value.retryable
