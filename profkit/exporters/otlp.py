@@ -198,8 +198,12 @@ class OtlpExporter(Exporter):
             if self.transport == "grpcs":
                 roots = None
                 if self.options.ca_file:
-                    with open(self.options.ca_file, "rb") as f:
-                        roots = f.read()
+                    try:
+                        with open(self.options.ca_file, "rb") as f:
+                            roots = f.read()
+                    except OSError as e:
+                        from profkit.errors import InputError
+                        raise InputError(f"cannot read {self.options.ca_file}: {e.strerror}") from None
                 self._channel = grpc.secure_channel(self.address, grpc.ssl_channel_credentials(roots), opts)
             else:
                 self._channel = grpc.insecure_channel(self.address, opts)
