@@ -24,7 +24,10 @@ def server(tmp_path_factory):
     port = free_port()
     proc = Proc([tool("pyroscope", VERSION), "server", f"-api-bind-addr=127.0.0.1:{port}",
                  f"-storage-path={tmp / 'data'}", f"-admin-socket-path={tmp / 'admin.sock'}",
-                 "-no-self-profiling", "-analytics-opt-out", "-log-level=warn"], cwd=tmp)
+                 "-no-self-profiling", "-analytics-opt-out", "-log-level=warn"], cwd=tmp,
+                # it asks pyroscope.io for its latest version at start, unconditionally: through a
+                # proxy on a closed loopback port that request fails here and never leaves the host
+                env={"HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": ""})
     url = f"http://127.0.0.1:{port}"
     proc.wait_for(lambda: urllib.request.urlopen(url + "/healthz", timeout=2).status == 200, 60,
                   "Pyroscope's /healthz")
