@@ -14,6 +14,7 @@ they do not use, jinja2 or the recording engine.
     profkit.cli.heap       heap                                      (memory growth)
     profkit.cli.bench      bench, compare                            (load, pull requests)
     profkit.cli.dump       dump                                      (a hung process's stacks)
+    profkit.cli.observe    traces, red                               (Jaeger, Prometheus)
 
 Only :func:`main` catches :class:`~profkit.errors.ProfkitError`: it prints one line
 (``profkit: error: …``, plus ``hint: …`` where there is a fix) and exits with the error's code
@@ -57,6 +58,8 @@ COMMANDS: Dict[str, Entry] = {
     "bench": Entry("profkit.cli.bench", "bench", "Put load on a URL and profile the service at once."),
     "compare": Entry("profkit.cli.bench", "compare", "Compare two runs for a pull request (diff.svg, comment.md)."),
     "dump": Entry("profkit.cli.dump", "dump", "Print every thread's stack of a (hung) process, now."),
+    "traces": Entry("profkit.cli.observe", "traces", "Compare the critical paths of two sets of Jaeger traces."),
+    "red": Entry("profkit.cli.observe", "red", "Rate, errors and latency per route from Prometheus, range vs range."),
 }
 
 
