@@ -8,6 +8,23 @@ from profkit.cli.common import CONTEXT, ProgressLine, positive_seconds, with_sto
 from profkit.cli.live import finish, live_options, session_options
 from profkit.errors import UsageError
 
+def _prometheus_metric_options(f):
+    from profkit.cli.observe import prometheus_metric_options
+
+    return prometheus_metric_options(f)
+
+
+def _prometheus_reader(url, selector, convention, requests_metric, duration_metric, route_label, status_label):
+    """bench --prometheus: (start, end, load figures) → load.json's ``prometheus`` (checked now: exit 2 early)."""
+    from profkit.http import Client
+    from profkit.red import bench_red, metrics_for, parse_selector
+
+    matchers = parse_selector(selector)
+    m = metrics_for(convention, requests_metric, duration_metric, route_label, status_label)
+    client = Client(url, name="Prometheus")
+    return lambda start, end, load: bench_red(client, matchers, m, start, end, load)
+
+
 _slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
                            help="Service-level objective METRIC OP VALUE[UNIT] (repeatable): METRIC p50 p90 p99 "
                                 "p99.9 max (ms, us, s) errors (%) rate (/s); OP < <= > >=. e.g. 'p99<500ms'.")
@@ -30,9 +47,15 @@ _slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
                                                "loads without and with profiling (after the run).")
 @click.option("--baseline-pairs", type=int, default=3, show_default=True, help="Pairs for --baseline.")
 @click.option("--baseline-seconds", type=float, default=5.0, show_default=True, help="Seconds per load in --baseline.")
+@click.option("--prometheus", "prometheus_url", default=None, metavar="URL",
+              help="Also read the run's RED figures from this Prometheus (load.json 'prometheus', beside the generator's).")
+@click.option("--selector", default="{}", show_default=True, metavar="SELECTOR",
+              help="With --prometheus: which series, e.g. '{job=\"checkout\"}'.")
+@_prometheus_metric_options
 @live_options
 def bench(pids, children, url, load_id, load_command, connections, load_threads, timeout, slos, baseline,
-          baseline_pairs, baseline_seconds, duration, output, collector_ids, rate, mode, interval, quiet, **record):
+          baseline_pairs, baseline_seconds, prometheus_url, selector, convention, requests_metric, duration_metric,
+          route_label, status_label, duration, output, collector_ids, rate, mode, interval, quiet, **record):
     """Put load on URL and profile PID at the same time: flame graph, RED and USE, SLO verdicts.
 
     \b
@@ -63,6 +86,8 @@ def bench(pids, children, url, load_id, load_command, connections, load_threads,
         if baseline_pairs < 1:
             raise UsageError("--baseline-pairs must be at least 1")
     loadgen.loopback_only(url)
+    red = _prometheus_reader(prometheus_url, selector, convention, requests_metric, duration_metric, route_label,
+                             status_label) if prometheus_url else None
     opts = session_options(duration, output, collector_ids, rate, mode, interval, record)
     gen = loadgen.get(load_id)
     req = loadgen.LoadRequest(url=url, duration=duration, raw_dir="", connections=connections,
@@ -72,7 +97,7 @@ def bench(pids, children, url, load_id, load_command, connections, load_threads,
     try:
         run = with_stop_signals(lambda stop: run_bench(targets, opts, gen, req, slos, stop=stop, progress=progress,
                                                         baseline_pairs=baseline_pairs if baseline else 0,
-                                                        baseline_seconds=baseline_seconds))
+                                                        baseline_seconds=baseline_seconds, prometheus=red))
     finally:
         progress.done()
     finish(run, quiet)

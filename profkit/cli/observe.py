@@ -100,3 +100,83 @@ def traces(jaeger, service, operation, base, head, slow, fast, range_, max_trace
             click.echo(f"  {s['delta_ms']:+9.1f} ms  {terminal_text(' → '.join(s['path']))}", err=True)
     click.echo(terminal_text(doc["verdict"]))
     sys.stdout.flush()
+
+
+def prometheus_metric_options(f):
+    """--convention, --requests-metric, --duration-metric, --route-label, --status-label (red and bench)."""
+    opts = [
+        click.option("--convention", type=click.Choice(["prometheus-client", "opentelemetry"]), default="prometheus-client",
+                     show_default=True, help="Default metric and label names: prometheus-client's http_requests_total / "
+                                             "http_request_duration_seconds by route and status, or OpenTelemetry's "
+                                             "http.server.request.duration by http_route."),
+        click.option("--requests-metric", default=None, metavar="NAME", help="Request counter (default: the convention's)."),
+        click.option("--duration-metric", default=None, metavar="NAME",
+                     help="Latency histogram, in seconds unless its name ends in _milliseconds (default: the convention's)."),
+        click.option("--route-label", default=None, metavar="LABEL", help="Label naming the route (default: route, or http_route)."),
+        click.option("--status-label", default=None, metavar="LABEL",
+                     help="Label holding the HTTP status; 5xx are errors (default: status, or http_response_status_code)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--prometheus", required=True, metavar="URL", help="Prometheus's URL (e.g. http://127.0.0.1:9090).")
+@click.option("--selector", default="{}", show_default=True, metavar="SELECTOR",
+              help="Which series: PromQL matchers, e.g. '{job=\"checkout\"}'.")
+@click.option("--base", type=RANGE_TYPE, required=True, metavar="RANGE", help="The earlier range: TIME..TIME.")
+@click.option("--head", type=RANGE_TYPE, required=True, metavar="RANGE", help="The later range.")
+@prometheus_metric_options
+@click.option("--output", "-o", "out_file", default=None, metavar="FILE", help="Also write the comparison as JSON.")
+@token_options
+def red(prometheus, selector, base, head, convention, requests_metric, duration_metric, route_label, status_label,
+        out_file, token_env, token_file, ca_file):
+    """Did the rate, the errors or the latency of a route change? RED per route from Prometheus.
+
+    \b
+      profkit red --prometheus http://127.0.0.1:9090 --selector '{job="checkout"}' \\
+          --base -2h..-1h --head -1h..now
+      profkit red --prometheus http://127.0.0.1:9090 --convention opentelemetry \\
+          --base 2026-12-01T09:00:00Z..2026-12-01T10:00:00Z --head -1h..now -o red.json
+
+    Per route: requests per second, error ratio (5xx), p50 and p99 in ms, in each range and the
+    change, routes sorted by the change of p99 (largest growth first). -o FILE writes
+    {"routes": [{"route", "base", "head", "delta"}]}; null where a range has no traffic.
+    Exit 1 when Prometheus is unreachable or the selector matches nothing in either range.
+    """
+    import json
+
+    from profkit.atomic import atomic_write
+    from profkit.http import Client, token_from
+    from profkit.red import compare_ranges, has_series, metrics_for, parse_selector, red_by_route, red_table
+    from profkit.textsafe import terminal_text
+
+    matchers = parse_selector(selector)
+    m = metrics_for(convention, requests_metric, duration_metric, route_label, status_label)
+    client = Client(prometheus, token=token_from(token_env, token_file), ca_file=ca_file, name="Prometheus")
+    if out_file:
+        import os
+
+        d = os.path.dirname(os.path.abspath(out_file))
+        if not os.path.isdir(d):
+            raise UsageError(f"cannot write {out_file}: directory {d} does not exist")
+    sides = {"base": red_by_route(client, matchers, base, m), "head": red_by_route(client, matchers, head, m)}
+    if not sides["base"] and not sides["head"]:
+        from profkit.errors import EnvironmentProblem
+
+        seen = has_series(client, matchers, head, m)
+        raise EnvironmentProblem(f"Prometheus has no {m.requests} series for {selector} in either range"
+                                 + ("" if not seen["requests"] else " with traffic"),
+                                 hint=f"check --selector and --requests-metric (or --convention); "
+                                      f"try {m.requests}{selector} in Prometheus's own query page")
+    for side, rng in (("base", base), ("head", head)):
+        if sides[side] and all(r["p99_ms"] is None for r in sides[side].values()):
+            echo_warnings([f"{m.duration}_bucket has no series with {selector} in the {side} range: "
+                           "latency is null (a histogram without buckets?)"])
+    doc = compare_ranges(sides["base"], sides["head"])
+    for line in red_table(doc):
+        click.echo(terminal_text(line))
+    if out_file:
+        atomic_write(out_file, json.dumps(doc, indent=2) + "\n")  # keys in the documented order
+        click.echo(f"wrote {out_file}", err=True)

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -68,6 +69,7 @@ class LoadProbe(Probe):
         self.request = replace(self.request, raw_dir=ctx.run.raw_dir, duration=ctx.duration)
         entry = self.attach_record(ctx)
         entry.version = self.availability.version
+        ctx.results["load_window"] = [time.time(), None]  # epoch seconds, for --prometheus
         self.handle = self.gen.start(self.request)
         entry.set_commands(self.handle.commands)
         entry.raw = [ctx.run.relative(p) for p in self.handle.raw]
@@ -90,6 +92,7 @@ class LoadProbe(Probe):
             self.handle.wait(self.grace)
         self.handle.stop()
         err = self.handle.close()
+        ctx.results.setdefault("load_window", [time.time(), None])[1] = time.time()
         figures = self.gen.parse(self.handle.raw, self.request)
         figures.update({"version": self.availability.version, "commands": self.attach_record(ctx).commands,
                         "closed_loop": self.gen.closed_loop})
@@ -117,8 +120,11 @@ def _public(figures: Dict) -> Dict:
 
 def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, slos: Sequence[str], *,
               stop: Optional[threading.Event] = None, progress=None, baseline_pairs: int = 0,
-              baseline_seconds: float = 5.0) -> RunDir:
+              baseline_seconds: float = 5.0, prometheus=None) -> RunDir:
     """Profile ``targets`` while ``gen`` loads ``load.url``; returns the run directory.
+
+    ``prometheus``, a function (start, end, load figures) → dict, adds the server's own RED
+    figures of the load's window to load.json (``prometheus``; profkit/red.py ``bench_red``).
 
     Raises (after writing everything) EnvironmentProblem when no request succeeded and
     :class:`~profkit.errors.SLOMissed` when an objective was missed."""
@@ -140,7 +146,24 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
                                                    baseline_seconds)
             ctx.run.write_json("load.json", _public(figures))
 
-    run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe], analyses=[overhead])
+    def red(ctx: RunContext) -> None:
+        figures = ctx.results.get("load")
+        if prometheus is None or figures is None:
+            return
+        start, end = ctx.results.get("load_window") or [time.time(), time.time()]
+        try:
+            figures["prometheus"] = prometheus(start, end, figures)
+        except ProfkitError as e:  # the load's own figures are kept
+            figures["prometheus"] = {"error": e.message}
+            ctx.warn(f"--prometheus: {e.message}")
+        for text in [figures["prometheus"].get("warning")] + list(figures["prometheus"].get("disagreements") or []):
+            if text:
+                ctx.warn(f"Prometheus and {gen.id} disagree: {text}" if text in figures["prometheus"].get(
+                    "disagreements", []) else f"--prometheus: {text}")
+        ctx.run.write_json("load.json", _public(figures))
+
+    run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe],
+                           analyses=[overhead, red])
     figures = ctx.results.get("load") or {}
     ok = (figures.get("requests") or 0) - ((figures.get("errors") or {}).get("status") or 0)
     if figures.get("requests") is not None and ok <= 0:

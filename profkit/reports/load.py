@@ -133,6 +133,35 @@ def latency_chart(load: Dict, width: int = 560, height: int = 200) -> Optional[D
             "right": right, "top": top, "bottom": bottom, "v_max": v_max}
 
 
+def prometheus_rows(load: Dict) -> List[Tuple[str, str, str]]:
+    """(figure, load generator, Prometheus) rows when the bench read Prometheus too (--prometheus)."""
+    prom = load.get("prometheus")
+    if not isinstance(prom, dict) or "error" in prom:
+        return []
+    lat = load.get("latency_ms") or {}
+    ratio = prom.get("error_ratio")
+    rows = [("rate", _num(load.get("rate"), "{:,.1f}/s"), _num(prom.get("rate"), "{:,.1f}/s")),
+            ("errors", _num(load.get("error_pct"), "{:.3g}%"), "n/a" if ratio is None else f"{100 * ratio:.3g}%")]
+    rows += [(p, _ms(lat.get(p)), _ms(prom.get(f"{p}_ms"))) for p in ("p50", "p90", "p99")]
+    return rows
+
+
+def prometheus_lines(load: Dict, esc) -> List[str]:
+    prom = load.get("prometheus")
+    if not isinstance(prom, dict):
+        return []
+    if "error" in prom:
+        return [f"> Prometheus: {esc(str(prom['error']))}", ""]
+    out = [f"### RED from Prometheus ({esc(str(prom.get('selector')))})", "",
+           "| | load generator | Prometheus |", "|---|---:|---:|"]
+    out += [f"| {k} | {a} | {b} |" for k, a, b in prometheus_rows(load)] + [""]
+    for d in prom.get("disagreements") or []:
+        out.append(f"> disagreement: {esc(str(d))}")
+    if prom.get("warning"):
+        out.append(f"> warning: {esc(str(prom['warning']))}")
+    return out + [""]
+
+
 def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
     """The ``## Load`` section of ``summary.md``."""
     from profkit.reports import plain_text
@@ -148,6 +177,7 @@ def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
         lines += ["_the load generator reported no figures_", ""]
     else:
         lines += ["| | |", "|---|---:|"] + [f"| {k} | {esc(v)} |" for k, v in red_rows(load)] + [""]
+    lines += prometheus_lines(load, esc)
     slo = load.get("slo") or {}
     if slo.get("objectives"):
         lines += [f"### SLO: {slo.get('overall', '?').upper()}", "", "| objective | actual | verdict |", "|---|---:|---|"]
@@ -177,4 +207,5 @@ def html_section(run: RunDir, env) -> str:
         return ""
     return env.get_template("load.html.j2").render(
         load=load, red=red_rows(load) if load.get("requests") is not None else [], use=use_rows(_use(run)),
+        prom=prometheus_rows(load),
         chart=latency_chart(load), hotspots=_hotspots(run), note=CLOSED_LOOP_NOTE, fmt_ms=_ms)

@@ -61,7 +61,10 @@ def write_outputs(out: RunDir, doc: Dict, base: TraceSet, head: TraceSet) -> Dic
     """Write every file of the directory; returns what → path."""
     from profkit.reports.traces import html_page, markdown_section
 
-    written = {"traces": out.write_json("traces.json", doc)}
+    import json
+
+    # Keys in the documented order (write_json sorts them).
+    written = {"traces": out.write_text("traces.json", json.dumps(doc, indent=2) + "\n")}
     written.update(_svgs(out, base, head, f"{doc['service']}"))
     written["summary"] = out.write_text("summary.md", markdown_section(out))
     written["report"] = out.write_text("report.html", html_page(out))

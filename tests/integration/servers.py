@@ -177,3 +177,25 @@ def prometheus():
     finally:
         server.stop()
 
+
+
+def otlp_json(spans):
+    """An OTLP/JSON ExportTraceServiceRequest of ``spans``: dicts with service, trace_id (32 hex),
+    span_id (16 hex), parent ('' for a root), name, start and end (ns since the epoch)."""
+    by_service = {}
+    for s in spans:
+        by_service.setdefault(s["service"], []).append(
+            {"traceId": s["trace_id"], "spanId": s["span_id"], "parentSpanId": s.get("parent", ""), "name": s["name"],
+             "kind": 2, "startTimeUnixNano": str(s["start"]), "endTimeUnixNano": str(s["end"])})
+    return {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": svc}}]},
+                               "scopeSpans": [{"scope": {"name": "profkit-tests"}, "spans": items}]}
+                              for svc, items in by_service.items()]}
+
+
+def post_spans(otlp_http, spans, chunk=2000):
+    """Send ``spans`` to an OTLP/HTTP receiver (JSON), ``chunk`` spans a request."""
+    for i in range(0, len(spans), chunk):
+        body = json.dumps(otlp_json(spans[i:i + chunk])).encode()
+        req = urllib.request.Request(otlp_http + "/v1/traces", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert 200 <= r.status < 300, r.status
