@@ -178,8 +178,7 @@ def payment_main(port, db, otlp, stall_every):
         with lock:
             counter[0] += 1
             slow = counter[0] % 20 == 0
-        with tracer.start_as_current_span("ledger.lock"):
-            time.sleep(0.8 if slow else 0.15)  # waiting for the ledger lock (simulated)
+        time.sleep(0.8 if slow else 0.15)  # waiting for the ledger lock (simulated)
         return 200, {"verified": row is not None}
 
     serve(port, make_app("payment", {"/charge": charge, "/verify": verify}), provider)

@@ -87,7 +87,11 @@ def jaeger_binary():
     return path
 
 
-def start_jaeger(start=Proc):
+def _proc(*argv):
+    return Proc(list(argv))
+
+
+def start_jaeger(start=_proc):
     """Jaeger with in-memory storage; ``.url`` the query API, ``.otlp_http`` the OTLP/HTTP base URL
     (``/v1/traces`` is appended by OTLP exporters), ``.otlp_grpc`` host:port."""
     binary = jaeger_binary()
@@ -123,7 +127,7 @@ scrape_configs:
 """
 
 
-def start_prometheus(start=Proc):
+def start_prometheus(start=_proc):
     """Prometheus scraping every 1 s the targets of ``add_target(address, job, **labels)``."""
     binary = shutil.which("prometheus")
     if binary is None:
