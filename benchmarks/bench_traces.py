@@ -10,7 +10,7 @@ parallel calls, a few clock-skewed children) over OTLP/HTTP, half in a "base" mi
 with one call slower, in a "head" minute, then runs the comparison in-process:
 
   * base/head: ``run_traces(--base --head)`` over all N traces;
-  * slow/fast: ``run_traces(--slow p99 --fast p50 --range)`` over the head's N/2... and the whole set.
+  * slow/fast: ``run_traces(--slow p99 --fast p50 --range)`` over both minutes (all N traces).
 
 It reports, best of --repeat: Jaeger's own query time (the HTTP requests, as profkit waits for
 them), profkit's time beyond that (parsing the OTLP JSON, critical paths, segments, flame graphs,
@@ -43,15 +43,23 @@ def make_trace(rnd, t0, spans, slower):
            {"service": "checkout", "trace_id": tid, "span_id": ids[1], "parent": ids[0], "name": "GET /checkout",
             "start": t0 + 200_000, "end": 0}]
     cursor = t0 + 400_000
+    prev = None
     for i in range(2, spans):
         svc = SERVICES[1 + i % 3]
         dur = rnd.randint(200_000, 3_000_000) + (40_000_000 if slower and i == 7 else 0)
-        parent = ids[1] if i % 4 else ids[i - 1]
-        start = cursor - (dur // 2 if i % 5 == 0 else 0)  # some calls overlap the previous one
-        skew = 300_000 if i == 11 and rnd.random() < 0.05 else 0  # a few children past their parent's end
-        out.append({"service": svc, "trace_id": tid, "span_id": ids[i], "parent": parent, "name": f"op{i % 6}",
-                    "start": start, "end": start + dur + skew})
-        cursor = start + dur + 50_000
+        if i % 4 == 0 and prev is not None:  # a call made inside the previous one
+            start = prev["start"] + (prev["end"] - prev["start"]) // 4
+            s = {"service": svc, "trace_id": tid, "span_id": ids[i], "parent": prev["span_id"], "name": f"op{i % 6}",
+                 "start": start, "end": start + (prev["end"] - prev["start"]) // 2}
+        else:
+            start = cursor - (dur // 2 if i % 5 == 0 else 0)  # some calls overlap the previous one
+            s = {"service": svc, "trace_id": tid, "span_id": ids[i], "parent": ids[1], "name": f"op{i % 6}",
+                 "start": start, "end": start + dur}
+            cursor = start + dur + 50_000
+            prev = s
+        if i == 11 and rnd.random() < 0.05:
+            s["end"] += 300_000  # a few children past their parent's end (clock skew)
+        out.append(s)
     out[1]["end"] = cursor + 100_000
     out[0]["end"] = cursor + 300_000
     return out

@@ -68,11 +68,14 @@ class TraceSet:
         return sorted(t.duration / 1e6 for t in self.traces)
 
     def profile(self) -> Profile:
-        prof = Profile("nanoseconds")
-        intern: Dict[str, Frame] = {}
+        sums: Dict[tuple, int] = {}
         for t in self.traces:
             for path, ns in t.path.weights.items():
-                prof.add([intern.setdefault(f, Frame(f)) for f in path], ns)
+                sums[path] = sums.get(path, 0) + ns
+        prof = Profile("nanoseconds")
+        intern: Dict[str, Frame] = {}
+        for path, ns in sums.items():
+            prof.add([intern.setdefault(f, Frame(f)) for f in path], ns)
         return prof
 
     def summary(self) -> Dict[str, object]:

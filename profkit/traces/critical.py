@@ -166,47 +166,101 @@ def _reachable(start: Span, children: Dict[str, List[Span]], seen: Optional[set]
     return out
 
 
-def critical_path(spans: Iterable[Span]) -> CriticalPath:
-    """The critical path of one trace's spans (see the module docstring)."""
-    issues: Dict[str, int] = {}
-    by_id = _index(spans, issues)
-    root, children = _tree(by_id, issues)
-    if root is None:
-        return CriticalPath(None, 0, {}, issues)
+def _simple_tree(by_id: Dict[str, Span]) -> Tuple[Optional[Span], Dict[str, List[Span]]]:
+    """The common case in one pass: one root, every other span's parent in the trace. (None, …)
+    when the trace needs :func:`_tree` (orphans, self-parents, several or no roots)."""
+    children: Dict[str, List[Span]] = {}
+    root = None
+    for s in by_id.values():
+        p = s.parent_id
+        if not p:
+            if root is not None:
+                return None, children
+            root = s
+        elif p == s.span_id or p not in by_id:
+            return None, children
+        else:
+            kids = children.get(p)
+            if kids is None:
+                children[p] = [s]
+            else:
+                kids.append(s)
+    return root, children
+
+
+_FRAMES: Dict[Tuple[str, str], str] = {}
+
+
+def _frame(span: Span) -> str:
+    key = (span.service, span.operation)
+    f = _FRAMES.get(key)
+    if f is None:
+        if len(_FRAMES) > 100_000:  # names are untrusted: the cache stays bounded
+            _FRAMES.clear()
+        f = _FRAMES[key] = frame_name(span.service, span.operation)
+    return f
+
+
+def _walk(root: Span, children: Dict[str, List[Span]], issues: Dict[str, int]) -> Tuple[Dict[Path, int], set]:
     weights: Dict[Path, int] = {}
     visited = set()
-    # Work items: (span, window start, window end, path of its parent)
-    stack: List[Tuple[Span, int, int, Path]] = [(root, root.start, root.end, ())]
+    # Work items: (span, window start, window end, path of its parent, its own clamped window).
+    # The window is where the span is on the critical path (a later sibling may have cut it);
+    # clock skew is judged against the span's own time clamped to its parent's, never that cut.
+    stack: List[Tuple[Span, int, int, Path, int, int]] = [(root, root.start, root.end, (), root.start, root.end)]
     while stack:
-        span, lo, hi, parent_path = stack.pop()
+        span, lo, hi, parent_path, own_lo, own_hi = stack.pop()
         if span.span_id in visited:  # a link that still loops (defensive: _tree broke cycles)
             continue
         visited.add(span.span_id)
-        path = parent_path + (frame_name(span.service, span.operation),)
+        path = parent_path + (_frame(span),)
         own = 0
         cursor = hi
         kids = []
         for c in children.get(span.span_id, ()):
             cs, ce = c.start, c.end
-            if ce <= lo or cs >= hi:
-                if not lo <= cs <= ce <= hi:  # a zero-length span at the edge is inside
-                    _count(issues, "outside_parent")
-                continue
-            if cs < lo or ce > hi:
+            if cs < own_lo or ce > own_hi:
+                if ce <= own_lo or cs >= own_hi:
+                    if not own_lo <= cs <= ce <= own_hi:
+                        _count(issues, "outside_parent")
+                    continue
                 _count(issues, "clamped")
-            kids.append((min(ce, hi), max(cs, lo), c))
-        kids.sort(key=lambda k: (-k[0], k[1]))
-        for ce, cs, c in kids:
-            if cs >= cursor:
-                continue  # wholly after the cursor: not what the parent waited on last
-            end = min(ce, cursor)
-            own += cursor - end
-            if end > cs:
-                stack.append((c, cs, end, path))
-            cursor = cs
-            if cursor <= lo:
-                break
-        own += max(0, cursor - lo)
+            c_lo, c_hi = max(cs, own_lo), min(ce, own_hi)
+            if c_hi <= lo or c_lo >= hi:
+                continue  # outside the part of this span on the critical path
+            kids.append((min(c_hi, hi), max(c_lo, lo), c, c_lo, c_hi))
+        if kids:
+            kids.sort(key=lambda k: (-k[0], k[1]))
+            for ce, cs, c, c_lo, c_hi in kids:
+                if cs >= cursor:
+                    continue  # wholly after the cursor: not what the parent waited on last
+                end = ce if ce < cursor else cursor
+                own += cursor - end
+                if end > cs:
+                    stack.append((c, cs, end, path, c_lo, c_hi))
+                cursor = cs
+                if cursor <= lo:
+                    break
+        if cursor > lo:
+            own += cursor - lo
         if own:
             weights[path] = weights.get(path, 0) + own
+    return weights, visited
+
+
+def critical_path(spans: Iterable[Span]) -> CriticalPath:
+    """The critical path of one trace's spans (see the module docstring)."""
+    issues: Dict[str, int] = {}
+    by_id = _index(spans, issues)
+    root, children = _simple_tree(by_id)
+    if root is not None:
+        found: Dict[str, int] = dict(issues)
+        weights, visited = _walk(root, children, found)
+        if len(visited) == len(by_id):
+            return CriticalPath(root, root.end - root.start, weights, found)
+        # Some spans are not reachable from the root: their links form a cycle. The careful way.
+    root, children = _tree(by_id, issues)
+    if root is None:
+        return CriticalPath(None, 0, {}, issues)
+    weights, _ = _walk(root, children, issues)
     return CriticalPath(root, root.end - root.start, weights, issues)

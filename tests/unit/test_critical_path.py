@@ -165,3 +165,11 @@ def test_parse_otlp_and_range_filter():
     assert [a.trace_id for a in kept] == ["t1"]
     assert isinstance(out["t1"], Trace)
     assert rfc3339_ns(1_700_000_000_123_456_789) == "2023-11-14T22:13:20.123456789Z"
+
+
+def test_a_child_cut_by_a_later_sibling_is_not_clock_skew():
+    # b overlaps the end of a; a's child g runs inside a, past b's start: not skew, only off the path
+    cp = critical_path([sp("r", "", "root", 0, 100), sp("a", "r", "a", 0, 60), sp("g", "a", "g", 30, 55),
+                        sp("b", "r", "b", 40, 100)])
+    assert ms(cp.weights) == {"svc: root > svc: b": 60, "svc: root > svc: a": 30, "svc: root > svc: a > svc: g": 10}
+    assert not cp.issues
