@@ -25,6 +25,27 @@ def _prometheus_reader(url, selector, convention, requests_metric, duration_metr
     return lambda start, end, load: bench_red(client, matchers, m, start, end, load)
 
 
+def _jaeger_reader(url, service):
+    """bench --jaeger: (start, end, run) → warnings; the window's slow vs fast traces into the run."""
+    from profkit.http import check_url
+
+    check_url(url, "--jaeger")
+
+    def read(start, end, run):
+        import time as _time
+        from datetime import datetime, timezone
+
+        from profkit.timeparse import TimeRange
+        from profkit.traces import run_traces
+
+        _time.sleep(1.5)  # the services' and Jaeger's batch processors
+        rng = TimeRange(datetime.fromtimestamp(start, timezone.utc), datetime.fromtimestamp(end, timezone.utc))
+        doc = run_traces(url, service, run.path, range_=rng, slow=99.0, fast=50.0, into=run)
+        return [doc["verdict"]] + list(doc.get("warnings") or [])
+
+    return read
+
+
 _slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
                            help="Service-level objective METRIC OP VALUE[UNIT] (repeatable): METRIC p50 p90 p99 "
                                 "p99.9 max (ms, us, s) errors (%) rate (/s); OP < <= > >=. e.g. 'p99<500ms'.")
@@ -52,10 +73,14 @@ _slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
 @click.option("--selector", default="{}", show_default=True, metavar="SELECTOR",
               help="With --prometheus: which series, e.g. '{job=\"checkout\"}'.")
 @_prometheus_metric_options
+@click.option("--jaeger", "jaeger_url", default=None, metavar="URL",
+              help="Also compare the run's slow traces (>= p99) with its fast ones (<= p50) from this Jaeger "
+                   "(traces.json and span flame graphs in the run; needs --service).")
+@click.option("--service", "trace_service", default=None, metavar="NAME", help="With --jaeger: the traced service.")
 @live_options
 def bench(pids, children, url, load_id, load_command, connections, load_threads, timeout, slos, baseline,
           baseline_pairs, baseline_seconds, prometheus_url, selector, convention, requests_metric, duration_metric,
-          route_label, status_label, duration, output, collector_ids, rate, mode, interval, quiet, **record):
+          route_label, status_label, jaeger_url, trace_service, duration, output, collector_ids, rate, mode, interval, quiet, **record):
     """Put load on URL and profile PID at the same time: flame graph, RED and USE, SLO verdicts.
 
     \b
@@ -88,6 +113,9 @@ def bench(pids, children, url, load_id, load_command, connections, load_threads,
     loadgen.loopback_only(url)
     red = _prometheus_reader(prometheus_url, selector, convention, requests_metric, duration_metric, route_label,
                              status_label) if prometheus_url else None
+    if bool(jaeger_url) != bool(trace_service):
+        raise UsageError("--jaeger and --service go together")
+    traces = _jaeger_reader(jaeger_url, trace_service) if jaeger_url else None
     opts = session_options(duration, output, collector_ids, rate, mode, interval, record)
     gen = loadgen.get(load_id)
     req = loadgen.LoadRequest(url=url, duration=duration, raw_dir="", connections=connections,
@@ -97,7 +125,7 @@ def bench(pids, children, url, load_id, load_command, connections, load_threads,
     try:
         run = with_stop_signals(lambda stop: run_bench(targets, opts, gen, req, slos, stop=stop, progress=progress,
                                                         baseline_pairs=baseline_pairs if baseline else 0,
-                                                        baseline_seconds=baseline_seconds, prometheus=red))
+                                                        baseline_seconds=baseline_seconds, prometheus=red, jaeger=traces))
     finally:
         progress.done()
     finish(run, quiet)

@@ -120,11 +120,13 @@ def _public(figures: Dict) -> Dict:
 
 def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, slos: Sequence[str], *,
               stop: Optional[threading.Event] = None, progress=None, baseline_pairs: int = 0,
-              baseline_seconds: float = 5.0, prometheus=None) -> RunDir:
+              baseline_seconds: float = 5.0, prometheus=None, jaeger=None) -> RunDir:
     """Profile ``targets`` while ``gen`` loads ``load.url``; returns the run directory.
 
     ``prometheus``, a function (start, end, load figures) → dict, adds the server's own RED
     figures of the load's window to load.json (``prometheus``; profkit/red.py ``bench_red``).
+    ``jaeger``, a function (start, end, run) → None, compares the window's slow and fast traces
+    into the run directory (traces.json and the span graphs; profkit/traces ``run_traces``).
 
     Raises (after writing everything) EnvironmentProblem when no request succeeded and
     :class:`~profkit.errors.SLOMissed` when an objective was missed."""
@@ -162,8 +164,18 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
                     "disagreements", []) else f"--prometheus: {text}")
         ctx.run.write_json("load.json", _public(figures))
 
+    def traces(ctx: RunContext) -> None:
+        if jaeger is None or ctx.results.get("load") is None:
+            return
+        start, end = ctx.results.get("load_window") or [time.time(), time.time()]
+        try:
+            for w in jaeger(start, end, ctx.run):
+                ctx.warn(f"traces: {w}")
+        except ProfkitError as e:  # the profile and the load's figures are kept
+            ctx.warn(f"--jaeger: {e.message}")
+
     run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe],
-                           analyses=[overhead, red])
+                           analyses=[overhead, red, traces])
     figures = ctx.results.get("load") or {}
     ok = (figures.get("requests") or 0) - ((figures.get("errors") or {}).get("status") or 0)
     if figures.get("requests") is not None and ok <= 0:

@@ -111,7 +111,7 @@ def _svg(run: RunDir, name: str):
         return None
 
 
-def html_section(run: RunDir, env, graphs: bool = False) -> str:
+def html_section(run: RunDir, env, graphs: bool = True) -> str:
     """The traces section of ``report.html`` (``traces.html.j2``, autoescaped)."""
     doc = _load(run)
     if doc is None:

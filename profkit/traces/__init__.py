@@ -41,13 +41,15 @@ def run_traces(jaeger: str, service: str, out_dir: str, *, operation: Optional[s
                base: Optional[TimeRange] = None, head: Optional[TimeRange] = None,
                slow: Optional[float] = None, fast: Optional[float] = None, range_: Optional[TimeRange] = None,
                max_traces: int = 5000, token: Optional[str] = None, ca_file: Optional[str] = None,
-               progress=None) -> Dict:
-    """Fetch, analyse and write; returns traces.json's document (with ``files``)."""
+               progress=None, into=None) -> Dict:
+    """Fetch, analyse and write; returns traces.json's document (with ``files``). ``into``: a run
+    directory (``bench --jaeger``) to add traces.json and the span graphs to, instead of a new
+    ``out_dir`` with its own summary.md and report.html."""
     from profkit.traces.compare import TraceSet, compare_sets, split_by_duration
     from profkit.traces.output import prepare_dir, write_outputs
 
     client = Client(jaeger, token=token, ca_file=ca_file, name="Jaeger", timeout=60.0)
-    out = prepare_dir(out_dir)  # a bad -o is refused before any request
+    out = into if into is not None else prepare_dir(out_dir)  # a bad -o is refused before any request
     fetches: list = []
     t_analyse = 0.0
     what = f"service {service!r}" + (f", operation {operation!r}" if operation else "")
@@ -93,6 +95,6 @@ def run_traces(jaeger: str, service: str, out_dir: str, *, operation: Optional[s
         resources.update(f.resources)
     doc["services"] = resources
     t1 = time.perf_counter()
-    doc["files"] = write_outputs(out, doc, base_set, head_set)
+    doc["files"] = write_outputs(out, doc, base_set, head_set, reports=into is None)
     doc["fetch"]["write_seconds"] = round(time.perf_counter() - t1, 3)
     return doc

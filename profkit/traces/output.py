@@ -57,8 +57,9 @@ def _svgs(out: RunDir, base: TraceSet, head: TraceSet, title: str) -> Dict[str, 
     return written
 
 
-def write_outputs(out: RunDir, doc: Dict, base: TraceSet, head: TraceSet) -> Dict[str, str]:
-    """Write every file of the directory; returns what → path."""
+def write_outputs(out: RunDir, doc: Dict, base: TraceSet, head: TraceSet, reports: bool = True) -> Dict[str, str]:
+    """Write every file of the directory (``reports``: summary.md and report.html too; a run
+    directory renders its own, with this section); returns what → path."""
     from profkit.reports.traces import html_page, markdown_section
 
     import json
@@ -66,6 +67,7 @@ def write_outputs(out: RunDir, doc: Dict, base: TraceSet, head: TraceSet) -> Dic
     # Keys in the documented order (write_json sorts them).
     written = {"traces": out.write_text("traces.json", json.dumps(doc, indent=2) + "\n")}
     written.update(_svgs(out, base, head, f"{doc['service']}"))
-    written["summary"] = out.write_text("summary.md", markdown_section(out))
-    written["report"] = out.write_text("report.html", html_page(out))
+    if reports:
+        written["summary"] = out.write_text("summary.md", markdown_section(out))
+        written["report"] = out.write_text("report.html", html_page(out))
     return written
