@@ -3,7 +3,7 @@
 """A checkout path for profkit: gateway → checkout service → payment service, with SQLite,
 instrumented as a real service chain is.
 
-    services.py up [--bad-deploy] [--missing-index] [--stall-every N] [--otlp URL] [--port P]
+    services.py up [--bad-deploy] [--missing-index] [--stall-every N [--stall-ms MS]] [--otlp URL] [--port P]
     services.py gateway|checkout|payment --port P [...]     # one service (what `up` starts)
 
 Every service is its own process on 127.0.0.1 (so one can be profiled alone), a Flask app served
@@ -34,8 +34,8 @@ Regressions, each its own switch:
   150 ms, and 800 ms for one call in 20. p99 of the checkout path then breaches 500 ms;
 * **a missing index** (``--missing-index``): the checkout service's cart table loses its index,
   so ``load_cart``'s SELECT scans every row: a slower query in checkout's own database;
-* **an intermittent stall** (``--stall-every N``): one payment in N waits 300 ms for the bank
-  (the ``bank.authorize`` span of the payment service).
+* **an intermittent stall** (``--stall-every N``): one payment in N waits ``--stall-ms`` (300 ms)
+  for the bank (the ``bank.authorize`` span of the payment service).
 """
 import argparse
 import json
@@ -140,7 +140,7 @@ def call(base, path, timeout=10.0):
 
 
 # -- payment service ---------------------------------------------------------------------------
-def payment_main(port, db, otlp, stall_every):
+def payment_main(port, db, otlp, stall_every, stall_ms=300):
     provider = telemetry("payment", otlp)
     from opentelemetry import trace
 
@@ -158,12 +158,12 @@ def payment_main(port, db, otlp, stall_every):
     counter = [0, 0]
 
     def bank_authorize():
-        """The bank's answer: ~5 ms; with --stall-every N, one call in N stalls 300 ms."""
+        """The bank's answer: ~5 ms; with --stall-every N, one call in N stalls --stall-ms (300 ms)."""
         with tracer.start_as_current_span("bank.authorize"):
             with lock:
                 counter[1] += 1
                 stall = bool(stall_every) and counter[1] % stall_every == 0
-            time.sleep(0.3 if stall else 0.005)
+            time.sleep(stall_ms / 1000.0 if stall else 0.005)
 
     def charge(q):
         bank_authorize()
@@ -289,7 +289,7 @@ def up(args):
     url = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
     otlp = ["--otlp", args.otlp] if args.otlp else []
     argv = {"payment": ["payment", "--db", os.path.join(tmp, "payment.db")] + otlp
-            + (["--stall-every", str(args.stall_every)] if args.stall_every else []),
+            + (["--stall-every", str(args.stall_every), "--stall-ms", str(args.stall_ms)] if args.stall_every else []),
             "checkout": ["checkout", "--db", os.path.join(tmp, "shop.db"), "--payment-url", url["payment"]] + otlp
             + (["--bad-deploy"] if args.bad_deploy else []) + (["--missing-index"] if args.missing_index else []),
             "gateway": ["gateway", "--checkout-url", url["checkout"]] + otlp}
@@ -334,12 +334,13 @@ def main():
     ap.add_argument("--otlp", default=None, help="OTLP/HTTP endpoint base for traces (e.g. http://127.0.0.1:4318)")
     ap.add_argument("--bad-deploy", action="store_true", help="checkout: the extra synchronous verify_payment call")
     ap.add_argument("--missing-index", action="store_true", help="checkout: the cart table without its index")
-    ap.add_argument("--stall-every", type=int, default=0, metavar="N", help="payment: one bank call in N stalls 300 ms")
+    ap.add_argument("--stall-every", type=int, default=0, metavar="N", help="payment: one bank call in N stalls")
+    ap.add_argument("--stall-ms", type=int, default=300, metavar="MS", help="how long a stalled bank call waits (300)")
     args = ap.parse_args()
     if args.role == "up":
         up(args)
     elif args.role == "payment":
-        payment_main(args.port, args.db, args.otlp, args.stall_every)
+        payment_main(args.port, args.db, args.otlp, args.stall_every, args.stall_ms)
     elif args.role == "checkout":
         checkout_main(args.port, args.db, args.payment_url, args.bad_deploy, args.missing_index, args.otlp)
     else:
