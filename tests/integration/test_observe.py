@@ -74,7 +74,7 @@ def load(url, seconds, workers=2):
 
 
 @pytest.fixture(scope="module")
-def windows(chains, prometheus, tmp_path_factory):  # noqa: F811
+def windows(chains, prometheus, jaeger, tmp_path_factory):  # noqa: F811
     """Each chain loaded in turn: good and bad by profkit bench --prometheus, the others by a plain loop."""
     out = tmp_path_factory.mktemp("observe")
     w = {}
@@ -85,7 +85,8 @@ def windows(chains, prometheus, tmp_path_factory):  # noqa: F811
         t0 = time.time()
         p = profkit("bench", "--pid", i["checkout_pid"], "--url", f"{i['gateway']}/checkout?customer=7", "--duration", 8,
                     "-C", 2, *extra, "--prometheus", prometheus.url, "--selector",
-                    f'{{service="gateway", variant="{variant}"}}', "-o", out / variant, "-q", timeout=180)
+                    f'{{service="gateway", variant="{variant}"}}', "--jaeger", jaeger.url, "--service", "gateway",
+                    "-o", out / variant, "-q", timeout=240)
         assert p.returncode == 0, p.stderr
         w[variant] = (t0, time.time())
         w[variant + "_run"] = out / variant
@@ -116,6 +117,25 @@ def test_bench_prometheus_agrees_at_a_steady_rate_and_reports_a_stall(windows):
     assert prom["error_ratio"] == 0 and stall["error_pct"] > 2 and prom["p99_ms"] > 1000
     assert "Prometheus and wrk disagree: errors" in windows["stall_stderr"]
     assert "disagreement: errors" in (windows["stall_run"] / "summary.md").read_text()
+
+
+def test_bench_jaeger_and_compare_carry_red_and_trace_segments(windows, tmp_path):
+    # bench --jaeger: the run's slow vs fast traces, in the run and its reports
+    doc = json.loads((windows["stall_run"] / "traces.json").read_text())
+    assert doc["segments"][0]["operation"] == "bank.authorize", doc["segments"][:2]
+    assert (windows["stall_run"] / "spans-diff.svg").exists()
+    assert "## Traces: gateway" in (windows["stall_run"] / "summary.md").read_text()
+    assert '<section id="traces">' in (windows["stall_run"] / "report.html").read_text()
+    # compare: the Prometheus RED deltas and the slow traces' segments, after the function tables
+    p = profkit("compare", windows["good_run"], windows["stall_run"], "-o", tmp_path / "cmp")
+    assert p.returncode == 0, p.stderr
+    comment = (tmp_path / "cmp" / "comment.md").read_text()
+    assert comment.index("### Top regressed functions") < comment.index("### RED from Prometheus") \
+        < comment.index("### Slow traces' critical-path segments")
+    observed = json.loads((tmp_path / "cmp" / "compare.json").read_text())["observed"]
+    assert observed["segments"][0]["path"].endswith("payment: bank.authorize"), observed["segments"][:2]
+    p99 = next(r for r in observed["red"] if r["metric"] == "p99_ms")
+    assert p99["delta"] > 500
 
 
 def test_red_names_the_checkout_route_p99_change(windows, prometheus, tmp_path):  # noqa: F811
