@@ -148,7 +148,15 @@ def fetch_traces(client: Client, service: str, start_ns: int, end_ns: int, *, op
         if fetch.requests >= MAX_REQUESTS or len(fetch.traces) >= max_traces:
             fetch.truncated = True
             break
-        found = _query(client, service, operation, lo, hi, page, fetch)
+        try:
+            found = _query(client, service, operation, lo, hi, page, fetch)
+        except ServerRefused as e:
+            # A store configured with fewer max_traces than a page refuses the search depth.
+            if page > 10 and "depth" in e.message.lower():
+                page //= 4
+                windows.insert(0, (lo, hi))
+                continue
+            raise
         for tid, t in found.items():
             if tid not in fetch.traces and len(fetch.traces) < max_traces:
                 fetch.traces[tid] = t
