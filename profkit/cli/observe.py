@@ -29,7 +29,7 @@ class _Progress:
     """One line on stderr at most every 2 s while traces are read (none with --quiet)."""
 
     def __init__(self, quiet: bool):
-        self.quiet, self.last = quiet, 0.0
+        self.quiet, self.last = quiet, time.monotonic()  # a first line only after 2 s
 
     def __call__(self, text: str) -> None:
         now = time.monotonic()

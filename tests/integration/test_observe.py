@@ -222,7 +222,7 @@ def test_missing_parents_skew_and_untrusted_names_are_handled_and_reported(jaege
     post_spans(jaeger.otlp_http, spans)
     time.sleep(1.5)
     out = tmp_path / "t"
-    rng = lambda lo: f"{iso(lo / 1e9)}..{iso(lo / 1e9 + 10)}"  # noqa: E731
+    rng = lambda lo: f"{iso(lo / 1e9 - 1)}..{iso(lo / 1e9 + 10)}"  # noqa: E731
     p = profkit("traces", "--jaeger", jaeger.url, "--service", "synth", "--base", rng(base0), "--head", rng(head0), "-o", out)
     assert p.returncode == 0, p.stderr
     doc = json.loads((out / "traces.json").read_text())
