@@ -118,6 +118,21 @@ def db_connect(path):
     return conn
 
 
+def query(db, sql, args=(), write=False):
+    """One statement on a fresh connection, through a cursor (what the sqlite3 instrumentation
+    traces: a span per statement; ``Connection.execute`` and ``with conn`` bypass it)."""
+    conn = db_connect(db)
+    try:
+        cur = conn.cursor()
+        cur.execute(sql, args)
+        rows = cur.fetchall()
+        if write:
+            conn.commit()
+        return rows
+    finally:
+        conn.close()
+
+
 def serve(port, app, provider):
     from werkzeug.serving import make_server
 
@@ -168,18 +183,18 @@ def payment_main(port, db, otlp, stall_every, stall_ms=300):
     def charge(q):
         bank_authorize()
         ref = f"pay-{time.monotonic_ns()}-{threading.get_ident()}"
-        with lock, db_connect(db) as c:
-            c.execute("INSERT INTO payments (reference, amount, ts) VALUES (?, ?, ?)", (ref, float(q.get("amount", 0)), time.time()))
+        with lock:
+            query(db, "INSERT INTO payments (reference, amount, ts) VALUES (?, ?, ?)",
+                  (ref, float(q.get("amount", 0)), time.time()), write=True)
         return 200, {"reference": ref}
 
     def verify(q):
-        with db_connect(db) as c:
-            row = c.execute("SELECT id, amount FROM payments WHERE reference = ?", (q.get("reference", ""),)).fetchone()
+        rows = query(db, "SELECT id, amount FROM payments WHERE reference = ?", (q.get("reference", ""),))
         with lock:
             counter[0] += 1
             slow = counter[0] % 20 == 0
         time.sleep(0.8 if slow else 0.15)  # waiting for the ledger lock (simulated)
-        return 200, {"verified": row is not None}
+        return 200, {"verified": bool(rows)}
 
     serve(port, make_app("payment", {"/charge": charge, "/verify": verify}), provider)
 
@@ -187,8 +202,7 @@ def payment_main(port, db, otlp, stall_every, stall_ms=300):
 # -- checkout service (the one to profile) -----------------------------------------------------
 def load_cart(db, customer):
     """The customer's cart: an indexed query (a full scan with --missing-index)."""
-    with db_connect(db) as c:
-        return c.execute("SELECT sku, qty, price FROM cart_items WHERE customer_id = ?", (customer,)).fetchall()
+    return query(db, "SELECT sku, qty, price FROM cart_items WHERE customer_id = ? ORDER BY sku", (customer,))
 
 
 def price_cart(items):
@@ -216,8 +230,8 @@ def verify_payment(payment_url, reference):
 
 
 def record_order(db, customer, amount, reference):
-    with db_connect(db) as c:
-        c.execute("INSERT INTO orders (customer_id, amount, reference) VALUES (?, ?, ?)", (customer, amount, reference))
+    query(db, "INSERT INTO orders (customer_id, amount, reference) VALUES (?, ?, ?)", (customer, amount, reference),
+          write=True)
 
 
 def handle_checkout(db, payment_url, bad_deploy, q):

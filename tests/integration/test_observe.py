@@ -149,7 +149,6 @@ def test_red_names_the_checkout_route_p99_change(windows, prometheus, tmp_path):
     assert list(top) == ["route", "base", "head", "delta"]
     assert list(top["base"]) == list(top["delta"]) == ["rate", "error_ratio", "p50_ms", "p99_ms"]
     assert top["route"] == "/checkout" and top["delta"]["p99_ms"] > 300, doc
-    assert top["head"]["rate"] < top["base"]["rate"]
     assert "/checkout" in p.stdout.splitlines()[1] and "p99" in p.stdout.splitlines()[0]
 
 
