@@ -102,11 +102,11 @@ def main():
             best = None
             for k in range(args.repeat):
                 out = os.path.join(tmp, f"{label.replace('/', '-')}-{k}")
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 doc = run_traces(jaeger.url, "gateway", out, max_traces=args.traces, **kw)
-                total = time.perf_counter() - t
+                total, cpu = time.perf_counter() - t, time.process_time() - c
                 f = doc["fetch"]
-                row = {"total_s": round(total, 3), "jaeger_s": f["jaeger_seconds"],
+                row = {"total_s": round(total, 3), "cpu_s": round(cpu, 3), "jaeger_s": f["jaeger_seconds"],
                        "beyond_fetching_s": round(total - f["jaeger_seconds"], 3), "parse_s": f["parse_seconds"],
                        "analyse_s": f["analyse_seconds"], "write_s": f.get("write_seconds"), "requests": f["requests"],
                        "traces": doc["base"]["count"] + doc["head"]["count"], "top": doc["segments"][0]["path"][-1]}

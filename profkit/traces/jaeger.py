@@ -80,9 +80,11 @@ def _attr(attrs, key: str):
     return None
 
 
-def parse_otlp(doc, out: Dict[str, Trace], resources: Optional[Dict[str, Dict[str, object]]] = None) -> int:
+def parse_otlp(doc, out: Dict[str, Trace], resources: Optional[Dict[str, Dict[str, object]]] = None,
+               known=()) -> int:
     """Add the spans of one OTLP JSON document (``{"result": {"resourceSpans": …}}`` or bare
-    ``{"resourceSpans": …}``) to ``out`` by trace id; returns the number of spans read.
+    ``{"resourceSpans": …}``) to ``out`` by trace id; returns the number of spans read. Traces
+    whose id is in ``known`` (read already, whole) are counted in ``out`` without their spans.
     Malformed parts are skipped, never fatal."""
     if not isinstance(doc, dict):
         raise InputError("Jaeger's answer is not an OTLP JSON object")
@@ -104,6 +106,8 @@ def parse_otlp(doc, out: Dict[str, Trace], resources: Optional[Dict[str, Dict[st
                 t = out.get(tid)
                 if t is None:
                     t = out[tid] = Trace(tid)
+                if tid in known:
+                    continue
                 t.spans.append(Span(str(sp["spanId"]), str(sp.get("parentSpanId") or ""), service,
                                     str(sp.get("name") or "?"), _ns(sp.get("startTimeUnixNano")),
                                     _ns(sp.get("endTimeUnixNano"))))
@@ -133,7 +137,7 @@ def _query(client: Client, service: str, operation: Optional[str], lo: int, hi: 
     except ValueError as e:
         raise InputError(f"Jaeger's answer is not JSON ({e})") from None
     found: Dict[str, Trace] = {}
-    parse_otlp(doc, found, fetch.resources)
+    parse_otlp(doc, found, fetch.resources, fetch.traces)
     fetch.parse_seconds += time.perf_counter() - t1
     return found
 
@@ -158,9 +162,11 @@ def fetch_traces(client: Client, service: str, start_ns: int, end_ns: int, *, op
                 continue
             raise
         for tid, t in found.items():
-            if tid not in fetch.traces and len(fetch.traces) < max_traces:
+            if tid in fetch.traces:
+                continue
+            if len(fetch.traces) < max_traces:
                 fetch.traces[tid] = t
-            elif tid not in fetch.traces:
+            else:
                 fetch.truncated = True
         if progress is not None:
             progress(f"{len(fetch.traces)} traces read in {fetch.requests} requests")
@@ -169,7 +175,7 @@ def fetch_traces(client: Client, service: str, start_ns: int, end_ns: int, *, op
         if hi - lo <= MIN_WINDOW_NS:
             fetch.truncated = True  # more than a page of traces within a millisecond
             continue
-        windows.extend(_split(lo, hi, found, page))
+        windows.extend(_split(lo, hi, {tid: fetch.traces.get(tid, t) for tid, t in found.items()}, page))
     return fetch
 
 
