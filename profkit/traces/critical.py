@@ -52,16 +52,19 @@ def frame_name(service: str, operation: str) -> str:
     return text
 
 
-@dataclass
 class Span:
-    """One span: ids as given (hex strings), times in ns since the epoch."""
+    """One span: ids as given (hex strings), times in ns since the epoch. (A slotted class: a
+    fetch holds hundreds of thousands of them.)"""
 
-    span_id: str
-    parent_id: str
-    service: str
-    operation: str
-    start: int
-    end: int
+    __slots__ = ("span_id", "parent_id", "service", "operation", "start", "end")
+
+    def __init__(self, span_id: str, parent_id: str, service: str, operation: str, start: int, end: int):
+        self.span_id, self.parent_id, self.service, self.operation = span_id, parent_id, service, operation
+        self.start, self.end = start, end
+
+    def __repr__(self) -> str:
+        return (f"Span({self.span_id!r}, {self.parent_id!r}, {self.service!r}, {self.operation!r}, "
+                f"{self.start}, {self.end})")
 
 
 @dataclass
