@@ -86,8 +86,9 @@ def comment_markdown(deltas: Sequence[FunctionDelta], *, base_label: str, head_l
                      head_slo: Optional[Dict], threshold: Optional[float], files: Dict[str, str],
                      top: int = 10, redact: bool = False, unit: str = "samples",
                      processes: Sequence[ProcessDelta] = (), apps: Sequence[AppDelta] = (),
-                     rules: Optional[Rules] = None) -> str:
-    """The whole ``comment.md``."""
+                     rules: Optional[Rules] = None, observed: Sequence[str] = ()) -> str:
+    """The whole ``comment.md`` (``observed``: the Prometheus and trace-segment lines, after the
+    function tables; profkit/reports/observed.py)."""
     esc = markdown_escape
     bad = regressions(deltas, threshold) if threshold is not None else []
     head_missed = bool(head_slo and head_slo.get("overall") == "missed")
@@ -138,6 +139,7 @@ def comment_markdown(deltas: Sequence[FunctionDelta], *, base_label: str, head_l
     table("Top regressed functions", up)
     table("Top improved functions", down)
     lines += process_lines(processes, redact)
+    lines += list(observed)
     lines += [f"Shares are percentages of each profile's total ({esc(unit)}); Δ in percentage points. Functions are "
               "keyed by name and file without the line number.", ""]
     if bad:
@@ -269,9 +271,13 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
     for label, run in (("base flame graph", base), ("head flame graph", head)):
         if os.path.exists(run.file("flamegraph.svg")):
             files[label] = run.file("flamegraph.svg")
+    from profkit.reports.observed import observed
+
+    seen = observed(base, head, top)
     text = comment_markdown(deltas, base_label=name_b, head_label=name_h, base_load=bl, head_load=hl,
                             base_slo=base_slo, head_slo=head_slo, threshold=threshold, files=files, top=top,
-                            redact=redact, unit=hp.unit, processes=per_process, apps=apps, rules=rules)
+                            redact=redact, unit=hp.unit, processes=per_process, apps=apps, rules=rules,
+                            observed=seen["markdown"])
     _write(os.path.join(out_dir, "comment.md"), text)
     summary = {"base": base_dir, "head": head_dir, "threshold": threshold,
                "regressions": [{"key": shorten_key(d.key, redact), "delta_total": round(d.delta_total, 3)} for d in bad],
@@ -279,7 +285,8 @@ def compare_runs(base_dir: str, head_dir: str, out_dir: str, *, threshold: Optio
                                   "delta_self": round(d.delta_self, 3)} for d in regressed(deltas, top)],
                "processes": process_summary(per_process, top, redact),
                "app_regressed": app_summary(apps, top, redact),
-               "red": red_deltas(bl, hl), "base_slo": base_slo, "head_slo": head_slo}
+               "red": red_deltas(bl, hl), "base_slo": base_slo, "head_slo": head_slo,
+               "observed": {"red": seen["red"], "segments": seen["segments"]}}
     _write(os.path.join(out_dir, "compare.json"), json.dumps(summary, indent=2, sort_keys=True) + "\n")
     files["comment"] = os.path.join(out_dir, "comment.md")
     return {"files": files, "regressions": bad, "head_slo": head_slo, "base_slo": base_slo, "deltas": deltas}

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs every tool profkit's tests drive, on a fresh Debian machine (run as root):
-#   Debian packages   perf, the JDK, lldb/gdb, eu-stack, wrk, Chromium + ChromeDriver, gcc, Go, Maven,
+#   Debian packages   perf, the JDK, lldb/gdb, eu-stack, wrk, Chromium + ChromeDriver, gcc, Go, Maven, Prometheus,
 #                     PostgreSQL and sysbench (examples/database, tests/integration/test_bench_database.py)
 #   Maven artifacts   async-profiler (its agent library is in the jar) and its JFR converter;
 #                     the Spring Boot example's dependencies (examples/spring_json, built here)
@@ -24,6 +24,7 @@ have lldb || need+=(lldb)
 have gdb || need+=(gdb)
 have eu-stack || need+=(elfutils)
 have mvn || need+=(maven)
+have prometheus || need+=(prometheus)   # profkit red / bench --prometheus tests (tests/integration/servers.py)
 { have go || test -x /usr/local/go/bin/go; } || need+=(golang-go)
 { have javac && have jfr && have jcmd; } || need+=(openjdk-17-jdk-headless)
 if [ ${#need[@]} -gt 0 ]; then

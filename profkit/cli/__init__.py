@@ -15,6 +15,7 @@ they do not use, jinja2 or the recording engine.
     profkit.cli.bench      bench, compare                            (load, pull requests)
     profkit.cli.dump       dump                                      (a hung process's stacks)
     profkit.cli.agent      agent, pull                               (continuous profiling, stores)
+    profkit.cli.observe    traces, red                               (Jaeger, Prometheus)
 
 Only :func:`main` catches :class:`~profkit.errors.ProfkitError`: it prints one line
 (``profkit: error: …``, plus ``hint: …`` where there is a fix) and exits with the error's code
@@ -60,6 +61,8 @@ COMMANDS: Dict[str, Entry] = {
     "dump": Entry("profkit.cli.dump", "dump", "Print every thread's stack of a (hung) process, now."),
     "agent": Entry("profkit.cli.agent", "agent", "Profile continuously in windows into profile stores (Parca, …)."),
     "pull": Entry("profkit.cli.agent", "pull", "Read a time range back from a profile store into a run directory."),
+    "traces": Entry("profkit.cli.observe", "traces", "Compare the critical paths of two sets of Jaeger traces."),
+    "red": Entry("profkit.cli.observe", "red", "Rate, errors and latency per route from Prometheus, range vs range."),
 }
 
 

@@ -11,6 +11,44 @@ from profkit.cli.common import CONTEXT, ProgressLine, positive_seconds, with_sto
 from profkit.cli.live import finish, live_options, session_options
 from profkit.errors import UsageError
 
+def _prometheus_metric_options(f):
+    from profkit.cli.observe import prometheus_metric_options
+
+    return prometheus_metric_options(f)
+
+
+def _prometheus_reader(url, selector, convention, requests_metric, duration_metric, route_label, status_label):
+    """bench --prometheus: (start, end, load figures) → load.json's ``prometheus`` (checked now: exit 2 early)."""
+    from profkit.http import Client
+    from profkit.red import bench_red, metrics_for, parse_selector
+
+    matchers = parse_selector(selector)
+    m = metrics_for(convention, requests_metric, duration_metric, route_label, status_label)
+    client = Client(url, name="Prometheus")
+    return lambda start, end, load: bench_red(client, matchers, m, start, end, load)
+
+
+def _jaeger_reader(url, service):
+    """bench --jaeger: (start, end, run) → warnings; the window's slow vs fast traces into the run."""
+    from profkit.http import check_url
+
+    check_url(url, "--jaeger")
+
+    def read(start, end, run):
+        import time as _time
+        from datetime import datetime, timezone
+
+        from profkit.timeparse import TimeRange
+        from profkit.traces import run_traces
+
+        _time.sleep(1.5)  # the services' and Jaeger's batch processors
+        rng = TimeRange(datetime.fromtimestamp(start, timezone.utc), datetime.fromtimestamp(end, timezone.utc))
+        doc = run_traces(url, service, run.path, range_=rng, slow=99.0, fast=50.0, into=run)
+        return [doc["verdict"]] + list(doc.get("warnings") or [])
+
+    return read
+
+
 _slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
                            help="Service-level objective METRIC OP VALUE[UNIT] (repeatable): METRIC p50 p90 p99 "
                                 "p99.9 max (ms, us, s) errors (%) rate (/s); OP < <= > >=. e.g. 'p99<500ms'.")
@@ -83,10 +121,20 @@ def _load_options(pairs) -> tuple:
                                                "loads without and with profiling (after the run).")
 @click.option("--baseline-pairs", type=int, default=3, show_default=True, help="Pairs for --baseline.")
 @click.option("--baseline-seconds", type=float, default=5.0, show_default=True, help="Seconds per load in --baseline.")
+@click.option("--prometheus", "prometheus_url", default=None, metavar="URL",
+              help="Also read the run's RED figures from this Prometheus (load.json 'prometheus', beside the generator's).")
+@click.option("--selector", default="{}", show_default=True, metavar="SELECTOR",
+              help="With --prometheus: which series, e.g. '{job=\"checkout\"}'.")
+@_prometheus_metric_options
+@click.option("--jaeger", "jaeger_url", default=None, metavar="URL",
+              help="Also compare the run's slow traces (>= p99) with its fast ones (<= p50) from this Jaeger "
+                   "(traces.json and span flame graphs in the run; needs --service).")
+@click.option("--service", "trace_service", default=None, metavar="NAME", help="With --jaeger: the traced service.")
 @live_options
 def bench(pids, name, children, url, load_id, load_command, request_rate, load_options, warmup, probe_specs,
-          connections, load_threads, timeout, slos, baseline, baseline_pairs, baseline_seconds, duration, output,
-          collector_ids, rate, mode, interval, quiet, **record):
+          connections, load_threads, timeout, slos, baseline, baseline_pairs, baseline_seconds, prometheus_url,
+          selector, convention, requests_metric, duration_metric, route_label, status_label, jaeger_url,
+          trace_service, duration, output, collector_ids, rate, mode, interval, quiet, **record):
     """Put load on URL and profile PID at the same time: flame graph, RED and USE, SLO verdicts.
 
     \b
@@ -126,6 +174,11 @@ def bench(pids, name, children, url, load_id, load_command, request_rate, load_o
     if not pids and not name:
         raise UsageError("give --pid PID (repeatable) or --name PATTERN")
     warmup_spec = parse_warmup(warmup)
+    red = _prometheus_reader(prometheus_url, selector, convention, requests_metric, duration_metric, route_label,
+                             status_label) if prometheus_url else None
+    if bool(jaeger_url) != bool(trace_service):
+        raise UsageError("--jaeger and --service go together")
+    traces = _jaeger_reader(jaeger_url, trace_service) if jaeger_url else None
     opts = session_options(duration, output, collector_ids, rate, mode, interval, record)
     gen = loadgen.get(load_id)
     loadgen.loopback_only(url, gen.schemes)
@@ -146,7 +199,8 @@ def bench(pids, name, children, url, load_id, load_command, request_rate, load_o
                                                         baseline_seconds=baseline_seconds, warmup=warmup_spec,
                                                         samplers=samplers,
                                                         resolve=(lambda: resolve_targets(pids, name, children))
-                                                        if later else None))
+                                                        if later else None,
+                                                        prometheus=red, jaeger=traces))
     finally:
         progress.done()
     finish(run, quiet)

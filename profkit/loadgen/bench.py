@@ -85,6 +85,7 @@ class LoadProbe(Probe):
             self.request = self.pre.request
             final = [os.path.join(ctx.run.raw_dir, os.path.basename(p)) for p in self.handle.raw]
             entry.detail["started_before_run_s"] = round(ctx.t0_epoch - (self.request.started_epoch or ctx.t0_epoch), 3)
+        ctx.results["load_window"] = [self.request.started_epoch or time.time(), None]  # epoch seconds, for --prometheus
         entry.set_commands(self.handle.commands)
         entry.raw = [ctx.run.relative(p) for p in final]
         ctx.record.load = {"generator": self.gen.id, "version": self.availability.version,
@@ -108,6 +109,7 @@ class LoadProbe(Probe):
         err = self.handle.close()
         if self.pre is not None:
             self.handle.raw = self.pre.move_into(ctx.run.raw_dir)
+        ctx.results.setdefault("load_window", [time.time(), None])[1] = time.time()
         figures = self.gen.parse(self.handle.raw, self.request)
         figures.update({"version": self.availability.version, "commands": self.attach_record(ctx).commands,
                         "closed_loop": self.gen.closed_loop, "loop": "closed" if self.gen.closed_loop else "open",
@@ -187,13 +189,19 @@ def _public(figures: Dict) -> Dict:
 def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, slos: Sequence[str], *,
               stop: Optional[threading.Event] = None, progress=None, baseline_pairs: int = 0,
               baseline_seconds: float = 5.0, warmup: str = "0", samplers: Sequence[Probe] = (),
-              resolve: Optional[Callable[[], list]] = None) -> RunDir:
+              resolve: Optional[Callable[[], list]] = None, prometheus=None, jaeger=None) -> RunDir:
     """Profile ``targets`` while ``gen`` loads ``load.url``; returns the run directory.
 
     With ``resolve`` and a generator whose server forks per connection, the load starts first
     and the targets are ``resolve()``-d once it is connected. ``samplers`` (``--probe``) run
-    beside the profilers. Raises (after writing everything) EnvironmentProblem when no request
-    succeeded and :class:`~profkit.errors.SLOMissed` when an objective was missed."""
+    beside the profilers. ``prometheus``, a function (start, end, load figures) → dict, adds the
+    server's own RED figures of the load's window to load.json (``prometheus``; profkit/red.py
+    ``bench_red``). ``jaeger``, a function (start, end, run) → None, compares the window's slow and
+    fast traces into the run directory (traces.json and the span graphs; profkit/traces
+    ``run_traces``).
+
+    Raises (after writing everything) EnvironmentProblem when no request succeeded and
+    :class:`~profkit.errors.SLOMissed` when an objective was missed."""
     from profkit.live import run_session
 
     loopback_only(load.url, gen.schemes)
@@ -228,9 +236,35 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
                                                    baseline_seconds)
             ctx.run.write_json("load.json", _public(figures))
 
+    def red(ctx: RunContext) -> None:
+        figures = ctx.results.get("load")
+        if prometheus is None or figures is None:
+            return
+        start, end = ctx.results.get("load_window") or [time.time(), time.time()]
+        try:
+            figures["prometheus"] = prometheus(start, end, figures)
+        except ProfkitError as e:  # the load's own figures are kept
+            figures["prometheus"] = {"error": e.message}
+            ctx.warn(f"--prometheus: {e.message}")
+        for text in [figures["prometheus"].get("warning")] + list(figures["prometheus"].get("disagreements") or []):
+            if text:
+                ctx.warn(f"Prometheus and {gen.id} disagree: {text}" if text in figures["prometheus"].get(
+                    "disagreements", []) else f"--prometheus: {text}")
+        ctx.run.write_json("load.json", _public(figures))
+
+    def traces(ctx: RunContext) -> None:
+        if jaeger is None or ctx.results.get("load") is None:
+            return
+        start, end = ctx.results.get("load_window") or [time.time(), time.time()]
+        try:
+            for w in jaeger(start, end, ctx.run):
+                ctx.warn(f"traces: {w}")
+        except ProfkitError as e:  # the profile and the load's figures are kept
+            ctx.warn(f"--jaeger: {e.message}")
+
     try:
         run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe, *samplers],
-                               analyses=[probe.analyse, overhead])
+                               analyses=[probe.analyse, overhead, red, traces])
     except BaseException:
         if pre is not None and probe.entry is None:  # the run never began: the early load must not outlive it
             pre.discard()

@@ -104,7 +104,8 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
 
 
 #: Optional report sections: (module, the run file that means the run did that thing).
-SECTIONS = (("profkit.reports.heap", "heap.json"), ("profkit.reports.load", "load.json"))
+SECTIONS = (("profkit.reports.heap", "heap.json"), ("profkit.reports.load", "load.json"),
+            ("profkit.reports.traces", "traces.json"))
 
 
 def _sections(run: RunDir):

@@ -162,6 +162,35 @@ def drift_rows(load: Dict) -> List[Tuple[str, str, str, str]]:
              "n/a" if d.get("change_pct") is None else f"{d['change_pct']:+.0f}%") for d in load.get("drift") or []]
 
 
+def prometheus_rows(load: Dict) -> List[Tuple[str, str, str]]:
+    """(figure, load generator, Prometheus) rows when the bench read Prometheus too (--prometheus)."""
+    prom = load.get("prometheus")
+    if not isinstance(prom, dict) or "error" in prom:
+        return []
+    lat = load.get("latency_ms") or {}
+    ratio = prom.get("error_ratio")
+    rows = [("rate", _num(load.get("rate"), "{:,.1f}/s"), _num(prom.get("rate"), "{:,.1f}/s")),
+            ("errors", _num(load.get("error_pct"), "{:.3g}%"), "n/a" if ratio is None else f"{100 * ratio:.3g}%")]
+    rows += [(p, _ms(lat.get(p)), _ms(prom.get(f"{p}_ms"))) for p in ("p50", "p90", "p99")]
+    return rows
+
+
+def prometheus_lines(load: Dict, esc) -> List[str]:
+    prom = load.get("prometheus")
+    if not isinstance(prom, dict):
+        return []
+    if "error" in prom:
+        return [f"> Prometheus: {esc(str(prom['error']))}", ""]
+    out = [f"### RED from Prometheus ({esc(str(prom.get('selector')))})", "",
+           "| | load generator | Prometheus |", "|---|---:|---:|"]
+    out += [f"| {k} | {a} | {b} |" for k, a, b in prometheus_rows(load)] + [""]
+    for d in prom.get("disagreements") or []:
+        out.append(f"> disagreement: {esc(str(d))}")
+    if prom.get("warning"):
+        out.append(f"> warning: {esc(str(prom['warning']))}")
+    return out + [""]
+
+
 def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
     """The ``## Load`` section of ``summary.md``."""
     from profkit.reports import plain_text
@@ -186,6 +215,7 @@ def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
         elif "drift" in load:
             lines += ["No drift over the steady part (throughput, errors, latency, RSS).", ""]
         lines += [f"Per-second series: {len(load['series'])} intervals in load.json (charts in report.html).", ""]
+    lines += prometheus_lines(load, esc)
     slo = load.get("slo") or {}
     if slo.get("objectives"):
         lines += [f"### SLO: {slo.get('overall', '?').upper()}", "", "| objective | actual | verdict |", "|---|---:|---|"]
@@ -222,4 +252,5 @@ def html_section(run: RunDir, env) -> str:
     return env.get_template("load.html.j2").render(
         load=load, red=red_rows(load) if load.get("requests") is not None else [], use=use_rows(_use(run)),
         chart=latency_chart(load), hotspots=_hotspots(run), note=CLOSED_LOOP_NOTE, fmt_ms=_ms,
-        steady=steady_lines(load), drift=drift_rows(load), series_charts=charts)
+        steady=steady_lines(load), drift=drift_rows(load), series_charts=charts,
+        prom=prometheus_rows(load))

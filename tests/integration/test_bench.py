@@ -129,7 +129,7 @@ def _checkout(start_process, bad):
     """Start examples/checkout (all three services); returns (Proc, info dict)."""
     proc = start_process(sys.executable, ROOT / "examples" / "checkout" / "services.py", "up",
                          *(["--bad-deploy"] if bad else []))
-    return proc, json.loads(proc.wait_line(r"^\{", 30).string)
+    return proc, json.loads(proc.wait_line(r"^\{", 120).string)
 
 
 @pytest.mark.slow
