@@ -186,6 +186,46 @@ def _public(figures: Dict) -> Dict:
     return {k: v for k, v in figures.items() if k != "stderr"}
 
 
+def _red_analysis(prometheus, gen_id: str):
+    """The analysis that adds ``prometheus(start, end, figures)`` (``--prometheus``) to load.json."""
+
+    def red(ctx: RunContext) -> None:
+        figures = ctx.results.get("load")
+        if prometheus is None or figures is None:
+            return
+        start, end = ctx.results.get("load_window") or [time.time(), time.time()]
+        try:
+            figures["prometheus"] = prometheus(start, end, figures)
+        except ProfkitError as e:  # the load's own figures are kept
+            figures["prometheus"] = {"error": e.message}
+            ctx.warn(f"--prometheus: {e.message}")
+        prom = figures["prometheus"]
+        disagreements = list(prom.get("disagreements") or [])
+        if prom.get("warning"):
+            ctx.warn(f"--prometheus: {prom['warning']}")
+        for text in disagreements:
+            ctx.warn(f"Prometheus and {gen_id} disagree: {text}")
+        ctx.run.write_json("load.json", _public(figures))
+
+    return red
+
+
+def _traces_analysis(jaeger):
+    """The analysis that compares the load window's slow and fast traces (``--jaeger``)."""
+
+    def traces(ctx: RunContext) -> None:
+        if jaeger is None or ctx.results.get("load") is None:
+            return
+        start, end = ctx.results.get("load_window") or [time.time(), time.time()]
+        try:
+            for w in jaeger(start, end, ctx.run):
+                ctx.warn(f"traces: {w}")
+        except ProfkitError as e:  # the profile and the load's figures are kept
+            ctx.warn(f"--jaeger: {e.message}")
+
+    return traces
+
+
 def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, slos: Sequence[str], *,
               stop: Optional[threading.Event] = None, progress=None, baseline_pairs: int = 0,
               baseline_seconds: float = 5.0, warmup: str = "0", samplers: Sequence[Probe] = (),
@@ -236,35 +276,10 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
                                                    baseline_seconds)
             ctx.run.write_json("load.json", _public(figures))
 
-    def red(ctx: RunContext) -> None:
-        figures = ctx.results.get("load")
-        if prometheus is None or figures is None:
-            return
-        start, end = ctx.results.get("load_window") or [time.time(), time.time()]
-        try:
-            figures["prometheus"] = prometheus(start, end, figures)
-        except ProfkitError as e:  # the load's own figures are kept
-            figures["prometheus"] = {"error": e.message}
-            ctx.warn(f"--prometheus: {e.message}")
-        for text in [figures["prometheus"].get("warning")] + list(figures["prometheus"].get("disagreements") or []):
-            if text:
-                ctx.warn(f"Prometheus and {gen.id} disagree: {text}" if text in figures["prometheus"].get(
-                    "disagreements", []) else f"--prometheus: {text}")
-        ctx.run.write_json("load.json", _public(figures))
-
-    def traces(ctx: RunContext) -> None:
-        if jaeger is None or ctx.results.get("load") is None:
-            return
-        start, end = ctx.results.get("load_window") or [time.time(), time.time()]
-        try:
-            for w in jaeger(start, end, ctx.run):
-                ctx.warn(f"traces: {w}")
-        except ProfkitError as e:  # the profile and the load's figures are kept
-            ctx.warn(f"--jaeger: {e.message}")
-
     try:
         run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe, *samplers],
-                               analyses=[probe.analyse, overhead, red, traces])
+                               analyses=[probe.analyse, overhead, _red_analysis(prometheus, gen.id),
+                                         _traces_analysis(jaeger)])
     except BaseException:
         if pre is not None and probe.entry is None:  # the run never began: the early load must not outlive it
             pre.discard()
