@@ -208,6 +208,22 @@ def parse_chrometrace(source: Source, diag: Diagnostics, meta: Optional[ProfileM
     for st in b.state.values():  # a capture cut short: the stacks still open last one sample
         if st[1]:
             b.flush(st, st[0] + b.period_us)
+    profile = _named_threads(b.profile) if threads else b.profile
     if len(b.timeline):
-        b.profile.timeline = b.timeline
-    return b.profile
+        profile.timeline = b.timeline
+    return profile
+
+
+def _named_threads(profile: Profile) -> Profile:
+    """py-spy names a thread once it has seen its name, so a thread's first samples may sit under
+    ``thread (TID)`` and the rest under ``thread (TID): NAME``: put them all under the named frame
+    (the timeline's labels are renamed the same way as the capture is read)."""
+    frames = profile.frames
+    named = {}
+    for fid, f in frames.items():
+        if f.kind is FrameKind.THREAD and "): " in f.name:
+            named[f.name.split("): ", 1)[0] + ")"] = fid
+    remap = {fid: named[f.name] for fid, f in frames.items() if f.kind is FrameKind.THREAD and f.name in named}
+    if not remap:
+        return profile
+    return profile._map(lambda key, w: (tuple(remap.get(fid, fid) for fid in key), w))

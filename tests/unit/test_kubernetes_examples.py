@@ -77,7 +77,7 @@ def test_the_agent_runs_profkit_agent_with_parca():
     readme = (KUBE / "README.md").read_text()
     for cap in EXPLAINED:
         assert cap in readme, cap
-    assert "issue 18" in readme and "SYS_ADMIN" in readme
+    assert "profkit agent" in readme and "SYS_ADMIN" in readme
 
 
 def test_the_job_runs_profkit_attach():

@@ -321,3 +321,16 @@ def test_a_target_that_exited_is_no_loss_and_an_empty_capture_is_an_idle_target(
     assert not account_losses(ctx, [p], "duration", 100.0)
     p.ended_s = 1.0
     assert not account_losses(ctx, [p], "targets-gone", 100.0)
+
+
+def test_a_thread_named_later_is_one_thread_frame():
+    """py-spy's first samples of a thread may come before it knows the thread's name."""
+    from collectors.pyspy import _root_frame
+    from collectors.pyspy_trace import _named_threads
+    from profkit.model import Profile
+
+    p = Profile("samples")
+    for root, n in (("thread (7)", 2), ("thread (7): beta-worker", 5), ("thread (8)", 1)):
+        p.add_ids((p.intern(_root_frame(root)), p.intern("beta_work (w.py)")), n)
+    roots = {stack[0].name: w for stack, w in _named_threads(p).stacks()}
+    assert roots == {"thread (7): beta-worker": 7, "thread (8)": 1}
