@@ -41,6 +41,13 @@ class ExportOptions:
     token: Optional[str] = None          #: from ``--token-file`` or an environment variable, never argv
     max_bytes: int = 64 * 1024 * 1024    #: largest request body sent and response read
 
+    def client(self, url: str, name: str, cls: Optional[type] = None):
+        """The :class:`profkit.http.Client` (or subclass ``cls``) of ``url`` with these options."""
+        from profkit.http import Client
+
+        return (cls or Client)(url, timeout=self.timeout, ca_file=self.ca_file, token=self.token,
+                               max_bytes=self.max_bytes, name=name)
+
 
 @dataclass(frozen=True)
 class Window:

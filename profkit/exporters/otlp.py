@@ -150,8 +150,7 @@ class OtlpExporter(Exporter):
         self._channel = None
         self._client = None
         if self.transport == "http":
-            self._client = _OtlpClient(self.address, timeout=options.timeout, ca_file=options.ca_file,
-                                       token=options.token, max_bytes=options.max_bytes, name="the OTLP receiver")
+            self._client = options.client(self.address, "the OTLP receiver", _OtlpClient)
 
     def encode(self, window: Window) -> bytes:
         from profkit import __version__

@@ -21,7 +21,6 @@ from typing import Dict, Mapping
 
 from profkit.errors import InputError
 from profkit.exporters.base import ExportOptions, Exporter, Window
-from profkit.http import Client
 from profkit.model import Profile
 from profkit.timeparse import format_time
 
@@ -58,8 +57,7 @@ class ParcaExporter(Exporter):
 
     def __init__(self, url: str, options: ExportOptions = ExportOptions()):
         super().__init__(url, options)
-        self.client = Client(url, timeout=options.timeout, ca_file=options.ca_file, token=options.token,
-                             max_bytes=options.max_bytes, name="Parca")
+        self.client = options.client(url, "Parca")
 
     def body(self, window: Window) -> bytes:
         from profkit.export import pprof_bytes

@@ -31,7 +31,6 @@ from typing import Dict, Mapping, Tuple
 
 from profkit.errors import ServerRefused, UsageError
 from profkit.exporters.base import LABEL_VALUE_MAX, ExportOptions, Exporter, Window
-from profkit.http import Client
 from profkit.model import Profile
 
 __all__ = ["PyroscopeExporter", "app_name", "label_value", "series_name", "series_type"]
@@ -115,8 +114,7 @@ class PyroscopeExporter(Exporter):
 
     def __init__(self, url: str, options: ExportOptions = ExportOptions()):
         super().__init__(url, options)
-        self.client = Client(url, timeout=options.timeout, ca_file=options.ca_file, token=options.token,
-                             max_bytes=options.max_bytes, name="Pyroscope")
+        self.client = options.client(url, "Pyroscope")
 
     def params(self, window: Window) -> Dict[str, object]:
         typ, units = series_type(window.mode, window.profile.unit)

@@ -23,6 +23,8 @@ to loopback addresses (:func:`loopback_only`, the same rule as ``examples/load/`
 from __future__ import annotations
 
 import ipaddress
+import re
+import subprocess
 import urllib.parse
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -31,7 +33,7 @@ from collectors.base import Availability
 from profkit.errors import EnvironmentProblem, UsageError
 from profkit.secrets import redact
 
-__all__ = ["ERROR_KINDS", "GROUP", "LoadGenerator", "LoadRequest", "ToolRun", "available_ids", "empty_figures", "get",
+__all__ = ["ERROR_KINDS", "GROUP", "LoadGenerator", "LoadRequest", "ToolRun", "available_ids", "empty_figures", "get", "tool_version",
            "loopback_only"]
 
 GROUP = "profkit.loadgens"
@@ -142,6 +144,17 @@ def finish_figures(fig: Dict) -> Dict:
     if fig.get("rate") is None and fig.get("requests") is not None and fig.get("duration_s"):
         fig["rate"] = round(fig["requests"] / fig["duration_s"], 2)
     return fig
+
+
+def tool_version(path: str, flag: str, pattern: str) -> Optional[str]:
+    """The first group of ``pattern`` in what ``PATH FLAG`` prints on stdout, or None (the tool
+    could not run or said nothing that matches)."""
+    try:
+        out = subprocess.run([path, flag], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    m = re.search(pattern, out)
+    return m.group(1) if m else None
 
 
 def loopback_only(url: str, schemes: Tuple[str, ...] = ("http", "https")) -> urllib.parse.SplitResult:

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Tuple
 
 from collectors.base import Availability
 from profkit.errors import CollectorNotInstalled, EnvironmentProblem, UsageError
-from profkit.loadgen import LoadGenerator, LoadRequest, ToolRun, empty_figures, finish_figures
+from profkit.loadgen import LoadGenerator, LoadRequest, ToolRun, empty_figures, finish_figures, tool_version
 from profkit.secrets import redact
 from profkit.targets import ChildTool
 
@@ -127,12 +127,7 @@ class SysbenchGenerator(LoadGenerator):
         path = shutil.which("sysbench")
         if not path:
             return Availability(False, reason="sysbench is not installed", hint=INSTALL_HINT, kind="not-installed")
-        try:
-            out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        m = re.search(r"sysbench (\S+)", out)
-        return Availability(True, version=m.group(1) if m else "")
+        return Availability(True, version=tool_version(path, "--version", r"sysbench (\S+)") or "")
 
     def validate(self, request: LoadRequest) -> None:
         super().validate(request)

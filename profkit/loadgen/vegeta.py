@@ -32,7 +32,7 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 from collectors.base import Availability
 from profkit.errors import CollectorNotInstalled, EnvironmentProblem, UsageError
-from profkit.loadgen import LoadGenerator, LoadRequest, ToolRun, empty_figures, finish_figures
+from profkit.loadgen import LoadGenerator, LoadRequest, ToolRun, empty_figures, finish_figures, tool_version
 from profkit.loadgen.series import LatencyHistogram
 from profkit.targets import ChildTool
 
@@ -157,12 +157,9 @@ class VegetaGenerator(LoadGenerator):
         path = vegeta_path()
         if not path:
             return Availability(False, reason="vegeta is not installed", hint=INSTALL_HINT, kind="not-installed")
-        try:
-            out = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            out = ""
-        m = re.search(r"Version:\s*v?(\S+)", out) or re.search(r"(\d+\.\d+\.\d+)", os.path.basename(path))
-        return Availability(True, version=m.group(1) if m else "")
+        named = re.search(r"(\d+\.\d+\.\d+)", os.path.basename(path))  # NAME-VERSION of .ci/tools
+        version = tool_version(path, "-version", r"Version:\s*v?(\S+)") or (named.group(1) if named else "")
+        return Availability(True, version=version)
 
     def validate(self, request: LoadRequest) -> None:
         if not request.request_rate:

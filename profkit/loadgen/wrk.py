@@ -9,12 +9,11 @@ import json
 import os
 import re
 import shutil
-import subprocess
 from typing import Dict, List
 
 from collectors.base import Availability
 from profkit.errors import CollectorNotInstalled
-from profkit.loadgen import LoadGenerator, LoadRequest, ToolRun, empty_figures, finish_figures
+from profkit.loadgen import LoadGenerator, LoadRequest, ToolRun, empty_figures, finish_figures, tool_version
 from profkit.loadgen.series import rows_from_counts
 from profkit.targets import ChildTool
 
@@ -143,12 +142,7 @@ class WrkGenerator(LoadGenerator):
             return Availability(False, reason="wrk is not installed",
                                 hint="apt-get install wrk (Debian/Ubuntu), or use --load locust / --load cmd",
                                 kind="not-installed")
-        try:
-            head = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
-        except (OSError, subprocess.SubprocessError):
-            head = ""
-        m = re.search(r"wrk (\S+)", head)
-        return Availability(True, version=m.group(1) if m else "")
+        return Availability(True, version=tool_version(path, "--version", r"wrk (\S+)") or "")
 
     def command(self, request: LoadRequest, hook: str) -> List[str]:
         """The exact wrk command line (wrk takes whole seconds; at least 1)."""
