@@ -158,7 +158,7 @@ class VegetaGenerator(LoadGenerator):
         if not path:
             return Availability(False, reason="vegeta is not installed", hint=INSTALL_HINT, kind="not-installed")
         named = re.search(r"(\d+\.\d+\.\d+)", os.path.basename(path))  # NAME-VERSION of .ci/tools
-        version = tool_version(path, "-version", r"Version:\s*v?(\S+)") or (named.group(1) if named else "")
+        version = tool_version(path, "-version", r"Version:[ \t]*v?(\S+)") or (named.group(1) if named else "")
         return Availability(True, version=version)
 
     def validate(self, request: LoadRequest) -> None:
