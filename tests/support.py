@@ -65,14 +65,31 @@ def wait_until(predicate, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
-def state_of(pid):
-    """One-letter /proc state (R, S, D, T, t, Z, …), or None when the process is gone."""
+def stat_fields(pid, task=None):
+    """The fields of ``/proc/PID/stat`` (or ``/proc/PID/task/TID/stat``) after the command name,
+    from the state on (``[0]`` state, ``[1]`` ppid, ``[3]`` session, …), or None when it is gone."""
+    path = f"/proc/{pid}/stat" if task is None else f"/proc/{pid}/task/{task}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as fh:
+        with open(path) as fh:
             stat = fh.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return stat[stat.rindex(")") + 2:].split(" ", 1)[0]
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def processes():
+    """``(pid, stat_fields)`` of every process still there while /proc is read."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = stat_fields(entry)
+            if fields is not None:
+                yield int(entry), fields
+
+
+def state_of(pid):
+    """One-letter /proc state (R, S, D, T, t, Z, …), or None when the process is gone."""
+    fields = stat_fields(pid)
+    return fields[0] if fields else None
 
 
 def assert_running(pid, seconds=1.0, what=None):

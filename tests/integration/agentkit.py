@@ -8,7 +8,7 @@ import sys
 import time
 import urllib.request
 
-from support import Proc, built_tool, free_port, wait_until
+from support import Proc, built_tool, free_port, processes, state_of, wait_until
 
 PARCA_VERSION = "0.28.0"
 TARGETS = pathlib.Path(__file__).resolve().parent / "targets"
@@ -80,26 +80,11 @@ def py_target(*args):
 
 def tools_of(pid):
     """The processes whose parent is ``pid`` (the agent's py-spy, perf, …)."""
-    kids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
-                kids.append(int(entry))
-    return kids
+    return [child for child, fields in processes() if int(fields[1]) == pid]
 
 
 def alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            stat = fh.read()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+    return state_of(pid) not in (None, "Z")
 
 
 def wait_gone(pids, timeout=10):

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """The integration tests' fixtures (over tests/support.py's processes) and readers of a run directory."""
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -20,6 +21,18 @@ def start_target(start_process):
 def start_profkit(start_process):
     """``start_profkit(*args)``: profkit's CLI in the background (a ``Proc``, reaped at teardown)."""
     return lambda *args: start_process(sys.executable, "-m", "profkit", *args)
+
+
+@pytest.fixture(scope="module")
+def hotloop(tmp_path_factory):
+    """examples/native/hotloop.c built with frame pointers and symbols, for perf."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "a C compiler is needed (apt-get install gcc)"
+    assert shutil.which("perf"), "perf is needed (apt-get install linux-perf)"
+    exe = tmp_path_factory.mktemp("native") / "hotloop"
+    subprocess.run([cc, "-O2", "-g", "-fno-omit-frame-pointer", "-o", str(exe),
+                    str(TARGETS.parents[2] / "examples" / "native" / "hotloop.c")], check=True)
+    return exe
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from conftest import TARGETS, profkit
-from support import state_of
+from support import processes, state_of
 from profkit.targets import children_of
 
 JDK_HINT = "apt-get install openjdk-17-jdk-headless"
@@ -171,18 +171,7 @@ def traced(pid):
 def in_sessions(sids):
     """Live processes whose session is one of ``sids`` (the guard leads its own: whatever a tool
     forks stays in it, e.g. the child gdb forks to probe ptrace features)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    stat = fh.read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if fields[0] not in ("Z", "X") and int(fields[3]) in sids:
-                found.append(int(entry))
-    return found
+    return [pid for pid, fields in processes() if fields[0] not in ("Z", "X") and int(fields[3]) in sids]
 
 
 def assert_left_clean(pid, family):

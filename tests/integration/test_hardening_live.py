@@ -3,8 +3,6 @@
 is never a target, a SIGKILLed profkit loses no perf sample, a full disk is one line."""
 import contextlib
 import os
-import pathlib
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +11,6 @@ import pytest
 
 from conftest import TARGETS, folded_shares, manifest, profkit
 from support import state_of, wait_until
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 # -- 1. --name never matches profkit's ancestors or its tools -------------------------------------------
@@ -41,17 +37,6 @@ def test_name_still_finds_a_real_match_beside_its_own_family(start_target, tmp_p
 
 
 # -- 2. SIGKILL of profkit: perf's capture is kept and render recovers it ------------------------------
-@pytest.fixture(scope="module")
-def hotloop(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    assert cc, "a C compiler is needed (apt-get install gcc)"
-    assert shutil.which("perf"), "perf is needed (apt-get install linux-perf)"
-    exe = tmp_path_factory.mktemp("native") / "hotloop"
-    subprocess.run([cc, "-O2", "-g", "-fno-omit-frame-pointer", "-o", str(exe),
-                    str(ROOT / "examples" / "native" / "hotloop.c")], check=True)
-    return exe
-
-
 def test_sigkill_of_profkit_keeps_perfs_samples_and_render_recovers_them(hotloop, start_target, tmp_path):
     t = start_target(str(hotloop), "0")
     run = tmp_path / "run"

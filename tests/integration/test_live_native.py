@@ -1,7 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
 """profkit attach / run with the real perf against the native example (examples/native/hotloop.c)."""
-import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -11,19 +9,6 @@ from conftest import folded_shares, manifest, profkit
 from support import assert_running, state_of, wait_until
 
 pytestmark = pytest.mark.slow
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def hotloop(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    assert cc, "a C compiler is needed (apt-get install gcc)"
-    assert shutil.which("perf"), "perf is needed (apt-get install linux-perf)"
-    exe = tmp_path_factory.mktemp("native") / "hotloop"
-    subprocess.run([cc, "-O2", "-g", "-fno-omit-frame-pointer", "-o", str(exe),
-                    str(ROOT / "examples" / "native" / "hotloop.c")], check=True)
-    return exe
 
 
 def hot_share(run):

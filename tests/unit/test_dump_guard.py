@@ -10,18 +10,11 @@ import time
 
 import pytest
 
+from support import state_of as state
+
 GUARD = pathlib.Path(__file__).resolve().parents[2] / "profkit" / "dump" / "guard.py"
 
 STOP_AND_HANG = ["sh", "-c", 'kill -STOP "$1"; exec sleep 30', "sh"]
-
-
-def state(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            stat = fh.read()
-    except FileNotFoundError:
-        return None
-    return stat[stat.rindex(")") + 2:].split(" ", 1)[0]
 
 
 def wait_for(cond, what, timeout=10.0):
