@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -63,6 +64,27 @@ def wait_until(predicate, timeout, what, interval=0.05):
             raise AssertionError(f"timed out after {timeout} s waiting for {what}"
                                  + (f" (last: {last!r})" if last else ""))
         time.sleep(interval)
+
+
+def cli(*args, stdin=None, cwd=None):
+    """profkit's CLI run to its end (``python -m profkit``): the CompletedProcess with ``.out``
+    (stdout, undecodable bytes kept as surrogates) and ``.err`` (stderr) as text."""
+    proc = subprocess.run([sys.executable, "-m", "profkit", *map(str, args)], input=stdin, capture_output=True, cwd=cwd)
+    proc.out = proc.stdout.decode("utf-8", "surrogateescape")
+    proc.err = proc.stderr.decode("utf-8", "replace")
+    return proc
+
+
+def one_line_error(proc, code, pattern):
+    """The contract's refusal: exit ``code``, no traceback, one ``profkit: error:`` line on stderr
+    containing ``pattern`` (what the command wrote before it may stand above it), then only
+    ``hint:`` lines."""
+    assert proc.returncode == code, (proc.returncode, proc.err)
+    assert "Traceback" not in proc.err
+    lines = proc.err.strip().splitlines()
+    errors = [i for i, line in enumerate(lines) if line.startswith("profkit: error: ")]
+    assert len(errors) == 1 and pattern in lines[errors[0]], proc.err
+    assert all(line.startswith("hint: ") for line in lines[errors[0] + 1:]), proc.err
 
 
 def stat_fields(pid, task=None):

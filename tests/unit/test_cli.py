@@ -9,23 +9,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from support import cli as profkit, one_line_error
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CAPTURE = ROOT / "examples" / "captures" / "hotloop.perf.txt.gz"
-
-
-def profkit(*args, stdin=None, cwd=None):
-    proc = subprocess.run([sys.executable, "-m", "profkit", *map(str, args)], input=stdin,
-                          capture_output=True, cwd=cwd)
-    proc.out = proc.stdout.decode("utf-8", "surrogateescape")
-    proc.err = proc.stderr.decode("utf-8", "replace")
-    return proc
-
-
-def one_line_error(proc, code, pattern):
-    assert proc.returncode == code, (proc.returncode, proc.err)
-    assert "Traceback" not in proc.err
-    errors = [l for l in proc.err.splitlines() if l.startswith("profkit: error: ")]
-    assert len(errors) == 1 and pattern in errors[0], proc.err
 
 
 def test_collapse_folded_from_stdin():

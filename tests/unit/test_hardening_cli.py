@@ -2,8 +2,6 @@
 """Issue 10's defects, each as a user meets it: through the CLI or the function every path uses."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -12,24 +10,9 @@ from profkit.markdown import GITHUB_COMMENT_LIMIT, cap_comment, markdown_escape
 from profkit.rundir import RunDir
 from profkit.secrets import redact, redact_argv
 from profkit.textsafe import terminal_text, utf8_text
-from support import make_run
+from support import cli as profkit, make_run, one_line_error
 
 ESC_NAME = "evil\x1b]0|pwned\x07\x1b[2J\u202ecod.exe"  # an OSC title change, a screen clear, a bidi override
-
-
-def profkit(*args, stdin=None, cwd=None):
-    proc = subprocess.run([sys.executable, "-m", "profkit", *map(str, args)], input=stdin, capture_output=True, cwd=cwd)
-    proc.out = proc.stdout.decode("utf-8", "surrogateescape")
-    proc.err = proc.stderr.decode("utf-8", "replace")
-    return proc
-
-
-def one_line_error(proc, code, pattern):
-    assert proc.returncode == code, (proc.returncode, proc.err)
-    assert "Traceback" not in proc.err
-    lines = proc.err.strip().splitlines()
-    assert lines[0].startswith("profkit: error: ") and pattern in lines[0], proc.err
-    assert all(line.startswith("hint: ") for line in lines[1:]), proc.err
 
 
 # -- 3. -o never overwrites a user's files ----------------------------------------------------------
