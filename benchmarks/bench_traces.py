@@ -16,6 +16,10 @@ It reports, best of --repeat: Jaeger's own query time (the HTTP requests, as pro
 them), profkit's time beyond that (parsing the OTLP JSON, critical paths, segments, flame graphs,
 reports) and the whole command as a process (``python -m profkit traces``). Target: under 3 s
 beyond fetching. Results go to benchmarks/results/traces.json.
+
+On a shared, loaded machine wall time swings; ``parse`` is therefore also measured alone, in CPU
+time (``time.process_time``, best of --repeat): Jaeger's answers to the base range are read once
+and kept, then parsed again and again (``json.loads`` alone, and the whole ``parse_answer``).
 """
 import argparse
 import json
@@ -65,6 +69,37 @@ def make_trace(rnd, t0, spans, slower):
     return out
 
 
+def parse_only(url, lo, hi, repeat):
+    """CPU seconds to parse Jaeger's answers for [lo, hi) (read once, kept in memory), best of ``repeat``."""
+    from profkit.http import Client
+    from profkit.traces import jaeger as jq
+
+    bodies = []
+
+    class Keeping(Client):
+        def get(self, path, params=None, **kw):
+            resp = super().get(path, params, **kw)
+            bodies.append(resp.body)
+            return resp
+
+    fetched = jq.fetch_traces(Keeping(url, name="Jaeger", timeout=60.0), "gateway", lo, hi, max_traces=100_000)
+    spans = sum(len(t.spans) for t in fetched.traces.values())
+    best = {}
+    for _ in range(repeat):
+        c = time.process_time()
+        for b in bodies:
+            json.loads(b)
+        loads = time.process_time() - c
+        c = time.process_time()
+        for b in bodies:
+            jq.parse_answer(b, {}, {}, ())
+        whole = time.process_time() - c
+        if not best or whole < best["parse_cpu_s"]:
+            best = {"json_loads_cpu_s": round(loads, 3), "parse_cpu_s": round(whole, 3)}
+    best.update({"answers": len(bodies), "bytes": sum(map(len, bodies)), "traces": len(fetched.traces), "spans": spans})
+    return best
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces", type=int, default=5000)
@@ -97,6 +132,8 @@ def main():
 
         time.sleep(2)  # the batch processor and the store
         results = {}
+        results["parse (base range, CPU)"] = parse_only(jaeger.url, base_lo, base_lo + 61 * 10**9, args.repeat)
+        print(f"parse only: {results['parse (base range, CPU)']}")
         for label, kw in (("base/head", dict(base=rng(base_lo), head=rng(head_lo))),
                           ("slow/fast", dict(range_=TimeRange(rng(base_lo).start, rng(head_lo).end), slow=99.0, fast=50.0))):
             best = None

@@ -32,8 +32,11 @@ def _fetch(client: Client, service: str, operation: Optional[str], rng: TimeRang
     lo, hi = _ns(rng.start), _ns(rng.end)
     f = fetch_traces(client, service, lo, hi, operation=operation, max_traces=max_traces, progress=progress)
     fetches.append(f)
+    from profkit.loading import gc_paused
+
     t0 = time.perf_counter()
-    analysed = analyse(list(f.traces.values()), lo, hi)
+    with gc_paused():  # many small tuples and dicts, no cycles: the cyclic collector would rescan them
+        analysed = analyse(list(f.traces.values()), lo, hi)
     return analysed, time.perf_counter() - t0
 
 
