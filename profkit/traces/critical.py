@@ -207,6 +207,8 @@ def _frame(span: Span) -> str:
 def _walk(root: Span, children: Dict[str, List[Span]], issues: Dict[str, int]) -> Tuple[Dict[Path, int], set]:
     weights: Dict[Path, int] = {}
     visited = set()
+    frames = _FRAMES
+    kids_of = children.get
     # Work items: (span, window start, window end, path of its parent, its own clamped window).
     # The window is where the span is on the critical path (a later sibling may have cut it);
     # clock skew is judged against the span's own time clamped to its parent's, never that cut.
@@ -216,11 +218,12 @@ def _walk(root: Span, children: Dict[str, List[Span]], issues: Dict[str, int]) -
         if span.span_id in visited:  # a link that still loops (defensive: _tree broke cycles)
             continue
         visited.add(span.span_id)
-        path = parent_path + (_frame(span),)
+        f = frames.get((span.service, span.operation))
+        path = parent_path + (f if f is not None else _frame(span),)
         own = 0
         cursor = hi
         kids = []
-        for c in children.get(span.span_id, ()):
+        for c in kids_of(span.span_id, ()):
             cs, ce = c.start, c.end
             if cs < own_lo or ce > own_hi:
                 if ce <= own_lo or cs >= own_hi:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 from profkit.errors import InputError, ServerRefused
+from profkit.fastjson import loads
 from profkit.http import Client
 from profkit.traces.critical import Span
 
@@ -31,12 +32,6 @@ PAGE = 1000
 MIN_WINDOW_NS = 1_000_000
 #: Requests one fetch may make at most.
 MAX_REQUESTS = 400
-
-
-try:  # a faster JSON parser where installed (the same documents)
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - the standard library's
-    from json import loads as _loads
 
 
 @dataclass
@@ -188,7 +183,7 @@ def parse_answer(body: bytes, out: Dict[str, Trace], resources: Optional[Dict[st
 
     with gc_paused():  # millions of short-lived dicts and strings, no cycles
         try:
-            doc = _loads(body)
+            doc = loads(body)
         except ValueError as e:
             raise InputError(f"Jaeger's answer is not JSON ({e})") from None
         return parse_otlp(doc, out, resources, known)
