@@ -5,6 +5,8 @@
     jaeger.py     Jaeger's query API v3 (OTLP JSON), paged and capped
     compare.py    sets (base/head ranges, or slow/fast by percentile), segments, verdict
     output.py     traces.json, span profiles and flame graphs, summary.md, report.html
+    focus.py      from a segment's operation to the frames of its service's profile (pure)
+    investigate.py  bench --jaeger: targets → services, the top segment's owner, focus.json
 
 :func:`run_traces` is the whole command as a library call.
 """

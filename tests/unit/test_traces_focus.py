@@ -95,3 +95,38 @@ def test_target_flag_is_service_equals_pid():
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and p.stderr.startswith("profkit: error: --target 'payment': expected SERVICE=PID"), p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_focus_analysis_writes_focus_files_and_escapes_untrusted_names(tmp_path):
+    import json
+    import threading
+    from types import SimpleNamespace
+
+    from support import make_run
+
+    from profkit.engine.probe import RunContext
+    from profkit.reports.focus import html_section, markdown_section
+    from profkit.reports.traces import _env
+    from profkit.traces.investigate import focus_analysis
+
+    run = make_run(tmp_path / "run", pids=(11, 12), mode="wall")
+    evil = "GET /<script>alert(1)</script>"
+    run.write_text("traces.json", json.dumps({
+        "verdict": "x", "services": {"pay <b>": {"process.pid": 12, "process.pids": [12]}},
+        "segments": [{"service": "pay <b>", "operation": evil, "path": ["gw: GET /", f"pay <b>: {evil}"], "delta_ms": 9.0}]}))
+    prof = Profile()
+    prof.add([Frame("thread (1)"), Frame("script", file="app.py", line=3), Frame("leaf <i>", file="app.py", line=4)], 5)
+    prof.add([Frame("thread (1)"), Frame("idle", file="app.py", line=9)], 20)
+    ctx = RunContext(run, [SimpleNamespace(pid=11), SimpleNamespace(pid=12)], threading.Event(), 1.0)
+    ctx.profiles["py-spy"], ctx.profiler_order = prof, ["py-spy"]
+    ctx.per_target["py-spy"] = {11: Profile(), 12: prof}
+    focus_analysis(ctx)
+    doc = json.loads((tmp_path / "run" / "focus.json").read_text())
+    # the route /<script>alert(1)</script> ends in the literal segment "script)" → "script"
+    assert doc["owners"] == [12] and doc["focused"] and doc["focused_total"] == 5 and doc["share"] == 0.2, doc
+    assert (tmp_path / "run" / "focus.folded").read_text().startswith("script (app.py:3)")
+    md = markdown_section(run)
+    assert "<script>" not in md and "<b>" not in md and "&lt;script&gt;" in md
+    html = html_section(run, _env())
+    assert "<script>alert" not in html and "<b>" not in html and "&lt;script&gt;" in html
+    assert "<script>alert" not in (tmp_path / "run" / "focus.svg").read_text()

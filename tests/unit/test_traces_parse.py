@@ -119,3 +119,16 @@ def test_same_segments_as_the_plain_parser():
             sets.append(TraceSet(label, label, analyse(list(out.values()))))
         docs.append(compare_sets("gateway", *sets))
     assert docs[0]["segments"] and docs[0] == docs[1]
+
+
+def test_traces_json_writer_gives_the_same_document():
+    from profkit.fastjson import dumps, loads
+
+    out = {}
+    parse_otlp(_fixed_document(3), out)
+    half = list(out.values())
+    doc = compare_sets("gw <script>\u202e", TraceSet("base", "b", analyse(half[:30])), TraceSet("head", "h", analyse(half[30:])))
+    doc.update({"fetch": {"jaeger_seconds": 0.125, "big": 2**70}, "none": None, "ok": True})
+    text = dumps(doc)
+    assert text.endswith("}\n") and "\n  \"base\": {" in text
+    assert json.loads(text) == json.loads(json.dumps(doc, indent=2)) == loads(text.encode())
