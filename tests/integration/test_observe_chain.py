@@ -6,6 +6,7 @@ real py-spy in one bench run, each mapped to its service by --target or by the p
 spans report. The report must read RED → traces → the payment service's code under GET /verify.
 """
 import json
+import pathlib
 import re
 import sys
 
@@ -14,7 +15,8 @@ import pytest
 from conftest import profkit
 from servers import jaeger, prometheus  # noqa: F401  (module-scoped server fixtures)
 from support import Proc
-from test_observe import SERVICES
+
+SERVICES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "checkout" / "services.py"
 
 pytestmark = pytest.mark.slow
 
