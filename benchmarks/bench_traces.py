@@ -16,6 +16,10 @@ It reports, best of --repeat: Jaeger's own query time (the HTTP requests, as pro
 them), profkit's time beyond that (parsing the OTLP JSON, critical paths, segments, flame graphs,
 reports) and the whole command as a process (``python -m profkit traces``). Target: under 3 s
 beyond fetching. Results go to benchmarks/results/traces.json.
+
+On a shared, loaded machine wall time swings; ``parse`` is therefore also measured alone, in CPU
+time (``time.process_time``, best of --repeat): Jaeger's answers to the base range are read once
+and kept, then parsed again and again (``json.loads`` alone, and the whole ``parse_answer``).
 """
 import argparse
 import json
@@ -65,6 +69,49 @@ def make_trace(rnd, t0, spans, slower):
     return out
 
 
+def parse_only(url, lo, hi, repeat):
+    """CPU seconds to parse Jaeger's answers for [lo, hi) (read once, kept in memory), best of ``repeat``."""
+    from profkit.http import Client
+    from profkit.traces import jaeger as jq
+
+    bodies = []
+
+    class Keeping(Client):
+        def get(self, path, params=None, **kw):
+            resp = super().get(path, params, **kw)
+            bodies.append(resp.body)
+            return resp
+
+    # (a checkout from before parse_answer existed parses as it did then: json.loads, then parse_otlp)
+    parse = getattr(jq, "parse_answer", None) or (lambda b, out, res, known: jq.parse_otlp(json.loads(b), out, res, known))
+    try:
+        from profkit.fastjson import loads as fast_loads
+    except ImportError:
+        fast_loads = None
+    fetched = jq.fetch_traces(Keeping(url, name="Jaeger", timeout=60.0), "gateway", lo, hi, max_traces=100_000)
+    spans = sum(len(t.spans) for t in fetched.traces.values())
+    best = {}
+    for _ in range(repeat):
+        c = time.process_time()
+        for b in bodies:
+            json.loads(b)
+        loads = time.process_time() - c
+        fast = None
+        if fast_loads is not None:
+            c = time.process_time()
+            for b in bodies:
+                fast_loads(b)
+            fast = round(time.process_time() - c, 3)
+        c = time.process_time()
+        for b in bodies:
+            parse(b, {}, {}, ())
+        whole = time.process_time() - c
+        if not best or whole < best["parse_cpu_s"]:
+            best = {"json_loads_cpu_s": round(loads, 3), "fastjson_loads_cpu_s": fast, "parse_cpu_s": round(whole, 3)}
+    best.update({"answers": len(bodies), "bytes": sum(map(len, bodies)), "traces": len(fetched.traces), "spans": spans})
+    return best
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--traces", type=int, default=5000)
@@ -96,7 +143,20 @@ def main():
             return TimeRange(datetime.fromtimestamp(lo / 1e9, timezone.utc), datetime.fromtimestamp((lo + 61e9) / 1e9, timezone.utc))
 
         time.sleep(2)  # the batch processor and the store
+        from profkit.http import Client
+        from profkit.traces.jaeger import fetch_traces
+
+        deadline = time.monotonic() + 60
+        while True:  # every trace stored before anything is timed (a loaded machine ingests slowly)
+            stored = len(fetch_traces(Client(jaeger.url, name="Jaeger", timeout=60.0), "gateway", base_lo,
+                                      head_lo + 61 * 10**9, max_traces=10 * args.traces).traces)
+            if stored >= args.traces or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        print(f"stored: {stored} of {args.traces} traces", flush=True)
         results = {}
+        results["parse (base range, CPU)"] = parse_only(jaeger.url, base_lo, base_lo + 61 * 10**9, args.repeat)
+        print(f"parse only: {results['parse (base range, CPU)']}")
         for label, kw in (("base/head", dict(base=rng(base_lo), head=rng(head_lo))),
                           ("slow/fast", dict(range_=TimeRange(rng(base_lo).start, rng(head_lo).end), slow=99.0, fast=50.0))):
             best = None
@@ -124,6 +184,8 @@ def main():
         results["cli_process_s"] = round(cli, 3)
         results["cli_jaeger_s"] = json.load(open(os.path.join(out, "traces.json")))["fetch"]["jaeger_seconds"]
         results["ingest_s"] = round(ingest, 3)
+        results["stored_traces"] = stored
+        results["load_average_1m"] = round(os.getloadavg()[0], 2)
         results["traces"], results["spans_per_trace"] = args.traces, args.spans
         print(f"profkit traces (process): {cli:.2f} s, of which Jaeger {results['cli_jaeger_s']:.2f} s; "
               f"verdict: {p.stdout.strip()}")

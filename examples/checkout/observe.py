@@ -12,9 +12,12 @@ for SECONDS by a small closed loop, in its own time window; then asks, in order:
   1. ``profkit red``    did a route's rate, errors or latency change?   → OUT_DIR/red.json
   2. ``profkit traces`` which span of which service grew?               → OUT_DIR/traces/
   3. ``profkit traces --slow p99 --fast p50`` within the bad window     → OUT_DIR/slow-fast/
+  4. ``profkit bench --target …`` over the bad chain: which code?      → OUT_DIR/bench/
+     (all three services profiled by py-spy in wall mode, each named by --target SERVICE=PID;
+     RED → slow vs fast traces → the top segment's service's profile, focused on its operation)
 
-and prints each answer. Needs: pip install -e '.[examples]' (Flask, prometheus-client, the
-OpenTelemetry SDK and instrumentation), apt-get install prometheus, bash .ci/tools.
+and prints each answer. Needs: pip install -e '.[examples,live]' (py-spy, Flask, prometheus-client, the
+OpenTelemetry SDK and instrumentation), apt-get install prometheus wrk, bash .ci/tools.
 """
 import argparse
 import json
@@ -138,6 +141,13 @@ def main():
             time.sleep(3)  # the first scrape of the new targets
             print(f"== {variant}: loading {info['gateway']}/checkout for {args.seconds:g} s", flush=True)
             windows[variant] = load(info["gateway"] + "/checkout?customer=7", args.seconds)
+            if variant == "bad":
+                print("\n== 4. (later in the story, run now while the bad deploy is up) From the segment to the code")
+                targets_ = [a for r in ("gateway", "checkout", "payment") for a in ("--target", f"{r}={info[r + '_pid']}")]
+                profkit("bench", *targets_, "--url", info["gateway"] + "/checkout?customer=7", "--duration",
+                        f"{args.seconds:g}", "-C", "2", "--prometheus", prom, "--selector",
+                        '{service="gateway", variant="bad"}', "--jaeger", jaeger, "--service", "gateway",
+                        "-o", os.path.join(args.out, "bench"), "-q")
             chain.terminate()
             chain.wait(30)
         time.sleep(3)  # the last scrape and the last spans
@@ -150,7 +160,8 @@ def main():
         print("\n== 3. Within the bad deploy: the slowest traces against the typical ones")
         profkit("traces", "--jaeger", jaeger, "--service", "gateway", "--slow", "p99", "--fast", "p50", "--range",
                 rng(windows["bad"]), "-o", os.path.join(args.out, "slow-fast"), "-q")
-        print(f"\nEverything is in {args.out}/ (red.json, traces/report.html, slow-fast/report.html).")
+        print(f"\nEverything is in {args.out}/ (red.json, traces/report.html, slow-fast/report.html, "
+              "bench/report.html).")
     finally:
         for p in reversed(procs):
             if p.poll() is None:

@@ -11,42 +11,8 @@ from profkit.cli.common import CONTEXT, ProgressLine, positive_seconds, with_sto
 from profkit.cli.live import finish, live_options, session_options
 from profkit.errors import UsageError
 
-def _prometheus_metric_options(f):
-    from profkit.cli.observe import prometheus_metric_options
-
-    return prometheus_metric_options(f)
-
-
-def _prometheus_reader(url, selector, convention, requests_metric, duration_metric, route_label, status_label):
-    """bench --prometheus: (start, end, load figures) → load.json's ``prometheus`` (checked now: exit 2 early)."""
-    from profkit.http import Client
-    from profkit.red import bench_red, metrics_for, parse_selector
-
-    matchers = parse_selector(selector)
-    m = metrics_for(convention, requests_metric, duration_metric, route_label, status_label)
-    client = Client(url, name="Prometheus")
-    return lambda start, end, load: bench_red(client, matchers, m, start, end, load)
-
-
-def _jaeger_reader(url, service):
-    """bench --jaeger: (start, end, run) → warnings; the window's slow vs fast traces into the run."""
-    from profkit.http import check_url
-
-    check_url(url, "--jaeger")
-
-    def read(start, end, run):
-        import time as _time
-        from datetime import datetime, timezone
-
-        from profkit.timeparse import TimeRange
-        from profkit.traces import run_traces
-
-        _time.sleep(1.5)  # the services' and Jaeger's batch processors
-        rng = TimeRange(datetime.fromtimestamp(start, timezone.utc), datetime.fromtimestamp(end, timezone.utc))
-        doc = run_traces(url, service, run.path, range_=rng, slow=99.0, fast=50.0, into=run)
-        return [doc["verdict"]] + list(doc.get("warnings") or [])
-
-    return read
+from profkit.cli.bench_observe import (echo_investigation, observers, prometheus_metric_options, target_services,
+                                      with_services)
 
 
 _slo_option = click.option("--slo", "slos", multiple=True, metavar="EXPR",
@@ -125,16 +91,23 @@ def _load_options(pairs) -> tuple:
               help="Also read the run's RED figures from this Prometheus (load.json 'prometheus', beside the generator's).")
 @click.option("--selector", default="{}", show_default=True, metavar="SELECTOR",
               help="With --prometheus: which series, e.g. '{job=\"checkout\"}'.")
-@_prometheus_metric_options
+@prometheus_metric_options
 @click.option("--jaeger", "jaeger_url", default=None, metavar="URL",
               help="Also compare the run's slow traces (>= p99) with its fast ones (<= p50) from this Jaeger "
-                   "(traces.json and span flame graphs in the run; needs --service).")
-@click.option("--service", "trace_service", default=None, metavar="NAME", help="With --jaeger: the traced service.")
+                   "(traces.json and span flame graphs in the run; needs --service), then show the profile of "
+                   "the service that owns the top segment, focused on that operation's frames (focus.json). "
+                   "Profiles in wall mode unless --mode is given.")
+@click.option("--service", "trace_service", default=None, metavar="NAME", help="With --jaeger: the traced service "
+                                                                               "(the root of the chain, e.g. gateway).")
+@click.option("--target", "target_specs", multiple=True, metavar="SERVICE=PID",
+              help="Profile PID as the service SERVICE of the traces (repeatable; e.g. --target payment=4242). "
+                   "Without it, targets are mapped by the process.pid resource attribute their spans report.")
 @live_options
-def bench(pids, name, children, url, load_id, load_command, request_rate, load_options, warmup, probe_specs,
+@click.pass_context
+def bench(cctx, pids, name, children, url, load_id, load_command, request_rate, load_options, warmup, probe_specs,
           connections, load_threads, timeout, slos, baseline, baseline_pairs, baseline_seconds, prometheus_url,
           selector, convention, requests_metric, duration_metric, route_label, status_label, jaeger_url,
-          trace_service, duration, output, collector_ids, rate, mode, interval, quiet, **record):
+          trace_service, target_specs, duration, output, collector_ids, rate, mode, interval, quiet, **record):
     """Put load on URL and profile PID at the same time: flame graph, RED and USE, SLO verdicts.
 
     \b
@@ -146,6 +119,9 @@ def bench(pids, name, children, url, load_id, load_command, request_rate, load_o
           --probe postgres=postgresql://sbtest@127.0.0.1:5432/sbtest --duration 60 --warmup auto
       profkit bench --pid 1234 --url http://127.0.0.1:8000/ --load cmd \\
           --load-command 'python3 examples/load/load.py {url} {duration} 4 --json'
+      profkit bench --target gateway=4240 --target checkout=4241 --target payment=4242 \\
+          --url http://127.0.0.1:8000/checkout --prometheus http://127.0.0.1:9090 \\
+          --jaeger http://127.0.0.1:16686 --service gateway -o runs/incident
 
     Writes a run directory with load.json (rate, errors, latency percentiles, SLO verdicts,
     the per-second series, warm-up and drift) beside the profile; summary.md and report.html
@@ -154,6 +130,9 @@ def bench(pids, name, children, url, load_id, load_command, request_rate, load_o
     omission, with the evidence); vegeta is open-loop and measures latency from each request's
     intended send time. Exit 4 when an SLO is missed (after everything is written), 1 when no
     request succeeded.
+
+    With --jaeger over a chain: RED → slow vs fast traces → the top segment's service's profile,
+    focused on its operation's frames (report and stdout; docs/contract.md).
     """
     from profkit import loadgen
     from profkit.live import resolve_targets
@@ -171,15 +150,15 @@ def bench(pids, name, children, url, load_id, load_command, request_rate, load_o
         positive_seconds(baseline_seconds, "--baseline-seconds")
         if baseline_pairs < 1:
             raise UsageError("--baseline-pairs must be at least 1")
+    targeted = target_services(target_specs)
+    pids = tuple(pids) + tuple(p for p in targeted if p not in pids)
     if not pids and not name:
-        raise UsageError("give --pid PID (repeatable) or --name PATTERN")
+        raise UsageError("give --pid PID (repeatable), --target SERVICE=PID or --name PATTERN")
     warmup_spec = parse_warmup(warmup)
-    red = _prometheus_reader(prometheus_url, selector, convention, requests_metric, duration_metric, route_label,
-                             status_label) if prometheus_url else None
-    if bool(jaeger_url) != bool(trace_service):
-        raise UsageError("--jaeger and --service go together")
-    traces = _jaeger_reader(jaeger_url, trace_service) if jaeger_url else None
+    red, traces, mode = observers(cctx, mode, quiet, prometheus_url, selector, (convention, requests_metric, duration_metric,
+                                                                         route_label, status_label), jaeger_url, trace_service)
     opts = session_options(duration, output, collector_ids, rate, mode, interval, record)
+    opts = with_services(opts, targeted)
     gen = loadgen.get(load_id)
     loadgen.loopback_only(url, gen.schemes)
     req = loadgen.LoadRequest(url=url, duration=duration, raw_dir="", connections=connections,
@@ -204,6 +183,7 @@ def bench(pids, name, children, url, load_id, load_command, request_rate, load_o
     finally:
         progress.done()
     finish(run, quiet)
+    echo_investigation(run)
 
 
 def _store_flags(fn):

@@ -226,6 +226,15 @@ def _traces_analysis(jaeger):
     return traces
 
 
+def _traces_analyses(jaeger) -> list:
+    """``--jaeger``: the traces comparison, then the top segment's service's profile (focus.json)."""
+    if jaeger is None:
+        return []
+    from profkit.traces.investigate import focus_analysis
+
+    return [_traces_analysis(jaeger), focus_analysis]
+
+
 def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, slos: Sequence[str], *,
               stop: Optional[threading.Event] = None, progress=None, baseline_pairs: int = 0,
               baseline_seconds: float = 5.0, warmup: str = "0", samplers: Sequence[Probe] = (),
@@ -238,7 +247,8 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
     server's own RED figures of the load's window to load.json (``prometheus``; profkit/red.py
     ``bench_red``). ``jaeger``, a function (start, end, run) → None, compares the window's slow and
     fast traces into the run directory (traces.json and the span graphs; profkit/traces
-    ``run_traces``).
+    ``run_traces``), then the profile of the service that owns the top segment (focus.json;
+    profkit/traces/investigate.py).
 
     Raises (after writing everything) EnvironmentProblem when no request succeeded and
     :class:`~profkit.errors.SLOMissed` when an objective was missed."""
@@ -279,7 +289,7 @@ def run_bench(targets, session_options, gen: LoadGenerator, load: LoadRequest, s
     try:
         run, ctx = run_session(targets, session_options, stop=stop, progress=progress, extra=[probe, *samplers],
                                analyses=[probe.analyse, overhead, _red_analysis(prometheus, gen.id),
-                                         _traces_analysis(jaeger)])
+                                         *_traces_analyses(jaeger)])
     except BaseException:
         if pre is not None and probe.entry is None:  # the run never began: the early load must not outlive it
             pre.discard()

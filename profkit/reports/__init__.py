@@ -95,17 +95,30 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
         lines.append(f"> warning: {markdown_escape(str(w))}")
     if r.warnings:
         lines.append("")
+    sections = [s.markdown_section(run, for_terminal=for_terminal).rstrip("\n") + "\n" for s in _sections(run)]
+    steps = _investigation(run)
+    if steps:  # bench --jaeger over a chain: RED → traces → code first, then the whole run's profile
+        lines += ["## Investigation", ""] + [f"{i}. {markdown_escape(s)}" for i, s in enumerate(steps, 1)] + [""]
+        lines += sections + ["## All targets' profile", ""]
     lines.extend(markdown_tables(run_tables(r, profile, rules), markdown_escape))
-    for section in _sections(run):
-        lines.append(section.markdown_section(run, for_terminal=for_terminal).rstrip("\n"))
-        lines.append("")
+    if not steps:
+        lines += sections
     lines.append("Files: `flamegraph.svg`, `profile.folded`, `metrics.jsonl`, `report.html`, `raw/`.")
     return "\n".join(lines) + "\n"
 
 
 #: Optional report sections: (module, the run file that means the run did that thing).
 SECTIONS = (("profkit.reports.heap", "heap.json"), ("profkit.reports.load", "load.json"),
-            ("profkit.reports.traces", "traces.json"))
+            ("profkit.reports.traces", "traces.json"), ("profkit.reports.focus", "focus.json"))
+
+
+def _investigation(run: RunDir) -> List[str]:
+    """RED → traces → code lines of a run with ``focus.json`` (profkit/reports/focus.py), else []."""
+    if not os.path.exists(run.file("focus.json")):
+        return []
+    from profkit.reports.focus import investigation_lines
+
+    return investigation_lines(run)
 
 
 def _sections(run: RunDir):
@@ -157,7 +170,7 @@ def render_report(run: RunDir, profile: Optional[Profile], svg_text: Optional[st
     # Each section module renders its own (autoescaped) template; the result is trusted markup.
     sections = [Markup(section.html_section(run, env)) for section in _sections(run)]
     return tmpl.render(
-        sections=sections, r=run.record, mode_line=_mode_line(run.record), profile=profile,
+        sections=sections, investigation=_investigation(run), r=run.record, mode_line=_mode_line(run.record), profile=profile,
         unit=profile.unit if profile is not None else run.record.unit,
         tables=run_tables(run.record, profile, rules), metrics=summ,
         fmt_bytes=_fmt_bytes, fmt_q=lambda v: format_quantity(v, profile.unit if profile is not None else "samples"),

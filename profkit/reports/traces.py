@@ -8,7 +8,6 @@ skew). Span, service and operation names come from the traced services: Markdown
 """
 from __future__ import annotations
 
-import json
 from typing import Dict, List, Optional
 
 from profkit.markdown import markdown_escape
@@ -20,9 +19,11 @@ TOP = 10
 
 
 def _load(run: RunDir) -> Optional[Dict]:
+    from profkit.fastjson import loads
+
     try:
-        with open(run.file("traces.json"), encoding="utf-8") as fh:
-            data = json.load(fh)
+        with open(run.file("traces.json"), "rb") as fh:
+            data = loads(fh.read())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

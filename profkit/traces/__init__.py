@@ -5,6 +5,8 @@
     jaeger.py     Jaeger's query API v3 (OTLP JSON), paged and capped
     compare.py    sets (base/head ranges, or slow/fast by percentile), segments, verdict
     output.py     traces.json, span profiles and flame graphs, summary.md, report.html
+    focus.py      from a segment's operation to the frames of its service's profile (pure)
+    investigate.py  bench --jaeger: targets → services, the top segment's owner, focus.json
 
 :func:`run_traces` is the whole command as a library call.
 """
@@ -32,8 +34,11 @@ def _fetch(client: Client, service: str, operation: Optional[str], rng: TimeRang
     lo, hi = _ns(rng.start), _ns(rng.end)
     f = fetch_traces(client, service, lo, hi, operation=operation, max_traces=max_traces, progress=progress)
     fetches.append(f)
+    from profkit.loading import gc_paused
+
     t0 = time.perf_counter()
-    analysed = analyse(list(f.traces.values()), lo, hi)
+    with gc_paused():  # many small tuples and dicts, no cycles: the cyclic collector would rescan them
+        analysed = analyse(list(f.traces.values()), lo, hi)
     return analysed, time.perf_counter() - t0
 
 

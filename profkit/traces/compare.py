@@ -165,9 +165,11 @@ def issues_of(sets: Sequence[TraceSet], examples: int = 3) -> Dict[str, Dict[str
     return out
 
 
-def verdict(service: str, base: TraceSet, head: TraceSet, segs: List[Dict[str, object]]) -> str:
-    """One line: the span path that grew most, by how much, and a representative trace of each set."""
-    b, h = base.summary()["duration_ms"], head.summary()["duration_ms"]
+def verdict(service: str, base: TraceSet, head: TraceSet, segs: List[Dict[str, object]],
+            durations: Optional[Tuple[Dict, Dict]] = None) -> str:
+    """One line: the span path that grew most, by how much, and a representative trace of each set
+    (``durations``: the sets' ``summary()["duration_ms"]``, when computed already)."""
+    b, h = durations or (base.summary()["duration_ms"], head.summary()["duration_ms"])
     slow, fast = head.representative(), base.representative()
     ids = (f"; slow trace {slow.trace_id} ({head.label}, {slow.duration / 1e6:.1f} ms), "
            f"fast trace {fast.trace_id} ({base.label}, {fast.duration / 1e6:.1f} ms)") if slow and fast else ""
@@ -185,6 +187,8 @@ def compare_sets(service: str, base: TraceSet, head: TraceSet) -> Dict[str, obje
     """traces.json's analysis part: both sets, the segments, the issues and the verdict."""
     segs = segments(base, head)
     slow, fast = head.representative(), base.representative()
-    return {"base": base.summary(), "head": head.summary(), "segments": segs, "verdict": verdict(service, base, head, segs),
+    bs, hs = base.summary(), head.summary()
+    return {"base": bs, "head": hs, "segments": segs,
+            "verdict": verdict(service, base, head, segs, (bs["duration_ms"], hs["duration_ms"])),
             "representative": {"slow": slow.trace_id if slow else None, "fast": fast.trace_id if fast else None},
             "issues": issues_of([base, head])}

@@ -207,6 +207,8 @@ def _frame(span: Span) -> str:
 def _walk(root: Span, children: Dict[str, List[Span]], issues: Dict[str, int]) -> Tuple[Dict[Path, int], set]:
     weights: Dict[Path, int] = {}
     visited = set()
+    frames = _FRAMES
+    kids_of = children.get
     # Work items: (span, window start, window end, path of its parent, its own clamped window).
     # The window is where the span is on the critical path (a later sibling may have cut it);
     # clock skew is judged against the span's own time clamped to its parent's, never that cut.
@@ -216,25 +218,32 @@ def _walk(root: Span, children: Dict[str, List[Span]], issues: Dict[str, int]) -
         if span.span_id in visited:  # a link that still loops (defensive: _tree broke cycles)
             continue
         visited.add(span.span_id)
-        path = parent_path + (_frame(span),)
+        f = frames.get((span.service, span.operation))
+        path = parent_path + (f if f is not None else _frame(span),)
         own = 0
         cursor = hi
         kids = []
-        for c in children.get(span.span_id, ()):
-            cs, ce = c.start, c.end
-            if cs < own_lo or ce > own_hi:
-                if ce <= own_lo or cs >= own_hi:
-                    if not own_lo <= cs <= ce <= own_hi:
+        for c in kids_of(span.span_id, ()):
+            c_lo, c_hi = c.start, c.end
+            if c_lo < own_lo or c_hi > own_hi:
+                if c_hi <= own_lo or c_lo >= own_hi:
+                    if not own_lo <= c_lo <= c_hi <= own_hi:
                         _count(issues, "outside_parent")
                     continue
                 _count(issues, "clamped")
-            c_lo, c_hi = max(cs, own_lo), min(ce, own_hi)
+                if c_lo < own_lo:
+                    c_lo = own_lo
+                if c_hi > own_hi:
+                    c_hi = own_hi
             if c_hi <= lo or c_lo >= hi:
                 continue  # outside the part of this span on the critical path
-            kids.append((min(c_hi, hi), max(c_lo, lo), c, c_lo, c_hi))
+            # (-end, start, index): a plain sort gives latest end first, then earliest start, then
+            # the children's order (what a stable sort by (-end, start) gives), without a key function
+            kids.append((-(c_hi if c_hi < hi else hi), c_lo if c_lo > lo else lo, len(kids), c, c_lo, c_hi))
         if kids:
-            kids.sort(key=lambda k: (-k[0], k[1]))
-            for ce, cs, c, c_lo, c_hi in kids:
+            kids.sort()
+            for neg_end, cs, _, c, c_lo, c_hi in kids:
+                ce = -neg_end
                 if cs >= cursor:
                     continue  # wholly after the cursor: not what the parent waited on last
                 end = ce if ce < cursor else cursor

@@ -14,17 +14,17 @@ The time spent waiting for Jaeger (``server_seconds``) is kept apart from profki
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Dict, List, Optional
 
 from profkit.errors import InputError, ServerRefused
+from profkit.fastjson import loads
 from profkit.http import Client
 from profkit.traces.critical import Span
 
-__all__ = ["Fetch", "Trace", "fetch_traces", "parse_otlp", "rfc3339_ns"]
+__all__ = ["Fetch", "Trace", "fetch_traces", "parse_answer", "parse_otlp", "rfc3339_ns"]
 
 #: Traces asked for in one request (Jaeger's memory store refuses more than its max_traces).
 PAGE = 1000
@@ -70,14 +70,36 @@ def _ns(v) -> int:
         return 0
 
 
+_KINDS = ("stringValue", "intValue", "doubleValue", "boolValue")
+
+
 def _attr(attrs, key: str):
-    for a in attrs or ():
-        if isinstance(a, dict) and a.get("key") == key:
-            v = a.get("value") or {}
-            for kind in ("stringValue", "intValue", "doubleValue", "boolValue"):
-                if kind in v:
-                    return v[kind]
+    for a in attrs if type(attrs) is list else ():
+        if type(a) is dict and a.get("key") == key:
+            v = a.get("value")
+            if type(v) is dict:
+                for kind in _KINDS:
+                    if kind in v:
+                        return v[kind]
+            return None
     return None
+
+
+def _resource(rs, resources, names) -> str:
+    """The service of one ``resourceSpans`` entry (interned), recording its ``process.pid``."""
+    res = rs.get("resource")
+    attrs = res.get("attributes") if type(res) is dict else None
+    service = _attr(attrs, "service.name")
+    service = service if type(service) is str and service else str(service or "?")
+    service = names.setdefault(service, service)
+    if resources is not None:
+        pid = _attr(attrs, "process.pid")
+        entry = resources.get(service)
+        if entry is None:
+            entry = resources[service] = {"process.pid": _ns(pid) if pid is not None else None, "process.pids": []}
+        if pid is not None and _ns(pid) and _ns(pid) not in entry["process.pids"] and len(entry["process.pids"]) < 100:
+            entry["process.pids"].append(_ns(pid))
+    return service
 
 
 def parse_otlp(doc, out: Dict[str, Trace], resources: Optional[Dict[str, Dict[str, object]]] = None,
@@ -85,32 +107,48 @@ def parse_otlp(doc, out: Dict[str, Trace], resources: Optional[Dict[str, Dict[st
     """Add the spans of one OTLP JSON document (``{"result": {"resourceSpans": …}}`` or bare
     ``{"resourceSpans": …}``) to ``out`` by trace id; returns the number of spans read. Traces
     whose id is in ``known`` (read already, whole) are counted in ``out`` without their spans.
-    Malformed parts are skipped, never fatal."""
+    Malformed parts are skipped, never fatal. ``resources``: service → ``{"process.pid": the
+    first seen, "process.pids": every one seen (at most 100)}``.
+
+    Only the fields the critical path needs are read; service and operation names are
+    interned (one string object per distinct name: a fetch holds many thousands of spans)."""
     if not isinstance(doc, dict):
         raise InputError("Jaeger's answer is not an OTLP JSON object")
     body = doc.get("result", doc)
     n = 0
-    for rs in (body.get("resourceSpans") or []) if isinstance(body, dict) else []:
-        if not isinstance(rs, dict):
+    names: Dict[str, str] = {}
+    for rs in (body.get("resourceSpans") or ()) if type(body) is dict else ():
+        if type(rs) is not dict:
             continue
-        attrs = (rs.get("resource") or {}).get("attributes")
-        service = str(_attr(attrs, "service.name") or "?")
-        if resources is not None and service not in resources:
-            pid = _attr(attrs, "process.pid")
-            resources[service] = {"process.pid": _ns(pid) if pid is not None else None}
+        service = _resource(rs, resources, names)
         for ss in rs.get("scopeSpans") or ():
-            for sp in (ss.get("spans") or ()) if isinstance(ss, dict) else ():
-                if not isinstance(sp, dict) or not sp.get("traceId") or not sp.get("spanId"):
+            for sp in (ss.get("spans") or ()) if type(ss) is dict else ():
+                if type(sp) is not dict:
                     continue
-                tid = str(sp["traceId"])
+                get = sp.get
+                tid, sid = get("traceId"), get("spanId")
+                if not tid or not sid:
+                    continue
+                if type(tid) is not str:
+                    tid = str(tid)
                 t = out.get(tid)
                 if t is None:
                     t = out[tid] = Trace(tid)
                 if tid in known:
                     continue
-                t.spans.append(Span(str(sp["spanId"]), str(sp.get("parentSpanId") or ""), service,
-                                    str(sp.get("name") or "?"), _ns(sp.get("startTimeUnixNano")),
-                                    _ns(sp.get("endTimeUnixNano"))))
+                parent, name = get("parentSpanId"), get("name")
+                parent = parent if type(parent) is str else str(parent or "")
+                name = name if type(name) is str and name else str(name or "?")
+                name = names.get(name) or names.setdefault(name, name)
+                try:
+                    start = int(get("startTimeUnixNano"))
+                except (TypeError, ValueError):
+                    start = 0
+                try:
+                    end = int(get("endTimeUnixNano"))
+                except (TypeError, ValueError):
+                    end = 0
+                t.spans.append(Span(sid if type(sid) is str else str(sid), parent, service, name, start, end))
                 n += 1
     return n
 
@@ -132,14 +170,23 @@ def _query(client: Client, service: str, operation: Optional[str], lo: int, hi: 
         raise
     t1 = time.perf_counter()
     fetch.server_seconds += t1 - t0
-    try:
-        doc = json.loads(resp.body)
-    except ValueError as e:
-        raise InputError(f"Jaeger's answer is not JSON ({e})") from None
     found: Dict[str, Trace] = {}
-    parse_otlp(doc, found, fetch.resources, fetch.traces)
+    parse_answer(resp.body, found, fetch.resources, fetch.traces)
     fetch.parse_seconds += time.perf_counter() - t1
     return found
+
+
+def parse_answer(body: bytes, out: Dict[str, Trace], resources: Optional[Dict[str, Dict[str, object]]] = None,
+                 known=()) -> int:
+    """:func:`parse_otlp` of one answer's bytes (JSON); an answer that is not JSON is an InputError."""
+    from profkit.loading import gc_paused
+
+    with gc_paused():  # millions of short-lived dicts and strings, no cycles
+        try:
+            doc = loads(body)
+        except ValueError as e:
+            raise InputError(f"Jaeger's answer is not JSON ({e})") from None
+        return parse_otlp(doc, out, resources, known)
 
 
 def fetch_traces(client: Client, service: str, start_ns: int, end_ns: int, *, operation: Optional[str] = None,

@@ -62,10 +62,10 @@ def write_outputs(out: RunDir, doc: Dict, base: TraceSet, head: TraceSet, report
     directory renders its own, with this section); returns what → path."""
     from profkit.reports.traces import html_page, markdown_section
 
-    import json
+    from profkit.fastjson import dumps
 
     # Keys in the documented order (write_json sorts them).
-    written = {"traces": out.write_text("traces.json", json.dumps(doc, indent=2) + "\n")}
+    written = {"traces": out.write_text("traces.json", dumps(doc))}
     written.update(_svgs(out, base, head, f"{doc['service']}"))
     if reports:
         written["summary"] = out.write_text("summary.md", markdown_section(out))

@@ -159,7 +159,7 @@ def test_parse_otlp_and_range_filter():
               "endTimeUnixNano": "3000"}, "junk", {"spanId": "no trace id"}]}]}, "junk"]}}
     out, res = {}, {}
     assert parse_otlp(doc, out, res) == 3
-    assert res == {"gw": {"process.pid": 42}}
+    assert res == {"gw": {"process.pid": 42, "process.pids": [42]}}
     assert [s.operation for s in out["t1"].spans] == ["GET", "db"]
     kept = analyse([out["t1"], out["t2"]], 0, 9000)  # end exclusive
     assert [a.trace_id for a in kept] == ["t1"]
