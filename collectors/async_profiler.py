@@ -202,7 +202,7 @@ class AsyncProfilerRecordOptions:
     asprof: str = option("", "the async-profiler to use: asprof, libasyncProfiler.so, an async-profiler directory or "
                              "the Maven jar (default: $PROFKIT_ASPROF, $ASYNC_PROFILER_HOME, asprof on PATH, ~/.m2)")
     threads: bool = option(False, "profile threads separately: a root frame [NAME tid=N] per thread")
-    format: str = option("jfr", "what cpu and wall recordings write: jfr (each sample's time and thread, so the run "
+    capture: str = option("jfr", "what async-profiler writes for cpu and wall: jfr (each sample's time and thread, so the run "
                                 "gets timeline.bin) or collapsed (no times); alloc and lock always write collapsed",
                          choices=("jfr", "collapsed"))
     restart: bool = option(False, "stop an async-profiler session already running in the target (someone else's) "
@@ -232,7 +232,7 @@ class AsyncProfilerRecording(JcmdRecording):
 
     def __init__(self, jcmd: str, lib: AgentLibrary, request: RecordRequest, options: AsyncProfilerRecordOptions):
         #: jfr (timed samples) for cpu and wall unless collapsed is asked for; alloc and lock: collapsed
-        self.format = "jfr" if options.format == "jfr" and request.mode in ("cpu", "wall") else "collapsed"
+        self.format = "jfr" if options.capture == "jfr" and request.mode in ("cpu", "wall") else "collapsed"
         raw = {pid: agent_path(raw_path(request.raw_dir, "async-profiler", pid, self.format), "async-profiler")
                for pid in request.pids}
         super().__init__(raw, math.ceil(request.duration) + SELF_STOP_MARGIN, options.dump_interval)

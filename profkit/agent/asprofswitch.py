@@ -108,7 +108,7 @@ class AsprofSession:
         from collectors.base import RecordRequest
         from collectors.jvm import find_jdk_tool
 
-        options = AsyncProfilerRecordOptions(format="jfr", dump_interval=2 * SESSION, restart=restart)
+        options = AsyncProfilerRecordOptions(capture="jfr", dump_interval=2 * SESSION, restart=restart)
         request = RecordRequest((self.pid,), "jvm", self.mode, self.rate, duration, self.workdir, options)
         jcmd = find_jdk_tool("jcmd")
         if jcmd is None:
