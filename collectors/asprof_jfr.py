@@ -207,6 +207,15 @@ class _Types:
             pos = self._element(d, pos, strings, me if name == "class" else parent)
         return pos
 
+    def flat(self, tid: int) -> Optional[Tuple[str, ...]]:
+        """The field names of a type whose fields are all varints (numbers, constant-pool
+        references), such as the sample events; None otherwise."""
+        fields = self.fields.get(tid)
+        if not fields or any(array or not (cpool or self.names.get(ftype) in _VARINT)
+                             for _, ftype, cpool, array in fields):
+            return None
+        return tuple(name for name, _, _, _ in fields)
+
     def read(self, d: bytes, p: int, tid: int) -> Tuple[Any, int]:
         name = self.names.get(tid)
         if name in _VARINT:
@@ -231,6 +240,22 @@ class _Types:
             else:
                 values[fname], p = _varint(d, p) if cpool else self.read(d, p, ftype)
         return values, p
+
+
+_TYPES_CACHE: Dict[bytes, _Types] = {}
+
+
+def _types_at(d: bytes, pos: int) -> _Types:
+    """The metadata event at ``pos``, read once per distinct metadata (async-profiler writes the
+    same one into every chunk of a session)."""
+    size, _ = _varint(d, pos)
+    key = d[pos:pos + size]
+    types = _TYPES_CACHE.get(key)
+    if types is None:
+        if len(_TYPES_CACHE) >= 8:
+            _TYPES_CACHE.clear()
+        types = _TYPES_CACHE[key] = _Types(d, pos)
+    return types
 
 
 def _pools(d: bytes, types: _Types, pos: int, pools: Dict[int, Dict[int, Any]]) -> None:
@@ -318,7 +343,7 @@ def _chunk_events(d: bytes, ch: Chunk, wanted: str) -> Tuple[_Types, Dict[int, D
     """A chunk's types, constant pools and the offsets of its ``wanted`` events."""
     if not ch.features & 1:
         raise CaptureFormatError(f"a JFR chunk at byte {ch.offset} without compressed integers (not async-profiler's)")
-    types = _Types(d, ch.offset + ch.meta)
+    types = _types_at(d, ch.offset + ch.meta)
     want = types.ids.get(wanted, -2)
     pools: Dict[int, Dict[int, Any]] = {}
     events: List[int] = []
@@ -343,6 +368,7 @@ def parse_jfr(chunks: Iterable[Tuple[bytes, Chunk]], event: str, threads: bool, 
     profile = Profile("samples", meta)
     timeline = Timeline(0.0, 1000)
     seen = 0
+    totals: Dict[Tuple[str, ...], int] = {}  # the weight of each stack, added to the profile at the end
     spans: List[Tuple[float, float]] = []
     for data, ch in chunks:
         spans.append((ch.start, ch.end))
@@ -350,24 +376,42 @@ def parse_jfr(chunks: Iterable[Tuple[bytes, Chunk]], event: str, threads: bool, 
             types, pools, want, offsets = _chunk_events(data, ch, wanted)
             res = _Resolver(types, pools, profile, threads)
             base, per_tick = ch.start_ns / 1e9, 1.0 / ch.ticks_per_second
+            flat = types.flat(want)
+            keys: Dict[Tuple[Any, Any], Optional[Tuple[Tuple[str, ...], str]]] = {}
             for p in offsets:
-                values, _ = types.read(data, p, want)
-                stack = res.stack(values.get("stackTrace"))
-                if stack is None:
+                if flat is not None:
+                    values = {}
+                    for name in flat:
+                        b = data[p]
+                        if b < 0x80:
+                            values[name] = b
+                            p += 1
+                        else:
+                            values[name], p = _varint(data, p)
+                else:
+                    values, _ = types.read(data, p, want)
+                pair = (values.get("stackTrace"), values.get("sampledThread"))
+                got = keys.get(pair)
+                if got is None:
+                    stack = res.stack(pair[0])
+                    if stack is not None:
+                        tframe, tname = res.thread(pair[1])
+                        got = keys[pair] = ((tframe,) + stack if tframe is not None else stack, tname)
+                if got is None:
                     diag.malformed(p, f"{wanted} event without a stack trace in its chunk's constant pool")
                     continue
-                tframe, tname = res.thread(values.get("sampledThread"))
-                key = (tframe,) + stack if tframe is not None else stack
                 weight = values.get(weight_field, 1) if weight_field else 1
                 seen += 1
                 if weight:
-                    profile.add_ids(key, weight)
+                    totals[got[0]] = totals.get(got[0], 0) + weight
                     timeline.append_absolute(base + (values.get("startTime", ch.start_ticks) - ch.start_ticks) * per_tick,
-                                             key, tname, weight)
+                                             got[0], got[1], weight)
         except (IndexError, struct.error, KeyError, TypeError, ValueError) as e:
             if isinstance(e, CaptureFormatError):
                 raise
             raise CaptureFormatError(f"corrupt JFR chunk at byte {ch.offset}: {type(e).__name__}") from None
+    for key, weight in totals.items():
+        profile.add_ids(key, weight)
     profile.timeline = timeline if len(timeline) else None
     if not seen:
         diag.warn(f"no {wanted} events with stack traces in the recording")
