@@ -7,9 +7,11 @@
     on SIGINT/SIGTERM:       the windows in progress end now (partial, status interrupted), are
                              spooled, one final delivery within --flush-timeout; exit 0
 
-Collectors that write only when they end (py-spy, async-profiler, JFR) are restarted each window,
-the next run starting while the previous one still samples (``overlap`` seconds), so no time
-goes unsampled; ``benchmarks/bench_agent.py`` measures the gap or overlap each collector has.
+perf and async-profiler (cpu, wall) stay attached and are cut at each window's end
+(:mod:`profkit.agent.perfswitch`, :mod:`profkit.agent.asprofswitch`); py-spy, which writes only
+when it ends, is restarted each window, the next run starting while the previous one still
+samples (``overlap`` seconds), so no time goes unsampled; JFR and async-profiler's alloc and lock
+windows take turns. ``benchmarks/bench_agent.py`` measures the gap or overlap each collector has.
 """
 from __future__ import annotations
 
