@@ -12,7 +12,8 @@ session file (``fallocate(PUNCH_HOLE)``), so its disk use stays one window's.
 
 * A session nearing its own timeout is cut with ``stop`` instead, and the next window starts a
   new one: one seam per :data:`SESSION` seconds has the gap of that start (a jcmd call).
-* The target exits: async-profiler finishes its chunk as the JVM exits; that window keeps it.
+* The target exits: the window keeps the chunks finished by then (async-profiler 4.1 does not
+  always finish its last one as the JVM exits: that part is lost, and said so).
 * The agent stops (SIGINT/SIGTERM): the windows in progress are cut (their partial windows
   written), then each session is stopped; nothing stays loaded and running in the JVM.
 * The agent is killed (SIGKILL): the JVM is not touched; its async-profiler keeps writing the
@@ -91,11 +92,16 @@ class AsprofSession:
 
     def ensure(self) -> None:
         """Start async-profiler in the JVM (or adopt a killed agent's session) unless it runs."""
+        from collectors.jvm import target_alive
+        from profkit.errors import TargetNotFound
+
         with self.lock:
             if self.alive():
                 return
             if self.rec is not None:  # ended by itself (the JVM exited, or its timeout)
                 self._end()
+            if not target_alive(self.pid):  # gone, or a zombie not reaped yet
+                raise TargetNotFound(f"process {self.pid} exited")
             if not self._adopt():
                 self._start()
             self.sessions += 1
@@ -268,9 +274,15 @@ class SwitchedAsprofProbe(Probe):
         entry = self.attach_record(ctx)
         entry.set_commands(self.session.commands)
         if self.chunk is None:
+            from collectors.jvm import target_alive
+            from profkit.errors import TargetNotFound
+
             if self.failure is not None:
                 raise self.failure
-            raise CollectorFailed(self.session.commands[-1] if self.session.commands else ["async-profiler"], None,
+            if not target_alive(self.session.pid):  # async-profiler 4.1 leaves its last chunk unfinished then
+                raise TargetNotFound(f"process {self.session.pid} exited before async-profiler finished this "
+                                     "window's JFR chunk (the time since the last cut is lost)")
+            raise CollectorFailed(self.session.commands[-1] if self.session.commands else ["async-profiler"], 1,
                                   "async-profiler wrote no finished JFR chunk this window")
         ctx.results["window_span"] = self.span
         entry.raw = [ctx.run.relative(self.chunk)]
