@@ -20,6 +20,9 @@
    py-spy's cpu mode counts a runnable thread (state R in /proc) as on-CPU, so on a loaded
    machine this is the sampled share of wall time, not of the target's CPU time (also shown).
 
+4. With --jvm-seams: the same for async-profiler kept attached to a JVM, from the samples' own
+   times (the JFR events' start times in each window's timeline.bin), see :func:`jvm_seams`.
+
 Writes benchmarks/results/agent.json.
 """
 import argparse
@@ -170,6 +173,53 @@ def joins(args, collector: str) -> dict:
             "coverage": round(samples / (span * 100), 3) if span and entries[0]["unit"] == "samples" else None}
 
 
+def jvm_seams(args) -> dict:
+    """async-profiler kept attached (profkit/agent/asprofswitch.py) on one CPU-bound JVM
+    (tests/integration/targets/ProfkitHot.java) at --window windows for --join-seconds: per seam,
+    the declared gap (next start − previous end, from the index) and the gap between the samples'
+    own times (the first JFR event start of the next window − the last of the previous; overlap
+    if negative), beside the median spacing of consecutive samples inside the windows."""
+    import statistics
+
+    sys.path.insert(0, REPO)
+    from profkit.timeline import read
+
+    tmp = tempfile.mkdtemp(prefix="bench-agent-jvm-")
+    subprocess.run(["javac", "-d", f"{tmp}/classes", os.path.join(REPO, "tests", "integration", "targets",
+                                                                  "ProfkitHot.java")], check=True)
+    jvm = subprocess.Popen(["java", "-Xmx128m", "-cp", f"{tmp}/classes", "ProfkitHot", "cpu"], stdout=subprocess.PIPE)
+    try:
+        assert jvm.stdout.readline().strip() == b"ready"
+        cpu0 = cpu_seconds(jvm.pid)
+        wall, _ = run_agent([jvm.pid], ["--window", str(args.window), "-o", f"{tmp}/out"], args.join_seconds)
+        cpu = cpu_seconds(jvm.pid) - cpu0
+    finally:
+        jvm.kill()
+        jvm.wait()
+    from datetime import datetime
+
+    def t(s):
+        return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+
+    entries = [json.loads(x) for x in open(f"{tmp}/out/windows.jsonl")]
+    entries = [e for e in entries if e["samples"] > 0]
+    times, spacings = [], []
+    for e in entries:
+        tl = read(f"{tmp}/out/{e['dir']}/timeline.bin")
+        ts = sorted(tl.start + tl.seconds(i) for i in range(len(tl)))
+        spacings += [b - a for a, b in zip(ts, ts[1:])]
+        times.append(ts)
+    declared = [round(t(b["start"]) - t(a["end"]), 4) for a, b in zip(entries, entries[1:])]
+    sampled = [round(b[0] - a[-1], 4) for a, b in zip(times, times[1:])]
+    samples = sum(e["samples"] for e in entries)
+    return {"collector": "async-profiler (kept attached)", "window_s": args.window, "windows": len(entries),
+            "declared_seams_s": declared, "sample_seams_s": sampled,
+            "median_spacing_s": round(statistics.median(spacings), 4) if spacings else None,
+            "p99_spacing_s": round(sorted(spacings)[int(0.99 * (len(spacings) - 1))], 4) if spacings else None,
+            "samples": samples, "target_cpu_s": round(cpu, 2), "agent_wall_s": round(wall, 1),
+            "samples_per_cpu_s": round(samples / cpu, 1) if cpu else None}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--targets", type=int, default=5)
@@ -179,6 +229,8 @@ def main():
     ap.add_argument("--parca", default=None, help="also export to this Parca (e.g. http://127.0.0.1:7070)")
     ap.add_argument("--collectors", default="py-spy,perf")
     ap.add_argument("--skip-cost", action="store_true")
+    ap.add_argument("--jvm-seams", action="store_true",
+                    help="also measure async-profiler's seams from the samples' own times (a JVM target)")
     args = ap.parse_args()
     results = {}
     if not args.skip_cost:
@@ -195,6 +247,11 @@ def main():
         results["joins"].append(j)
         print(f"{col}: {j['windows']} windows, seam (next start − previous end) mean {j['mean_seam_s']} s "
               f"(negative = overlap), coverage {j['coverage']} (samples / rate × span)", flush=True)
+    if args.jvm_seams:
+        j = results["jvm_seams"] = jvm_seams(args)
+        print(f"async-profiler: {j['windows']} windows, declared seams {j['declared_seams_s']} s, between the "
+              f"samples' own times {j['sample_seams_s']} s (median spacing inside windows {j['median_spacing_s']} s)",
+              flush=True)
     os.makedirs(os.path.join(REPO, "benchmarks", "results"), exist_ok=True)
     with open(os.path.join(REPO, "benchmarks", "results", "agent.json"), "w") as fh:
         json.dump(results, fh, indent=2)

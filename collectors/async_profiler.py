@@ -16,8 +16,10 @@ collapsed file does not say which event it holds: the ``event`` option does.
 
 Live recording (``profkit attach``) loads the agent library into the target JVM with the JDK's
 ``jcmd PID JVMTI.agent_load`` (see :class:`AsyncProfilerRecording`): cpu (itimer where perf
-events are refused), wall, alloc and lock, written as ``collapsed,ann`` (plus ``total`` for
-alloc and lock, so weights are bytes and nanoseconds) to ``raw/async-profiler-PID.collapsed``.
+events are refused) and wall are written as ``jfr`` to ``raw/async-profiler-PID.jfr`` and read
+by :mod:`collectors.asprof_jfr` (each sample's time and thread: the run's ``timeline.bin``);
+alloc and lock (and cpu/wall with ``--format collapsed``) as ``collapsed,ann`` (plus ``total``
+for alloc and lock, so weights are bytes and nanoseconds) to ``raw/async-profiler-PID.collapsed``.
 The library comes from :func:`find_library` (the Maven Central jar in ``~/.m2`` by default).
 """
 from __future__ import annotations
@@ -31,12 +33,15 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
-from profkit.errors import CollectorFailed, CollectorNotInstalled, Diagnostics, EnvironmentProblem
+from profkit.errors import (CaptureFormatError, CollectorFailed, CollectorNotInstalled, Diagnostics, EnvironmentProblem,
+                            InputError)
 from profkit.folded import folded_lines, parse_count
-from profkit.inputs import Source
+from profkit.inputs import Source, looks_binary
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 
+from collectors.asprof_jfr import SAMPLE_EVENTS, iter_chunks, parse_jfr
 from collectors.base import Availability, Collector, RecordRequest, Sniff, option, raw_path
+from collectors.jfr_print import JFR_MAGIC
 # Where the agent library comes from, and the JDK attach machinery (jcmd, target-safety checks,
 # the dump/stop lifecycle) shared with JFR.
 from collectors.async_profiler_lib import (INSTALL_HINT, LIBRARY, AgentLibrary, find_library, library_for,
@@ -72,6 +77,8 @@ class AsyncProfilerOptions:
                                "profiles the leaf's _[i]/_[k] mean inside/outside TLAB", choices=EVENTS)
     total: bool = option(False, "the capture was recorded with --total: counts are bytes (alloc) or "
                                 "nanoseconds (the other events), not samples")
+    threads: bool = option(False, "a .jfr capture (-o jfr): a root frame [NAME tid=N] per thread (collapsed "
+                                  "captures have them when recorded with --threads)")
 
 
 def unit_of(options: AsyncProfilerOptions) -> str:
@@ -138,9 +145,41 @@ def parse_collapsed(lines: Iterable[str], options: AsyncProfilerOptions, diag: D
 
 def parse(source: Source, options: AsyncProfilerOptions = AsyncProfilerOptions(),
           diag: Optional[Diagnostics] = None) -> Profile:
-    """Read an async-profiler collapsed capture into a Profile."""
+    """Read an async-profiler capture into a Profile: collapsed text, or its ``-o jfr`` output
+    (:func:`parse_jfr_capture`: each sample's time and thread kept)."""
+    diag = diag if diag is not None else source.diag
     meta = ProfileMeta(collector="async-profiler", extra={"event": options.event, "total": options.total})
-    return parse_collapsed(source.text_lines(), options, diag if diag is not None else source.diag, meta)
+    head = source.head()
+    if head[:4] == JFR_MAGIC:
+        return parse_jfr_capture(source, options, diag, meta)
+    if looks_binary(head):
+        raise InputError(f"{source.name}: binary data, neither async-profiler collapsed text nor its .jfr output")
+    return parse_collapsed(source.text_lines(), options, diag, meta)
+
+
+def parse_jfr_capture(source: Source, options: AsyncProfilerOptions, diag: Diagnostics, meta: ProfileMeta) -> Profile:
+    """async-profiler's ``.jfr`` output read by :mod:`collectors.asprof_jfr` (no JVM); a file it
+    cannot read falls back to the JDK's ``jfr print`` (slower), and the run says so."""
+    if options.event not in SAMPLE_EVENTS:
+        raise CaptureFormatError(f"profkit reads async-profiler's .jfr for cpu, itimer and wall samples, not "
+                                 f"{options.event}", location=source.name)
+    tail = [0]
+    try:
+        profile = parse_jfr(iter_chunks(lambda n: source.read_bytes(None if n < 0 else n), tail),
+                            options.event, options.threads, diag, meta)
+    except CaptureFormatError as e:
+        if not source.path or source.compressed:
+            raise
+        from collectors.jfr_print import JfrOptions, check_recording, parse as jfr_parse
+
+        check_recording(source.path, source.name)
+        diag.warn(f"{source.name}: profkit's JFR reader failed ({e.message}); read with the JDK's jfr print instead")
+        profile = jfr_parse(Source(source.path, diag, binary_ok=True), JfrOptions(threads=options.threads,
+                                                                                 stack_depth=2048), diag)
+        profile.meta = meta
+    if tail[0]:
+        diag.warn(f"{source.name}: {tail[0]} bytes after the last finished JFR chunk (still being written) not read")
+    return profile
 
 
 # -- live recording: the agent loaded into the target JVM through jcmd ------------------------------
@@ -163,6 +202,9 @@ class AsyncProfilerRecordOptions:
     asprof: str = option("", "the async-profiler to use: asprof, libasyncProfiler.so, an async-profiler directory or "
                              "the Maven jar (default: $PROFKIT_ASPROF, $ASYNC_PROFILER_HOME, asprof on PATH, ~/.m2)")
     threads: bool = option(False, "profile threads separately: a root frame [NAME tid=N] per thread")
+    capture: str = option("jfr", "what async-profiler writes for cpu and wall: jfr (each sample's time and thread, so the run "
+                                "gets timeline.bin) or collapsed (no times); alloc and lock always write collapsed",
+                         choices=("jfr", "collapsed"))
     restart: bool = option(False, "stop an async-profiler session already running in the target (someone else's) "
                                   "and start profkit's, instead of refusing")
     dump_interval: float = option(10.0, "seconds between dumps of the profile so far into raw/")
@@ -189,7 +231,9 @@ class AsyncProfilerRecording(JcmdRecording):
     label = "async-profiler"
 
     def __init__(self, jcmd: str, lib: AgentLibrary, request: RecordRequest, options: AsyncProfilerRecordOptions):
-        raw = {pid: agent_path(raw_path(request.raw_dir, "async-profiler", pid, "collapsed"), "async-profiler")
+        #: jfr (timed samples) for cpu and wall unless collapsed is asked for; alloc and lock: collapsed
+        self.format = "jfr" if options.capture == "jfr" and request.mode in ("cpu", "wall") else "collapsed"
+        raw = {pid: agent_path(raw_path(request.raw_dir, "async-profiler", pid, self.format), "async-profiler")
                for pid in request.pids}
         super().__init__(raw, math.ceil(request.duration) + SELF_STOP_MARGIN, options.dump_interval)
         self.jcmd, self.options, self.mode = jcmd, options, request.mode
@@ -216,7 +260,7 @@ class AsyncProfilerRecording(JcmdRecording):
     @property
     def parse_options(self) -> AsyncProfilerOptions:
         """How to read the captures: the event actually recorded (itimer where cpu fell back)."""
-        return AsyncProfilerOptions(event=self.event, total=self.total)
+        return AsyncProfilerOptions(event=self.event, total=self.total, threads=self.options.threads and self.format == "jfr")
 
     def _args(self, pid: int, action: str) -> str:
         """The agent's argument string for one action."""
@@ -229,7 +273,10 @@ class AsyncProfilerRecording(JcmdRecording):
                 args.append(f"alloc={self.options.alloc_interval}")
             args.append(f"timeout={self.limit}")
         if action in ("start", "dump", "stop"):
-            args += ["collapsed", "ann"] + (["total"] if self.total else []) + (["threads"] if self.options.threads else [])
+            if self.format == "jfr":  # its dump finishes the chunk being written and starts the next one
+                args.append("jfr")
+            else:
+                args += ["collapsed", "ann"] + (["total"] if self.total else []) + (["threads"] if self.options.threads else [])
             args.append(f"file={self.written[pid]}")
         args.append(f"log={self._log(pid)}")
         return ",".join(args)
@@ -353,7 +400,8 @@ class AsyncProfilerCollector(Collector):
     """async-profiler ``collapsed`` output (``-o collapsed``), any event, with or without ``--ann``."""
 
     id = "async-profiler"
-    summary = "async-profiler collapsed output (-o collapsed); --event says which event it holds"
+    summary = "async-profiler collapsed output (-o collapsed; --event says which event it holds) or its .jfr output"
+    binary_input = True
     Options = AsyncProfilerOptions
     RecordOptions = AsyncProfilerRecordOptions
     modes = {"jvm": ("cpu", "wall", "alloc", "lock")}

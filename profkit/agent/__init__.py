@@ -7,9 +7,11 @@
     on SIGINT/SIGTERM:       the windows in progress end now (partial, status interrupted), are
                              spooled, one final delivery within --flush-timeout; exit 0
 
-Collectors that write only when they end (py-spy, async-profiler, JFR) are restarted each window,
-the next run starting while the previous one still samples (``overlap`` seconds), so no time
-goes unsampled; ``benchmarks/bench_agent.py`` measures the gap or overlap each collector has.
+perf and async-profiler (cpu, wall) stay attached and are cut at each window's end
+(:mod:`profkit.agent.perfswitch`, :mod:`profkit.agent.asprofswitch`); py-spy, which writes only
+when it ends, is restarted each window, the next run starting while the previous one still
+samples (``overlap`` seconds), so no time goes unsampled; JFR and async-profiler's alloc and lock
+windows take turns. ``benchmarks/bench_agent.py`` measures the gap or overlap each collector has.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from profkit.exporters.base import ExportOptions, Exporter, Window
 from profkit.targets import Target
 
 if TYPE_CHECKING:  # pragma: no cover
+    from profkit.agent.asprofswitch import AsprofSession
     from profkit.agent.perfswitch import PerfSession
 
 __all__ = ["Agent", "AgentOptions", "default_spool_dir"]
@@ -91,6 +94,7 @@ class Agent:
                       else f"{exp.kind}#{i}" for i, (eid, exp) in enumerate(self.exporters.items(), 1)}
         self.seq = 0
         self.perf: Dict[int, "PerfSession"] = {}
+        self.asprof: Dict[int, "AsprofSession"] = {}
         self.locks: Dict[int, threading.Lock] = {}
         self.chosen: Dict[str, list] = {}
 
@@ -136,6 +140,23 @@ class Agent:
             if pid not in self.perf:
                 self.perf[pid] = PerfSession(pid, self.options.rate, ensure_private_dir(os.path.join(self.spool.path, "perf")))
             return self.perf[pid]
+
+    def asprof_session(self, pid: int) -> "AsprofSession":
+        """The async-profiler kept running in JVM ``pid`` across windows (made on first use; its
+        state sits in the spool, so that the next agent can adopt a session a killed one left)."""
+        from profkit.agent.asprofswitch import AsprofSession
+
+        with self.lock:
+            if pid not in self.asprof:
+                self.asprof[pid] = AsprofSession(pid, self.options.mode, self.options.rate, ensure_private_dir(
+                    os.path.join(self.spool.path, "async-profiler")), self.options.window)
+            return self.asprof[pid]
+
+    def _close_asprof(self, keep: Set[int]) -> None:
+        with self.lock:
+            sessions = [self.asprof.pop(pid) for pid in [p for p in self.asprof if p not in keep]]
+        for s in sessions:
+            s.close()
 
     def probes_for(self, target: Target):
         """Fresh profiler probes for a window of ``target``: the collectors are chosen (and checked,
@@ -219,6 +240,7 @@ class Agent:
         for j in jobs:
             j.join(timeout=max(30.0, o.window + 30))
         self._close_perf(set())
+        self._close_asprof(set())
         return self._flush()
 
     def _start_windows(self, length: float, overlap: float) -> List[threading.Thread]:
@@ -231,6 +253,7 @@ class Agent:
             return []
         self.status.targets = len(targets)
         self._close_perf({t.pid for t in targets})
+        self._close_asprof({t.pid for t in targets})
         if not targets:
             msg = f"waiting: no process matches {self.options.spec.describe()} yet"
             if self.status.waiting != msg:

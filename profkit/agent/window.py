@@ -47,13 +47,19 @@ def _drop_raw(run) -> None:
 
 
 def _probes(agent: "Agent", target: Target, length: float, overlap: float):
-    """The window's probes and warnings, and how long it records: perf stays attached (a cut per
-    window, no overlap); a collector restarted per window runs ``overlap`` seconds longer."""
+    """The window's probes and warnings, and how long it records: perf and async-profiler (cpu,
+    wall) stay attached (a cut per window, no overlap); a collector restarted per window runs
+    ``overlap`` seconds longer."""
     probes, warnings = agent.probes_for(target)
     if probes and probes[0].id == "perf" and len(probes) == 1:
         from profkit.agent.perfswitch import SwitchedPerfProbe
 
         return [SwitchedPerfProbe(agent.perf_session(target.pid), probes[0].availability.version)], warnings, length, False
+    if probes and probes[0].id == "async-profiler" and len(probes) == 1 and agent.options.mode in ("cpu", "wall"):
+        from profkit.agent.asprofswitch import SwitchedAsprofProbe
+
+        session = agent.asprof_session(target.pid)
+        return [SwitchedAsprofProbe(session, probes[0].availability.version)], warnings, length, False
     if all(p.id in OVERLAPPING for p in probes):
         return probes, warnings, length + overlap, False
     # one session per process at a time (async-profiler, JFR): wait for the previous window's to end

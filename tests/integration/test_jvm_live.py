@@ -52,6 +52,20 @@ def inclusive_share(path, function):
     return sum(w for frames, w in rows if function in frames) / total
 
 
+def asprof_share(raw, function):
+    """The share of an async-profiler .jfr capture's samples in stacks through ``function`` (0
+    while its last chunk is still being written)."""
+    from collectors.asprof_jfr import read_chunks, parse_jfr
+    from profkit.errors import Diagnostics
+
+    chunks = read_chunks(str(raw))
+    if not chunks or chunks[-1][1].offset + chunks[-1][1].size != raw.stat().st_size:
+        return 0.0
+    profile = parse_jfr(chunks, "cpu", False, Diagnostics(raw.name))
+    through = sum(w for stack, w in profile.stacks() if any(frame_name(f.text) == function for f in stack))
+    return through / profile.total if profile.total else 0.0
+
+
 def jcmd(pid, *args):
     return subprocess.run(["jcmd", str(pid), *args], capture_output=True, text=True, timeout=60).stdout
 
@@ -141,7 +155,8 @@ def test_attach_finds_the_hot_method(collector, hot_jvm, tmp_path):
     else:
         assert start[2] == "JVMTI.agent_load" and start[4].startswith('"start,event=')
         assert "interval=10000000" in start[4] and "timeout=9" in start[4]
-        assert entry.raw == [f"raw/async-profiler-{hot_jvm.pid}.collapsed"]
+        assert "jfr" in start[4] and entry.raw == [f"raw/async-profiler-{hot_jvm.pid}.jfr"]   # timed samples
+        assert m.profile.timeline["file"] == "timeline.bin" and m.profile.timeline["samples"] > 0
         assert "not active" in async_profiler_status(hot_jvm.pid, tmp_path), "profkit left async-profiler running"
     assert_running(hot_jvm.pid)
 
@@ -197,7 +212,7 @@ def test_sigkill_of_profkit_leaves_the_jvm_running_and_profiling_stops_by_itself
     for collector in ("async-profiler", "jfr"):
         jvm = start_jvm("cpu")
         run = tmp_path / collector
-        raw = run / "raw" / (f"jfr-{jvm.pid}.jfr" if collector == "jfr" else f"async-profiler-{jvm.pid}.collapsed")
+        raw = run / "raw" / (f"jfr-{jvm.pid}.jfr" if collector == "jfr" else f"async-profiler-{jvm.pid}.jfr")
         proc = start_profkit("attach", "--pid", jvm.pid, "--duration", 8, "-c", collector, "-o", run, "-q")
         runs[collector] = (jvm, run, raw, proc)
     for collector, (jvm, run, raw, proc) in runs.items():
@@ -216,8 +231,8 @@ def test_sigkill_of_profkit_leaves_the_jvm_running_and_profiling_stops_by_itself
         if collector == "jfr":
             wait_until(lambda: check_recording(str(raw), raw.name) is None, 10, "a complete recording", 0.2)
             assert b"ProfkitHot" in raw.read_bytes()
-        else:
-            wait_until(lambda: inclusive_share(raw, HOT) > 0.5, 10, "the agent's own final write", 0.2)
+        else:  # async-profiler finishes its last JFR chunk as it stops: a whole capture, times and all
+            wait_until(lambda: asprof_share(raw, HOT) > 0.5, 10, "the agent's own final write", 0.2)
         assert manifest(run).status == "running"  # what profkit was doing when killed stays on disk
 
 
@@ -280,7 +295,7 @@ def test_cpu_falls_back_to_itimer_where_perf_events_are_refused(fake_jcmd, start
     sleeper = start_process(sys.executable, "-c", "import signal, time; signal.signal(signal.SIGQUIT, "
                             "lambda *a: None); print('ready', flush=True); time.sleep(30)").wait_ready()
     req = RecordRequest((sleeper.pid,), "jvm", "cpu", 250, 1.0, str(tmp_path),
-                        AsyncProfilerRecordOptions(dump_interval=60))
+                        AsyncProfilerRecordOptions(dump_interval=60, capture="collapsed"))
     rec = c.record(req)
     assert "event=itimer,interval=4000000,timeout=4" in rec.commands[0][-1]
     rec.stop()
