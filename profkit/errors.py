@@ -99,11 +99,12 @@ class CollectorFailed(EnvironmentProblem):
 
     STDERR_LIMIT = 400
 
-    def __init__(self, command: Sequence[str], returncode: int, stderr: str = "", hint: Optional[str] = None):
+    def __init__(self, command: Sequence[str], returncode: Optional[int], stderr: str = "", hint: Optional[str] = None):
         tail = " ".join((stderr or "").split())
         if len(tail) > self.STDERR_LIMIT:
             tail = "…" + tail[-self.STDERR_LIMIT:]
-        status = f"exit status {returncode}" if returncode >= 0 else f"signal {-returncode}"
+        status = ("still running" if returncode is None else f"exit status {returncode}" if returncode >= 0
+                  else f"signal {-returncode}")
         msg = f"{command[0]} failed ({status})" + (f": {tail}" if tail else "")
         super().__init__(msg, hint)
         self.command = list(command)

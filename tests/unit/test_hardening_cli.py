@@ -249,3 +249,12 @@ def test_top_functions_by_self_lists_only_functions_with_self_weight(tmp_path):
     summary = (tmp_path / "r" / "summary.md").read_text()
     by_self = summary.split("## Top functions by self")[1].split("##")[0]
     assert "| b |" in by_self and "| c |" in by_self and "| main |" not in by_self and "| a |" not in by_self
+
+
+def test_a_collector_failure_reads_well_whatever_its_exit_status():
+    from profkit.errors import CollectorFailed
+
+    assert str(CollectorFailed(["perf", "record"], 3, "no such event")) == "perf failed (exit status 3): no such event"
+    assert str(CollectorFailed(["perf", "record"], -9)) == "perf failed (signal 9)"
+    # a tool whose output stopped while it still runs (perf kept attached by the agent): no status yet
+    assert str(CollectorFailed(["perf", "record"], None)) == "perf failed (still running)"
