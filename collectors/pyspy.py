@@ -399,8 +399,11 @@ class PySpyRecording(Recording):
         for pid in request.pids:
             out = raw_path(request.raw_dir, "py-spy", pid, "folded" if fmt == "raw" else "json")
             self.raw[pid] = out
-            if placed:
-                self.pollers.append(RuntimePoller(pid, runtime_path(out)).start())
+            if placed:  # py-spy says "Sampling process …" on stdout once attached; its exit ends sampling
+                said_path, n = out + ".stdout", len(self.tools)
+                self.pollers.append(RuntimePoller(
+                    pid, runtime_path(out), begun=lambda p=said_path: os.path.exists(p) and os.path.getsize(p) > 0,
+                    alive=lambda n=n: len(self.tools) <= n or self.tools[n].poll() is None).start())
             cmd = [exe, "record", "--pid", str(pid), "--rate", str(request.rate),
                    "--duration", str(max(1, math.ceil(request.duration)) + 1), "--format", fmt, "--output", out]
             for flag in ("subprocesses", "native", "gil", "threads"):

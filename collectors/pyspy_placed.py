@@ -13,8 +13,9 @@ So profkit records ``speedscope`` and, beside it, ``raw/py-spy-PID.runtime``: ev
 :data:`POLL` seconds the on-CPU nanoseconds of each thread of the target
 (``/proc/PID/task/TID/schedstat``, first field; ``stat`` utime+stime where schedstat is
 missing), one line ``EPOCH TID NS`` whenever a thread's figure moved (and the point before, so
-flat stretches stay flat). A thread's k-th of N samples is placed where its on-CPU time curve
-reaches ``(k + ½)/N`` of what it used over the recording. Counts and order per thread are
+flat stretches stay flat), and ``# sampling EPOCH`` / ``# ended EPOCH`` when py-spy printed
+that it samples and when it exited. A thread's k-th of N samples is placed where its on-CPU
+time curve reaches ``(k + ½)/N`` of what it used between those two marks. Counts and order per thread are
 exact; times are approximate (within about one poll interval where the thread's CPU use
 tracks py-spy's sampling; measured in ``benchmarks/results/pyspy-cpu-timed.md``). A thread
 with no curve (it ended between polls) has its samples spread evenly over the recording.
@@ -27,7 +28,7 @@ import re
 import threading
 import time
 from array import array
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from profkit.errors import CaptureFormatError, Diagnostics
 from profkit.inputs import Source
@@ -65,8 +66,9 @@ def _on_cpu_ns(task: str) -> Optional[int]:
 class RuntimePoller:
     """A daemon thread writing the on-CPU time curve of every thread of ``pid`` to ``path``."""
 
-    def __init__(self, pid: int, path: str):
-        self.pid, self.path = pid, path
+    def __init__(self, pid: int, path: str, begun: Callable[[], bool] = lambda: True,
+                 alive: Callable[[], bool] = lambda: True):
+        self.pid, self.path, self.begun, self.alive = pid, path, begun, alive
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"profkit-runtime-{pid}", daemon=True)
 
@@ -82,10 +84,17 @@ class RuntimePoller:
         last: Dict[int, Tuple[float, int, bool]] = {}  # tid -> (time, ns, written)
         base = f"/proc/{self.pid}/task"
         interval = POLL
+        sampling = False
         with open(self.path, "w", encoding="ascii", buffering=1 << 16) as out:
             out.write(_HEADER)
             while not self.done.is_set():
                 began = time.time()
+                if not sampling and self.begun():
+                    sampling = True
+                    out.write(f"# sampling {began:.6f}\n")
+                if not self.alive():
+                    out.write(f"# ended {began:.6f}\n")
+                    break
                 try:
                     tids = os.listdir(base)
                 except OSError:
@@ -111,17 +120,26 @@ class RuntimePoller:
                 out.write(f"{now:.6f} {tid} {ns}\n")
 
 
-def read_runtime(path: str) -> Dict[int, Tuple[array, array]]:
-    """tid → (times, on-CPU seconds) of a ``.runtime`` file, sorted by time."""
+def read_runtime(path: str) -> Tuple[Dict[int, Tuple[array, array]], Dict[str, float]]:
+    """tid → (times, on-CPU seconds) of a ``.runtime`` file, sorted by time; and when py-spy
+    began sampling and ended (``sampling``, ``ended``), where the file says."""
     curves: Dict[int, Tuple[array, array]] = {}
+    marks: Dict[str, float] = {}
     try:
         fh = open(path, encoding="ascii", errors="replace")
     except OSError:
-        return curves
+        return curves, marks
     with fh:
         for line in fh:
             parts = line.split()
-            if len(parts) != 3 or line[:1] == "#":
+            if line[:1] == "#":
+                if len(parts) == 3 and parts[1] in ("sampling", "ended"):
+                    try:
+                        marks[parts[1]] = float(parts[2])
+                    except ValueError:
+                        pass
+                continue
+            if len(parts) != 3:
                 continue
             try:
                 t, tid, ns = float(parts[0]), int(parts[1]), int(parts[2])
@@ -132,7 +150,18 @@ def read_runtime(path: str) -> Dict[int, Tuple[array, array]]:
                 continue
             ts.append(t)
             cs.append(ns / 1e9)
-    return curves
+    return curves, marks
+
+
+def _at(curve: Tuple[array, array], t: float) -> float:
+    ts, cs = curve
+    j = min(max(bisect.bisect_left(ts, t), 1), len(ts) - 1)
+    if t <= ts[0]:
+        return cs[0]
+    if t >= ts[-1]:
+        return cs[-1]
+    frac = (t - ts[j - 1]) / (ts[j] - ts[j - 1]) if ts[j] > ts[j - 1] else 1.0
+    return cs[j - 1] + frac * (cs[j] - cs[j - 1])
 
 
 def _place(n: int, curve: Optional[Tuple[array, array]], since: float, until: float) -> List[float]:
@@ -141,7 +170,10 @@ def _place(n: int, curve: Optional[Tuple[array, array]], since: float, until: fl
         step = (until - since) / max(n, 1)
         return [since + (k + 0.5) * step for k in range(n)]
     ts, cs = curve
-    c0, rise = cs[0], cs[-1] - cs[0]
+    c0 = _at(curve, since)  # the CPU the thread used while py-spy sampled it, not before or after
+    rise = _at(curve, until) - c0
+    if rise <= 0:
+        c0, rise = cs[0], cs[-1] - cs[0]
     out = []
     for k in range(n):
         want = c0 + (k + 0.5) / n * rise
@@ -195,10 +227,10 @@ def parse_placed(source: Source, diag: Diagnostics, meta: Optional[ProfileMeta] 
         raise CaptureFormatError("not a py-spy speedscope file (no profiles and shared.frames)", location=source.name)
     profile = Profile("samples", meta)
     ids = _frame_ids(profile, shared["frames"], lines, pid)
-    curves = read_runtime(runtime or runtime_path(source.path or source.name))
+    curves, marks = read_runtime(runtime or runtime_path(source.path or source.name))
     spans = [(ts[0], ts[-1]) for ts, _ in curves.values() if ts]
-    since = min((a for a, _ in spans), default=start or time.time())
-    until = max((b for _, b in spans), default=since)
+    since = marks.get("sampling", min((a for a, _ in spans), default=start or time.time()))
+    until = marks.get("ended", max((b for _, b in spans), default=since))
     tl = Timeline(start or since, 1000)
     none = profile.intern(NO_PYTHON_FRAME)
     unplaced = 0

