@@ -93,7 +93,6 @@ class RuntimePoller:
                     sampling = True
                     out.write(f"# sampling {began:.6f}\n")
                 if not self.alive():
-                    out.write(f"# ended {began:.6f}\n")
                     break
                 try:
                     tids = os.listdir(base)
@@ -116,6 +115,8 @@ class RuntimePoller:
                 interval = max(POLL, 10 * cost)  # never more than a tenth of a core
                 self.done.wait(interval)
             now = time.time()
+            if not self.alive() or self.done.is_set():
+                out.write(f"# ended {now:.6f}\n")  # stopped after py-spy exited (finish waits for it)
             for tid, (t, ns, written) in last.items():
                 out.write(f"{now:.6f} {tid} {ns}\n")
 

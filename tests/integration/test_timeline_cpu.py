@@ -76,3 +76,37 @@ def test_a_busy_and_a_half_idle_thread_count_as_py_spy_raw_counts_them(tmp_path,
     assert len(tl) == manifest(run).profile.samples
     assert sorted(n.split(" [")[0] for n in tl.threads if "worker" in n) == ["alpha-worker", "beta-worker"]
     assert_running(target.pid)
+
+
+def test_each_target_of_a_two_target_run_has_its_own_timed_samples(tmp_path, start_process):
+    """attach --pid A --pid B: targets/<pid>-<name>/timeline.bin beside each target's
+    profile.folded, in the run record; render --target cuts one target by time."""
+    a = start_process(sys.executable, str(PHASES), "phases", "30")
+    a.wait_line(r"^A ")
+    b = start_process(sys.executable, str(PHASES), "threads", "30").wait_ready()
+    run = tmp_path / "run"
+    p = profkit("attach", "--pid", a.pid, "--pid", b.pid, "-d", 6, "-o", run, "-q")
+    assert p.returncode == 0, p.stderr
+    m = manifest(run)
+    by_pid = {t.pid: t for t in m.targets}
+    for pid, mine, other in ((a.pid, {"phase_a"}, "alpha_work"), (b.pid, {"alpha_work", "beta_work"}, "phase_a")):
+        t = by_pid[pid]
+        assert t.timeline and t.timeline["file"] == f"{t.dir}/timeline.bin" and (run / t.timeline["file"]).exists()
+        tl = read(str(run / t.timeline["file"]))
+        assert len(tl) == t.timeline["samples"] > 50
+        leaves = {key[-1].split(" (")[0] for key in tl.stacks}
+        assert mine <= leaves and other not in leaves, leaves
+        out = tmp_path / f"t{pid}"
+        r = profkit("render", run, "--target", pid, "-o", out)
+        assert r.returncode == 0, r.stderr
+        top, shares = _top(out / "profile.folded")
+        assert top in mine and other not in shares, shares
+    # render --target --from cuts that target's own samples by time
+    r = profkit("render", run, "--target", b.pid, "--from", "1s", "--until", "4s", "-o", tmp_path / "mid")
+    assert r.returncode == 0, r.stderr
+    assert set(folded_shares(tmp_path / "mid" / "profile.folded")) <= {"alpha_work", "beta_work", "[no Python frame]"}
+    # the merged timeline names each target in its thread labels (the report's thread selector)
+    merged = read(str(run / "timeline.bin"))
+    assert any(n.startswith("python3 [") or f"[{a.pid}]:" in n for n in merged.threads), merged.threads
+    bad = profkit("render", run, "--target", "999999999")
+    assert bad.returncode == 2 and "not a target of this run" in bad.stderr and "Traceback" not in bad.stderr
