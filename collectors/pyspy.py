@@ -326,7 +326,7 @@ class PySpyCollector(Collector):
         return Availability(True, version)
 
     def record(self, request: RecordRequest) -> "PySpyRecording":
-        """Start one ``py-spy record --format raw`` per target process."""
+        """Start one ``py-spy record`` per target process (see :class:`PySpyRecording`)."""
         return PySpyRecording(request, request.options or PySpyRecordOptions(), find_pyspy() or "py-spy")
 
 
@@ -351,10 +351,13 @@ PySpyCollector.RecordOptions = PySpyRecordOptions
 
 
 class PySpyRecording(Recording):
-    """``py-spy record -p PID --format raw`` per process, each told the duration so it ends by itself.
+    """``py-spy record -p PID`` per process, each told the duration so it ends by itself: cpu mode
+    as ``--format speedscope`` with profkit's on-CPU time poll beside it (``raw/py-spy-PID.json``
+    and ``.runtime``, :mod:`collectors.pyspy_placed`), wall mode as ``chrometrace``
+    (:mod:`collectors.pyspy_trace`), ``--subprocesses``/``--gil`` as ``raw`` (``.folded``, no time).
 
     py-spy writes its output when it ends (on its duration or on SIGINT), straight into
-    ``raw/py-spy-PID.folded``; on SIGTERM it exits *without* writing it. So its parent-death
+    ``raw/``; on SIGTERM it exits *without* writing it. So its parent-death
     signal is SIGINT: a profkit killed by SIGKILL still leaves every sample on disk. Blocking
     mode (the default) pauses the target for each sample; py-spy resumes it before it exits.
     """

@@ -87,8 +87,8 @@ def range_profile(run: RunDir, since: Optional[float], until: Optional[float],
             load_timeline(run, base)
     if base is None or base.timeline is None:
         raise EnvironmentProblem(f"{run.path}: this run has no timed samples, so it cannot be cut by time",
-                                 hint="perf, JFR and py-spy --mode wall record them; py-spy's cpu mode and "
-                                      "async-profiler's collapsed output do not")
+                                 hint="perf, JFR and py-spy record them (py-spy's --subprocesses and --gil do "
+                                      "not); async-profiler's collapsed output does not")
     tl = base.timeline
     names = None
     if thread is not None:
