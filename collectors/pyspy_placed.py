@@ -84,7 +84,7 @@ class RuntimePoller:
         last: Dict[int, Tuple[float, int, bool]] = {}  # tid -> (time, ns, written)
         base = f"/proc/{self.pid}/task"
         interval = POLL
-        sampling = False
+        sampling, flushed = False, time.time()
         with open(self.path, "w", encoding="ascii", buffering=1 << 16) as out:
             out.write(_HEADER)
             while not self.done.is_set():
@@ -113,6 +113,9 @@ class RuntimePoller:
                         last[tid] = (began, ns, False)
                 cost = time.time() - began
                 interval = max(POLL, 10 * cost)  # never more than a tenth of a core
+                if began - flushed > 1.0:  # a profkit killed mid-run loses at most a second of curve
+                    out.flush()
+                    flushed = began
                 self.done.wait(interval)
             now = time.time()
             if not self.alive() or self.done.is_set():
