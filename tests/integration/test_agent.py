@@ -45,7 +45,8 @@ def test_name_picks_up_late_and_restarted_targets_keep_rotates(tmp_path, start_p
     for e in kept:
         d = out / e["dir"]
         assert stat.S_IMODE(d.stat().st_mode) == 0o700
-        assert sorted(os.listdir(d)) == ["manifest.json", "profile.folded"]   # no raw/, SVG or HTML by default
+        # no raw/, SVG or HTML by default; py-spy's cpu-mode samples are timed (timeline.bin)
+        assert sorted(os.listdir(d)) == ["manifest.json", "profile.folded", "timeline.bin"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert stat.S_IMODE((out / "spool").stat().st_mode) == 0o700
 
