@@ -35,6 +35,7 @@ from profkit.model import Frame, FrameKind, Profile, ProfileMeta, function_key
 from profkit.targets import ChildTool, ptrace_problem, read_small
 
 from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option, pid_of_raw, raw_path
+from collectors.pyspy_speedscope import _NS_PER, _sampled_profiles, _units
 from collectors.pyspy_tool import _pyspy_hint, _tool_version, find_pyspy
 
 __all__ = ["MAX_JSON_BYTES", "PySpyCollector", "PySpyOptions", "PySpyRecordOptions", "PySpyRecording", "find_pyspy",
@@ -50,8 +51,6 @@ _PROCESS = re.compile(r'process \d+:".*"\Z', re.S)
 # A py-spy frame's location: "(file.py:12)", "(file.py)", "(<frozen abc>:3)", "(<string>:1)".
 _PY_LOCATION = re.compile(rb"\((?:[^();\n]*\.pyx?|<[^<>;\n]*>)(?::\d+)?\)(?:;| \d+\r?$)", re.M)
 _PY_FILE = re.compile(r"(?:.*\.pyx?|<[^<>]*>)\Z", re.S)
-# speedscope time units → nanoseconds
-_NS_PER = {"nanoseconds": 1, "microseconds": 1_000, "milliseconds": 1_000_000, "seconds": 1_000_000_000}
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,8 @@ class PySpyOptions:
     threads: bool = option(True, "chrometrace: keep the thread root frames (profkit records it with --threads)")
     lines: bool = option(False, "chrometrace: frames carry line numbers (recorded without --function)")
     start: float = option(0.0, "chrometrace: epoch seconds py-spy started (its times count from it)")
+    placed: bool = option(False, "speedscope: place samples in time by the threads' on-CPU time profkit recorded "
+                                 "beside the capture (FILE.runtime; profkit's cpu mode)")
 
 
 def _root_frame(token: str, keyed: bool = False) -> Union[str, Frame]:
@@ -173,38 +174,6 @@ def _clean(text: str) -> str:
     return text.replace(";", "|").replace("\n", " ")
 
 
-def _sampled_profiles(profiles: list, name: str, diag: Diagnostics) -> list:
-    """``(index, profile, samples, weights)`` of each sampled profile (evented ones skipped, warned)."""
-    sampled = []
-    for i, p in enumerate(profiles):
-        if not isinstance(p, dict):
-            raise CaptureFormatError(f"profile {i} is not an object", location=name)
-        if p.get("type") != "sampled":
-            diag.warn(f"{name}: skipped {p.get('type')!r} profile {p.get('name', i)!r}: only sampled profiles are read")
-            continue
-        samples, weights = p.get("samples"), p.get("weights")
-        if not isinstance(samples, list) or not isinstance(weights, list) or len(samples) != len(weights):
-            raise CaptureFormatError(f"profile {i}: samples and weights are not lists of the same length",
-                                     location=name)
-        sampled.append((i, p, samples, weights))
-    return sampled
-
-
-def _units(sampled: list, name: str) -> set:
-    """The profiles' units, refused when they cannot share one profile."""
-    units = {str(p.get("unit", "none")) for _, p, _, _ in sampled}
-    timed = units & set(_NS_PER)
-    unknown = units - set(_NS_PER) - {"none", "bytes"}
-    if unknown:
-        raise CaptureFormatError(f"unknown speedscope unit(s): {', '.join(sorted(unknown))}", location=name)
-    if timed and units - set(_NS_PER):
-        raise CaptureFormatError(f"profiles mix units ({', '.join(sorted(units))}); profkit keeps one unit",
-                                 location=name)
-    if "bytes" in units and "none" in units:
-        raise CaptureFormatError("profiles mix bytes and unitless weights", location=name)
-    return units
-
-
 def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
                      meta: Optional[ProfileMeta] = None) -> Profile:
     """Read a speedscope JSON file (as ``py-spy --format speedscope`` writes it) into a profile.
@@ -301,6 +270,11 @@ def parse(source: Source, options: PySpyOptions = PySpyOptions(), diag: Optional
                                     lines=options.lines, threads=options.threads, pid=pid_of_raw(source.name))
         return profile.keyed() if keyed else profile
     if fmt == "speedscope":
+        if options.placed:
+            from collectors.pyspy_placed import parse_placed
+
+            profile = parse_placed(source, diag, meta, start=options.start, pid=pid_of_raw(source.name))
+            return profile.keyed() if keyed else profile
         profile = parse_speedscope(source, options, diag, meta)
         return profile.keyed() if keyed else profile
     return parse_raw(source.text_lines(), diag, meta, keyed=keyed)
@@ -352,7 +326,7 @@ class PySpyCollector(Collector):
         return Availability(True, version)
 
     def record(self, request: RecordRequest) -> "PySpyRecording":
-        """Start one ``py-spy record --format raw`` per target process."""
+        """Start one ``py-spy record`` per target process (see :class:`PySpyRecording`)."""
         return PySpyRecording(request, request.options or PySpyRecordOptions(), find_pyspy() or "py-spy")
 
 
@@ -377,10 +351,13 @@ PySpyCollector.RecordOptions = PySpyRecordOptions
 
 
 class PySpyRecording(Recording):
-    """``py-spy record -p PID --format raw`` per process, each told the duration so it ends by itself.
+    """``py-spy record -p PID`` per process, each told the duration so it ends by itself: cpu mode
+    as ``--format speedscope`` with profkit's on-CPU time poll beside it (``raw/py-spy-PID.json``
+    and ``.runtime``, :mod:`collectors.pyspy_placed`), wall mode as ``chrometrace``
+    (:mod:`collectors.pyspy_trace`), ``--subprocesses``/``--gil`` as ``raw`` (``.folded``, no time).
 
     py-spy writes its output when it ends (on its duration or on SIGINT), straight into
-    ``raw/py-spy-PID.folded``; on SIGTERM it exits *without* writing it. So its parent-death
+    ``raw/``; on SIGTERM it exits *without* writing it. So its parent-death
     signal is SIGINT: a profkit killed by SIGKILL still leaves every sample on disk. Blocking
     mode (the default) pauses the target for each sample; py-spy resumes it before it exits.
     """
@@ -408,19 +385,30 @@ class PySpyRecording(Recording):
         self.raw: Dict[int, str] = {}
         self.commands = []
         # wall mode samples every thread at every tick: chrometrace's spans then are the samples,
-        # with their times (collectors/pyspy_trace.py); cpu mode stays raw (exact, untimed)
+        # with their times (collectors/pyspy_trace.py); cpu mode records speedscope, placed in
+        # time by the threads' on-CPU time (collectors/pyspy_placed.py); --subprocesses/--gil: raw
+        from collectors.pyspy_placed import RuntimePoller, runtime_path
+
         timed = idle and not options.subprocesses
+        placed = not idle and not options.subprocesses and not options.gil
+        fmt = "chrometrace" if timed else "speedscope" if placed else "raw"
         import time as _time
 
         self.parse_options = (PySpyOptions(format="chrometrace", rate=float(request.rate), threads=options.threads,
                                            lines=options.lines, start=_time.time()) if timed else
+                              PySpyOptions(format="speedscope", placed=True, start=_time.time()) if placed else
                               PySpyOptions(format="raw"))
+        self.pollers: List[RuntimePoller] = []
         for pid in request.pids:
-            out = raw_path(request.raw_dir, "py-spy", pid, "json" if timed else "folded")
+            out = raw_path(request.raw_dir, "py-spy", pid, "folded" if fmt == "raw" else "json")
             self.raw[pid] = out
+            if placed:  # py-spy says "Sampling process …" on stdout once attached; its exit ends sampling
+                said_path, n = out + ".stdout", len(self.tools)
+                self.pollers.append(RuntimePoller(
+                    pid, runtime_path(out), begun=lambda p=said_path: os.path.exists(p) and os.path.getsize(p) > 0,
+                    alive=lambda n=n: len(self.tools) <= n or self.tools[n].poll() is None).start())
             cmd = [exe, "record", "--pid", str(pid), "--rate", str(request.rate),
-                   "--duration", str(max(1, math.ceil(request.duration)) + 1),
-                   "--format", "chrometrace" if timed else "raw", "--output", out]
+                   "--duration", str(max(1, math.ceil(request.duration)) + 1), "--format", fmt, "--output", out]
             for flag in ("subprocesses", "native", "gil", "threads"):
                 if getattr(options, flag) or (timed and flag == "threads"):
                     cmd.append("--" + flag)
@@ -436,6 +424,8 @@ class PySpyRecording(Recording):
             try:
                 self.tools.append(ChildTool(cmd, stdout=said, stderr=err, death_signal=signal.SIGINT).start())
             except FileNotFoundError:
+                for poller in self.pollers:
+                    poller.stop()
                 raise CollectorNotInstalled("py-spy is not installed", hint="pip install py-spy") from None
             finally:
                 err.close()
@@ -460,6 +450,9 @@ class PySpyRecording(Recording):
         for tool, out in zip(self.tools, self.outputs):
             if tool.wait(timeout) is None:
                 tool.stop(grace=1.0)
+        for poller in self.pollers:  # after py-spy's last sample
+            poller.stop()
+        for tool, out in zip(self.tools, self.outputs):
             rc = tool.proc.returncode
             err_path = out + ".stderr"
             err = read_small(err_path)

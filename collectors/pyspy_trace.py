@@ -10,8 +10,9 @@ equal to the thread's previous one writes nothing, and at the end every open fra
 So a thread's stack is known from each event time to the next, and that span holds
 ``round(length × rate)`` samples (at least one). That is exact where py-spy samples every
 thread at every tick (``--idle``, profkit's wall mode); in cpu mode py-spy skips a thread while
-it is idle, so its last stack would seem to last through the idle time: profkit records cpu
-mode as ``raw`` (exact counts, no time) and wall mode as ``chrometrace``.
+it is idle, so its last stack would seem to last through the idle time: profkit records wall
+mode as ``chrometrace`` and cpu mode as ``speedscope`` placed by on-CPU time
+(:mod:`collectors.pyspy_placed`).
 
 Frames are named as py-spy's raw output names them: ``name (file:line)`` (``--lines``) or
 ``name (file)``, the file shortened as py-spy shortens it (the path below the outermost

@@ -46,6 +46,9 @@ def write_profiles(run: RunDir, profiles: Mapping[str, Profile], order: Sequence
                     t.dir = d
             if cid == primary:
                 run.write_profile(f"{d}/profile.folded", prof)
+                for t in record.targets:
+                    if t.pid == pid:
+                        t.timeline = write_timeline(run, prof, f"{d}/timeline.bin")
             if several:
                 run.write_profile(f"{d}/profile-{cid}.folded", prof)
     if primary is None:

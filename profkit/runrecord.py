@@ -66,6 +66,8 @@ class TargetRecord:
     dir: Optional[str] = None  #: ``targets/<pid>-<name>`` in a run of several targets
     #: ``--label service=NAME``: what this process is called in keys and comparisons (else its name)
     service: Optional[str] = None
+    #: this target's timed samples in a run of several: ``{"file": "targets/…/timeline.bin", "samples", …}``
+    timeline: Optional[Dict[str, Any]] = None
 
     @property
     def process_name(self) -> str:
@@ -200,6 +202,7 @@ class RunRecord:
         out += [t.dir for t in self.targets if t.dir]
         if self.profile is not None and self.profile.timeline and isinstance(self.profile.timeline.get("file"), str):
             out.append(self.profile.timeline["file"])
+        out += [t.timeline["file"] for t in self.targets if t.timeline and isinstance(t.timeline.get("file"), str)]
         return out
 
     def to_json(self) -> Dict[str, Any]:
@@ -273,7 +276,8 @@ def _target(c: _Check, d: Any, path: str) -> TargetRecord:
     pid = c.get(d, "pid", "int", path, optional=False)
     return TargetRecord(pid=pid, name=c.get(d, "name", "str", path, ""), runtime=c.get(d, "runtime", "str", path, "native"),
                         cmdline=c.get(d, "cmdline", "strs", path, []) or [], exe=c.get(d, "exe", "str", path, ""),
-                        dir=c.get(d, "dir", "str", path), service=c.get(d, "service", "str", path))
+                        dir=c.get(d, "dir", "str", path), service=c.get(d, "service", "str", path),
+                        timeline=_timeline(c, d, path))
 
 
 def _probe(c: _Check, d: Any, path: str, kind: Optional[str] = None) -> ProbeRecord:
@@ -354,18 +358,19 @@ def _from_schema2(c: _Check, d: Dict[str, Any]) -> RunRecord:
         r.profile = ProfileRecord(primary=c.get(p, "primary", "str", "profile"), unit=c.get(p, "unit", "str", "profile", "samples"),
                                   samples=c.get(p, "samples", "num", "profile", 0),
                                   unique_stacks=c.get(p, "unique_stacks", "int", "profile", 0),
-                                  timeline=_timeline(c, p))
+                                  timeline=_timeline(c, p, "profile"))
     return r
 
 
-def _timeline(c: _Check, p: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    t = c.get(p, "timeline", "dict", "profile")
+def _timeline(c: _Check, p: Dict[str, Any], path: str) -> Optional[Dict[str, Any]]:
+    t = c.get(p, "timeline", "dict", path)
     if t is None:
         return None
-    out: Dict[str, Any] = {"file": c.get(t, "file", "str", "profile.timeline", optional=False)}
+    where = f"{path}.timeline"
+    out: Dict[str, Any] = {"file": c.get(t, "file", "str", where, optional=False)}
     for key in ("samples", "threads", "bytes"):
-        out[key] = c.get(t, key, "int", "profile.timeline", 0)
-    out["seconds"] = c.get(t, "seconds", "num", "profile.timeline", 0)
+        out[key] = c.get(t, key, "int", where, 0)
+    out["seconds"] = c.get(t, "seconds", "num", where, 0)
     return out
 
 

@@ -37,19 +37,58 @@ def _label(v: Optional[float], default: str) -> str:
     return default if v is None else (f"{v:g}s" if v >= 0 else f"minus{-v:g}s")
 
 
+def target_of(run: RunDir, which: str):
+    """The run's target named by ``--target`` (its PID, process name or service label)."""
+    found = [t for t in run.record.targets if which in (str(t.pid), t.name, t.service)]
+    listed = ", ".join(f"{t.pid} ({t.process_name})" for t in run.record.targets[:20])
+    if not found:
+        raise UsageError(f"--target {which!r} is not a target of this run", hint=f"its targets: {listed}")
+    if len(found) > 1:
+        raise UsageError(f"--target {which!r} names {len(found)} targets of this run", hint=f"give a PID: {listed}")
+    return found[0]
+
+
+def _target_profile(run: RunDir, which: str) -> Profile:
+    """One target's own profile (``targets/<pid>-<name>/profile.folded``) with its timed samples."""
+    from profkit.errors import Diagnostics
+    from profkit.folded import read_folded
+    from profkit.inputs import Source
+    from profkit.model import ProfileMeta
+    from profkit.timeline import TimelineFormatError, read
+
+    t = target_of(run, which)
+    if not t.dir or not t.timeline or not os.path.exists(run.file(t.timeline["file"])):
+        raise EnvironmentProblem(f"target {t.pid} ({t.process_name}) has no timed samples of its own in this run",
+                                 hint="a run of one target keeps them in RUN_DIR/timeline.bin: leave out --target")
+    path = run.file(f"{t.dir}/profile.folded")
+    diag = Diagnostics(path)
+    r = run.record
+    base = read_folded(Source(path, diag).text_lines(), diag, unit=r.unit,
+                       meta=ProfileMeta(collector=r.primary, pid=t.pid, start=r.start or None, sample_rate=r.rate))
+    try:
+        base.timeline = read(run.file(t.timeline["file"]), base.intern)
+    except (OSError, TimelineFormatError) as e:
+        raise EnvironmentProblem(f"{t.timeline['file']}: {e}") from None
+    return base
+
+
 def range_profile(run: RunDir, since: Optional[float], until: Optional[float],
-                  thread: Optional[str] = None) -> Profile:
+                  thread: Optional[str] = None, target: Optional[str] = None) -> Profile:
     """The run's profile of samples in ``[since, until)`` (seconds from its start) and, with
-    ``thread`` (a regex), of the threads whose names match it."""
+    ``thread`` (a regex), of the threads whose names match it; with ``target`` (a PID, process
+    name or service label), of that target alone (its own ``timeline.bin``)."""
     from profkit.outputs import load_run_profile, load_timeline
 
-    base = load_run_profile(run)
-    if base is not None:
-        load_timeline(run, base)
+    if target is not None:
+        base = _target_profile(run, target)
+    else:
+        base = load_run_profile(run)
+        if base is not None:
+            load_timeline(run, base)
     if base is None or base.timeline is None:
         raise EnvironmentProblem(f"{run.path}: this run has no timed samples, so it cannot be cut by time",
-                                 hint="perf, JFR and py-spy --mode wall record them; py-spy's cpu mode and "
-                                      "async-profiler's collapsed output do not")
+                                 hint="perf, JFR and py-spy record them (py-spy's --subprocesses and --gil do "
+                                      "not); async-profiler's collapsed output does not")
     tl = base.timeline
     names = None
     if thread is not None:
@@ -72,7 +111,7 @@ def range_profile(run: RunDir, since: Optional[float], until: Optional[float],
 
 
 def render_range(run: RunDir, since: Optional[float], until: Optional[float], out_dir: Optional[str] = None,
-                 thread: Optional[str] = None) -> Dict[str, str]:
+                 thread: Optional[str] = None, target: Optional[str] = None) -> Dict[str, str]:
     """Write the range's ``profile.folded``, ``flamegraph.svg`` and ``summary.md``; returns them."""
     from flamegraph import render_svg
     from flamegraph.options import FlameGraphOptions
@@ -83,8 +122,8 @@ def render_range(run: RunDir, since: Optional[float], until: Optional[float], ou
 
     if since is not None and until is not None and until <= since:
         raise UsageError(f"--until ({until:g} s) must come after --from ({since:g} s)")
-    prof = range_profile(run, since, until, thread)
-    label = f"{_label(since, '0s')}-{_label(until, 'end')}"
+    prof = range_profile(run, since, until, thread, target)
+    label = f"{_label(since, '0s')}-{_label(until, 'end')}" + (f"-pid{target_of(run, target).pid}" if target else "")
     out = out_dir or os.path.join(run.path, "ranges", label)
     real = os.path.realpath(out)
     if real == os.path.realpath(run.path) or os.path.exists(os.path.join(out, "manifest.json")):
@@ -109,6 +148,9 @@ def render_range(run: RunDir, since: Optional[float], until: Optional[float], ou
              f"| {prof.unit} | {format_quantity(prof.total, prof.unit)} in {len(prof):,} unique stacks |"]
     if thread:
         lines.append(f"| threads | matching {markdown_escape(thread)} |")
+    if target:
+        t = target_of(run, target)
+        lines.append(f"| target | {t.pid} ({markdown_escape(t.process_name)}) |")
     lines += ["", "| self | function |", "|---:|---|"]
     total = prof.total or 1
     for st in prof.top_functions(10):

@@ -65,6 +65,8 @@ class AgentOptions:
     flush_timeout: float = 10.0
     collectors: Tuple[str, ...] = ()
     overlap: float = OVERLAP
+    #: ``--threads``: a root frame per thread (each collector's own spelling), as attach's --threads
+    threads: bool = False
     export_options: ExportOptions = ExportOptions()
 
 
@@ -138,7 +140,8 @@ class Agent:
 
         with self.lock:
             if pid not in self.perf:
-                self.perf[pid] = PerfSession(pid, self.options.rate, ensure_private_dir(os.path.join(self.spool.path, "perf")))
+                self.perf[pid] = PerfSession(pid, self.options.rate, ensure_private_dir(os.path.join(self.spool.path, "perf")),
+                                             threads=self.options.threads)
             return self.perf[pid]
 
     def asprof_session(self, pid: int) -> "AsprofSession":
@@ -161,7 +164,7 @@ class Agent:
     def probes_for(self, target: Target):
         """Fresh profiler probes for a window of ``target``: the collectors are chosen (and checked,
         which runs each tool) once per runtime, then reused window after window."""
-        from profkit.engine.choose import choose_collectors
+        from profkit.engine.choose import choose_collectors, record_options
         from profkit.engine.probes import ProfilerProbe
 
         with self.lock:
@@ -170,7 +173,9 @@ class Agent:
             chosen = choose_collectors(target.runtime, self.options.mode, self.options.collectors, {})
             with self.lock:
                 self.chosen[target.runtime] = chosen
-        return [ProfilerProbe(c, avail, self.options.mode, self.options.rate) for c, avail in chosen], []
+        given = {"threads": True} if self.options.threads else {}
+        return [ProfilerProbe(c, avail, self.options.mode, self.options.rate, record_options(c, given))
+                for c, avail in chosen], []
 
     def exclusive(self, pid: int) -> threading.Lock:
         """The lock a window of ``pid`` holds while a collector that allows one session per

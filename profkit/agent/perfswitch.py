@@ -30,8 +30,10 @@ _DUMP = re.compile(r"\[ perf record: Dump (\S+) \]")
 class PerfSession:
     """``perf record -g -p PID --switch-output -o DIR/perf-PID.data`` kept running."""
 
-    def __init__(self, pid: int, rate: int, workdir: str):
+    def __init__(self, pid: int, rate: int, workdir: str, threads: bool = False):
         self.pid, self.rate, self.workdir = pid, rate, workdir
+        #: ``--threads``: ``perf script -F +pid`` and a ``comm-PID/TID`` root frame per thread
+        self.threads = threads
         self.tool: Optional[ChildTool] = None
         self.base = os.path.join(workdir, f"perf-{pid}.data")
         self.err = self.base + ".stderr"
@@ -138,14 +140,15 @@ class SwitchedPerfProbe(Probe):
         shutil.move(self.chunk, data)
         text = data[: -len(".data")] + ".txt"
         perf = self.session.argv[0]
-        entry.set_commands([self.session.argv, [perf, "script", "-i", data]])
-        rc, err = _perf_script(perf, data, text)
+        threads = self.session.threads
+        entry.set_commands([self.session.argv, [perf, "script", "-i", data] + (["-F", "+pid"] if threads else [])])
+        rc, err = _perf_script(perf, data, text, threads)
         if rc != 0 and os.path.getsize(text) == 0:
             raise CollectorFailed([perf, "script", "-i", data], rc, err)
         if not err.strip():
             os.unlink(text + ".stderr")
         entry.raw = [ctx.run.relative(data), ctx.run.relative(text)]
-        options = PerfOptions(all=True)
-        entry.parse = {"all": True}
+        options = PerfOptions(all=True, tid=threads)
+        entry.parse = {"all": True, "tid": True} if threads else {"all": True}
         merged, per = parse_captures(collectors.get("perf"), [text], options, ctx.record.process_names())
         ctx.profiles[self.id] = merged

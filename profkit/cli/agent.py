@@ -64,6 +64,7 @@ def store_options(fn):
 @click.option("--mode", "-m", type=click.Choice(["cpu", "wall", "alloc", "lock"]), default="cpu", show_default=True)
 @click.option("--collector", "-c", "collector_ids", multiple=True, metavar="ID", help="Collector (default: by runtime).")
 @click.option("--rate", "-r", type=click.IntRange(1, 10000), default=100, show_default=True, help="Sampling rate, Hz.")
+@click.option("--threads", is_flag=True, help="A root frame per thread (py-spy --threads, perf's comm-PID/TID).")
 @click.option("--window", "window", type=DURATION_TYPE, default="10s", show_default=True, help="Length of a window.")
 @click.option("--duration", "-d", type=DURATION_TYPE, default=None, help="Stop after this long (default: run until stopped).")
 @click.option("--output", "-o", default=None, metavar="DIR", help="Keep windows in DIR/windows/ with DIR/windows.jsonl.")
@@ -83,7 +84,7 @@ def store_options(fn):
               help="json: one JSON object per event on stderr (journald, Kubernetes).")
 @click.option("--quiet", "-q", is_flag=True, help="No status line.")
 @store_options
-def agent(pids, name, cgroup, children, mode, collector_ids, rate, window, duration, output, keep, keep_size, keep_raw,
+def agent(pids, name, cgroup, children, mode, collector_ids, rate, threads, window, duration, output, keep, keep_size, keep_raw,
           render, exports, labels, spool_dir, spool_size, flush_timeout, log_format, quiet, token_file, ca_file):
     """Profile continuously in windows and send each window to profile stores.
 
@@ -124,7 +125,7 @@ def agent(pids, name, cgroup, children, mode, collector_ids, rate, window, durat
                         keep_raw=keep_raw, render=render, exports=exports, labels=parse_labels(labels),
                         spool_dir=spool_dir, spool_size=parse_size(spool_size, "--spool-size") or 0,
                         flush_timeout=flush_timeout, collectors=tuple(collector_ids),
-                        export_options=export_options(token_file, ca_file))
+                        export_options=export_options(token_file, ca_file), threads=threads)
     status = Status(log_format, quiet=quiet)
     with_stop_signals(lambda stop: Agent(opts, status, stop).run())
 

@@ -196,9 +196,12 @@ def run(duration, output, collector_ids, rate, mode, interval, quiet, command, *
 @click.option("--until", metavar="TIME", default=None, help="Only the samples before this time (same forms as --from).")
 @click.option("--thread", default=None, metavar="PATTERN",
               help="With --from/--until: only the threads whose names match this regex.")
+@click.option("--target", default=None, metavar="PID|NAME",
+              help="In a run of several targets: that target's own timed samples (its PID, process name or "
+                   "service label), with or without --from/--until.")
 @click.option("--output", "-o", "out_dir", default=None, metavar="OUT_DIR",
               help="With --from/--until: where the range's files go (default: RUN_DIR/ranges/FROM-UNTIL/).")
-def render(run_dir, app_patterns, lib_patterns, since, until, thread, out_dir):
+def render(run_dir, app_patterns, lib_patterns, since, until, thread, target, out_dir):
     """Rebuild flamegraph.svg, summary.md and report.html of a run from what is on disk.
 
     A run that profkit left 'running' (it was killed) is recovered first: its raw captures
@@ -214,6 +217,7 @@ def render(run_dir, app_patterns, lib_patterns, since, until, thread, out_dir):
       profkit render RUN_DIR --from 12s --until 20s          # → RUN_DIR/ranges/12s-20s/
       profkit render RUN_DIR --from 2026-12-01T10:15:12Z --until 20s -o /tmp/spike
       profkit render RUN_DIR --thread 'worker-1' -o /tmp/worker1
+      profkit render RUN_DIR --target 4242 --from 5s --until 9s   # one target of several
     """
     from profkit.attribution import parse_rules
     from profkit.outputs import render_run
@@ -221,8 +225,8 @@ def render(run_dir, app_patterns, lib_patterns, since, until, thread, out_dir):
 
     rules = parse_rules(app_patterns, lib_patterns)
     run_d = RunDir.open(run_dir)
-    if since is not None or until is not None or thread is not None or out_dir is not None:
-        _render_range(run_d, since, until, thread, out_dir)
+    if since is not None or until is not None or thread is not None or out_dir is not None or target is not None:
+        _render_range(run_d, since, until, thread, out_dir, target)
         return
     if rules.app or rules.lib:
         run_d.record.attribution = {k: list(v) for k, v in (("app", rules.app), ("lib", rules.lib)) if v}
@@ -234,13 +238,13 @@ def render(run_dir, app_patterns, lib_patterns, since, until, thread, out_dir):
         click.echo(f"wrote {path}", err=True)
 
 
-def _render_range(run_d, since, until, thread, out_dir) -> None:
+def _render_range(run_d, since, until, thread, out_dir, target=None) -> None:
     from profkit.timeline import epoch_of_iso
     from profkit.timeslice import offset_of, render_range
 
     start = epoch_of_iso(run_d.record.start) or 0.0
     a, b = offset_of(since, start, "--from"), offset_of(until, start, "--until")
-    for path in render_range(run_d, a, b, out_dir, thread).values():
+    for path in render_range(run_d, a, b, out_dir, thread, target).values():
         click.echo(f"wrote {path}", err=True)
 
 

@@ -88,6 +88,8 @@ def _under(profile: Profile, root: Frame) -> Profile:
     if profile.timeline is not None:
         rid, intern, frame = out.intern(root), out.intern, profile.frame
         out.timeline = profile.timeline.remap(lambda k: (rid,) + tuple(intern(frame(f)) for f in k))
+        for name in list(out.timeline.threads):  # the report's thread selector then names the target too
+            out.timeline.rename_thread(name, f"{root.name}: {name}" if name else root.name)
     return out
 
 

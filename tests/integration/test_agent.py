@@ -4,8 +4,10 @@ by --name as they come and go, --keep rotation, the spool bound, a run directory
 that render and compare read, and bad flags."""
 import json
 import os
+import re
 import signal
 import stat
+import sys
 import time
 import uuid
 
@@ -43,7 +45,8 @@ def test_name_picks_up_late_and_restarted_targets_keep_rotates(tmp_path, start_p
     for e in kept:
         d = out / e["dir"]
         assert stat.S_IMODE(d.stat().st_mode) == 0o700
-        assert sorted(os.listdir(d)) == ["manifest.json", "profile.folded"]   # no raw/, SVG or HTML by default
+        # no raw/, SVG or HTML by default; py-spy's cpu-mode samples are timed (timeline.bin)
+        assert sorted(os.listdir(d)) == ["manifest.json", "profile.folded", "timeline.bin"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert stat.S_IMODE((out / "spool").stat().st_mode) == 0o700
 
@@ -192,3 +195,38 @@ def test_compare_store_file_names_the_changed_function(tmp_path, start_process):
     r = profkit("pull", "--store", f"file={store}", "--query", '{service="nobody"}', "--range", spans[0], "-o",
                 tmp_path / "none")
     assert r.returncode == 1 and "no cpu profile matching" in r.stderr and "hint:" in r.stderr
+
+
+def test_threads_gives_each_window_a_frame_per_thread(tmp_path, start_process):
+    """--threads reaches the collector: each window's profile has alpha_work under the
+    alpha-worker thread frame and beta_work under beta-worker (py-spy's thread (TID): NAME)."""
+    from conftest import TARGETS
+
+    target = start_process(sys.executable, str(TARGETS / "pyphases.py"), "threads", "30").wait_ready()
+    out = tmp_path / "out"
+    r = profkit("agent", "--pid", target.pid, "--threads", "--window", "2", "--duration", "2", "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    (entry,) = index(out)
+    roots = {}
+    for line in (out / entry["dir"] / "profile.folded").read_text().splitlines():
+        frames = line.rsplit(" ", 1)[0].split(";")
+        for fn in ("alpha_work", "beta_work"):
+            if any(f.startswith(fn + " ") for f in frames):
+                roots.setdefault(fn, set()).add(frames[0])
+    assert roots.get("alpha_work") and all(f.startswith("thread (") and f.endswith(": alpha-worker")
+                                           for f in roots["alpha_work"]), roots
+    assert roots.get("beta_work") and all(f.endswith(": beta-worker") for f in roots["beta_work"]), roots
+    # perf, kept attached across windows: perf script -F +pid, a comm-PID/TID root frame per thread
+    out = tmp_path / "perf"
+    r = profkit("agent", "--pid", target.pid, "-c", "perf", "--threads", "--window", "2", "--duration", "4", "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    tids = set()
+    for e in index(out):
+        m = json.loads((out / e["dir"] / "manifest.json").read_text())
+        assert m["probes"][0]["parse"] == {"all": True, "tid": True}, m["probes"]
+        for line in (out / e["dir"] / "profile.folded").read_text().splitlines():
+            root = line.split(";", 1)[0]
+            assert re.fullmatch(rf".+-{target.pid}/\d+", root), root
+            tids.add(root.rsplit("/", 1)[1])
+    assert len(tids) >= 2, tids  # alpha-worker and beta-worker at least
+    assert_running(target.pid)

@@ -94,7 +94,7 @@ def tiny_filesystem(path, kib):
 def test_a_full_disk_under_a_run_is_one_line_and_recorded(start_target, tmp_path):
     t = start_target(sys.executable, str(TARGETS / "pyhot.py"))
     t.wait_ready()
-    with tiny_filesystem(tmp_path / "fs", 24) as fs:  # the raw capture and manifest fit; the SVG does not
+    with tiny_filesystem(tmp_path / "fs", 32) as fs:  # the raw capture, its .runtime and manifest fit; the SVG does not
         run = fs / "run"
         p = profkit("attach", "--pid", t.pid, "-d", 2, "-o", run, "-q")
         assert p.returncode == 1, p.stderr
@@ -104,7 +104,7 @@ def test_a_full_disk_under_a_run_is_one_line_and_recorded(start_target, tmp_path
         assert not [f for f in os.listdir(run) if f.endswith(".tmp")], os.listdir(run)
         m = manifest(run)
         assert m.status == "interrupted" and m.not_written and "no space left" in m.not_written[0]
-        assert (run / "raw" / f"py-spy-{t.pid}.folded").stat().st_size > 0  # nothing collected is lost
+        assert (run / "raw" / f"py-spy-{t.pid}.json").stat().st_size > 0  # nothing collected is lost
     assert state_of(t.pid) in ("R", "S")
 
 

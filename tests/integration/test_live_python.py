@@ -27,7 +27,9 @@ def test_attach_finds_the_hot_function(pyhot, tmp_path):
     assert json.loads((run / "manifest.json").read_text())["schema"] == 2 and m.status == "complete" and m.unit == "samples" and m.profile.samples > 100
     (entry,) = m.profilers
     assert entry.id == "py-spy" and entry.version and entry.commands[0][1] == "record"
-    assert (run / "raw" / f"py-spy-{pyhot.pid}.folded").exists()
+    # cpu mode: py-spy's speedscope (its own samples) and profkit's on-CPU time poll beside it
+    assert (run / "raw" / f"py-spy-{pyhot.pid}.json").exists() and (run / "raw" / f"py-spy-{pyhot.pid}.runtime").exists()
+    assert m.profile.timeline and m.profile.timeline["samples"] == m.profile.samples
     assert (run / "metrics.jsonl").read_text().count("\n") >= 3
     assert "hot_compute" in (run / "report.html").read_text()
     assert "hot_compute" in p.stderr  # the summary is printed too
@@ -68,8 +70,9 @@ def test_sigkill_of_profkit_loses_no_sample_and_render_recovers_the_run(pyhot, s
     assert_running(pyhot.pid, what="the target")  # keeps running and is not left stopped
     assert manifest(run).status == "running"  # what it was doing when killed stays on disk
     # py-spy's parent-death signal is SIGINT, on which it writes what it sampled (on SIGTERM it would not)
-    raw = run / "raw" / f"py-spy-{pyhot.pid}.folded"
+    raw = run / "raw" / f"py-spy-{pyhot.pid}.json"
     assert raw.stat().st_size > 0, "py-spy's samples were lost"
+    assert (run / "raw" / f"py-spy-{pyhot.pid}.runtime").stat().st_size > 0  # flushed each second
     # profkit render of a run whose profkit died recovers the raw capture and marks it interrupted
     p = profkit("render", run)
     assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr

@@ -60,4 +60,7 @@ def test_attach_with_children_under_load(gunicorn_api, tmp_path):
     # The worker does the work; py-spy also counts some of the master's signal waits as active.
     assert by_root[worker_root] > 0.6 * sum(v for k, v in by_root.items() if k != "score_items")
     assert by_root["score_items"] > 0.5 * by_root[worker_root]
-    assert len(list((run / "raw").glob("py-spy-*.folded"))) == 2
+    assert len(list((run / "raw").glob("py-spy-*.json"))) == 2
+    # the worker's own timed samples beside its own profile (the idle master may have none)
+    (w,) = [t for t in m.targets if t.pid == worker]
+    assert w.timeline and w.timeline["file"] == f"{w.dir}/timeline.bin" and (run / w.timeline["file"]).exists()

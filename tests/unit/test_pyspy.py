@@ -161,7 +161,7 @@ def test_binary_junk_is_an_input_error(tmp_path):
 
 def test_options_and_auto_format():
     assert PySpyOptions().format == "auto"
-    assert {f.name for f in dataclasses.fields(PySpyOptions)} == {"format", "unit", "rate", "threads", "lines", "start"}
+    assert {f.name for f in dataclasses.fields(PySpyOptions)} == {"format", "unit", "rate", "threads", "lines", "start", "placed"}
     # forcing raw on a JSON file reads it as (malformed) folded text, it does not crash
     diag = Diagnostics("s")
     assert not read(DATA / "speedscope.json", diag, format="raw")

@@ -6,6 +6,9 @@
     python pyphases.py threads [SECONDS]  two threads, alpha-worker in alpha_work() and
                                           beta-worker in beta_work(), for SECONDS (6); the main
                                           thread waits for them (idle); prints "ready"
+    python pyphases.py bursts [SECONDS]   alpha-worker in alpha_work() all the time, beta-worker
+                                          in beta_work() for 0.2 s then asleep for 0.2 s, for
+                                          SECONDS (6); prints "ready"
 """
 import sys
 import threading
@@ -45,6 +48,13 @@ def beta_work(seconds):
     return total
 
 
+def _bursts(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        beta_work(0.2)
+        time.sleep(0.2)
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "phases"
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else (3.0 if mode == "phases" else 6.0)
@@ -57,7 +67,8 @@ def main():
         print("end", time.time(), flush=True)
         return
     workers = [threading.Thread(target=alpha_work, args=(seconds,), name="alpha-worker"),
-               threading.Thread(target=beta_work, args=(seconds,), name="beta-worker")]
+               threading.Thread(target=beta_work if mode == "threads" else _bursts, args=(seconds,),
+                                name="beta-worker")]
     for w in workers:
         w.start()
     print("ready", flush=True)

@@ -1,0 +1,267 @@
+# SPDX-License-Identifier: Apache-2.0
+"""py-spy in cpu mode with timed samples: ``--format speedscope`` placed in time by each
+thread's on-CPU time, which profkit reads from ``/proc`` while py-spy records.
+
+Why: in cpu mode py-spy skips a thread while it is idle. Its ``chrometrace`` writer emits
+begin/end events only when a thread's stack *changes*, so a thread that goes idle keeps its last
+stack open until its next active sample with another stack: counting spans overcounts (3× for
+a thread computing half the time, measured), and the output says nothing of which ticks were
+idle. ``raw`` has no time. ``speedscope`` keeps, per thread, every sample py-spy took, in order
+— the same samples ``raw`` counts, so the folded totals are py-spy's own — but no times.
+
+So profkit records ``speedscope`` and, beside it, ``raw/py-spy-PID.runtime``: every
+:data:`POLL` seconds the on-CPU nanoseconds of each thread of the target
+(``/proc/PID/task/TID/schedstat``, first field; ``stat`` utime+stime where schedstat is
+missing), one line ``EPOCH TID NS`` whenever a thread's figure moved (and the point before, so
+flat stretches stay flat), and ``# sampling EPOCH`` / ``# ended EPOCH`` when py-spy printed
+that it samples and when it exited. A thread's k-th of N samples is placed where its on-CPU
+time curve reaches ``(k + ½)/N`` of what it used between those two marks. Counts and order per thread are
+exact; times are approximate (within about one poll interval where the thread's CPU use
+tracks py-spy's sampling; measured in ``benchmarks/results/pyspy-cpu-timed.md``). A thread
+with no curve (it ended between polls) has its samples spread evenly over the recording.
+"""
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import threading
+import time
+from array import array
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from profkit.errors import CaptureFormatError, Diagnostics
+from profkit.inputs import Source
+from profkit.model import Frame, FrameKind, Profile, ProfileMeta
+from profkit.timeline import Timeline
+
+__all__ = ["POLL", "RuntimePoller", "parse_placed", "read_runtime", "runtime_path"]
+
+#: seconds between two reads of the threads' on-CPU time (longer when reading them takes long)
+POLL = 0.02
+_HEADER = "# profkit runtime v1: epoch-seconds tid on-cpu-ns\n"
+_TICK_NS = 1e9 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
+_THREAD_NAME = re.compile(r'(?:Process \d+ )?Thread (\d+|0x[0-9a-fA-F]+) "(.*)"\Z', re.S)
+
+
+def runtime_path(capture: str) -> str:
+    """``raw/py-spy-PID.runtime`` beside ``raw/py-spy-PID.json``."""
+    return os.path.splitext(capture)[0] + ".runtime"
+
+
+def _on_cpu_ns(task: str) -> Optional[int]:
+    try:
+        with open(task + "/schedstat", "rb") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(task + "/stat", "rb") as fh:
+            rest = fh.read().rsplit(b")", 1)[1].split()
+        return int((int(rest[11]) + int(rest[12])) * _TICK_NS)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class RuntimePoller:
+    """A daemon thread writing the on-CPU time curve of every thread of ``pid`` to ``path``."""
+
+    def __init__(self, pid: int, path: str, begun: Callable[[], bool] = lambda: True,
+                 alive: Callable[[], bool] = lambda: True):
+        self.pid, self.path, self.begun, self.alive = pid, path, begun, alive
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"profkit-runtime-{pid}", daemon=True)
+
+    def start(self) -> "RuntimePoller":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.done.set()
+        self.thread.join(5.0)
+
+    def _run(self) -> None:
+        last: Dict[int, Tuple[float, int, bool]] = {}  # tid -> (time, ns, written)
+        base = f"/proc/{self.pid}/task"
+        interval = POLL
+        sampling, flushed = False, time.time()
+        with open(self.path, "w", encoding="ascii", buffering=1 << 16) as out:
+            out.write(_HEADER)
+            while not self.done.is_set():
+                began = time.time()
+                if not sampling and self.begun():
+                    sampling = True
+                    out.write(f"# sampling {began:.6f}\n")
+                if not self.alive():
+                    break
+                try:
+                    tids = os.listdir(base)
+                except OSError:
+                    break  # the target is gone
+                for name in tids:
+                    ns = _on_cpu_ns(f"{base}/{name}")
+                    if ns is None:
+                        continue
+                    tid = int(name)
+                    prev = last.get(tid)
+                    if prev is None or ns != prev[1]:
+                        if prev is not None and not prev[2]:
+                            out.write(f"{prev[0]:.6f} {tid} {prev[1]}\n")
+                        out.write(f"{began:.6f} {tid} {ns}\n")
+                        last[tid] = (began, ns, True)
+                    else:
+                        last[tid] = (began, ns, False)
+                cost = time.time() - began
+                interval = max(POLL, 10 * cost)  # never more than a tenth of a core
+                if began - flushed > 1.0:  # a profkit killed mid-run loses at most a second of curve
+                    out.flush()
+                    flushed = began
+                self.done.wait(interval)
+            now = time.time()
+            if not self.alive() or self.done.is_set():
+                out.write(f"# ended {now:.6f}\n")  # stopped after py-spy exited (finish waits for it)
+            for tid, (t, ns, written) in last.items():
+                out.write(f"{now:.6f} {tid} {ns}\n")
+
+
+def read_runtime(path: str) -> Tuple[Dict[int, Tuple[array, array]], Dict[str, float]]:
+    """tid → (times, on-CPU seconds) of a ``.runtime`` file, sorted by time; and when py-spy
+    began sampling and ended (``sampling``, ``ended``), where the file says."""
+    curves: Dict[int, Tuple[array, array]] = {}
+    marks: Dict[str, float] = {}
+    try:
+        fh = open(path, encoding="ascii", errors="replace")
+    except OSError:
+        return curves, marks
+    with fh:
+        for line in fh:
+            parts = line.split()
+            if line[:1] == "#":
+                if len(parts) == 3 and parts[1] in ("sampling", "ended"):
+                    try:
+                        marks[parts[1]] = float(parts[2])
+                    except ValueError:
+                        pass
+                continue
+            if len(parts) != 3:
+                continue
+            try:
+                t, tid, ns = float(parts[0]), int(parts[1]), int(parts[2])
+            except ValueError:
+                continue
+            ts, cs = curves.setdefault(tid, (array("d"), array("d")))
+            if ts and t < ts[-1]:
+                continue
+            ts.append(t)
+            cs.append(ns / 1e9)
+    return curves, marks
+
+
+def _at(curve: Tuple[array, array], t: float) -> float:
+    ts, cs = curve
+    j = min(max(bisect.bisect_left(ts, t), 1), len(ts) - 1)
+    if t <= ts[0]:
+        return cs[0]
+    if t >= ts[-1]:
+        return cs[-1]
+    frac = (t - ts[j - 1]) / (ts[j] - ts[j - 1]) if ts[j] > ts[j - 1] else 1.0
+    return cs[j - 1] + frac * (cs[j] - cs[j - 1])
+
+
+def _place(n: int, curve: Optional[Tuple[array, array]], since: float, until: float) -> List[float]:
+    """Epoch times of a thread's ``n`` samples: where its on-CPU curve reaches (k+½)/n of its rise."""
+    if curve is None or len(curve[0]) < 2 or curve[1][-1] <= curve[1][0]:
+        step = (until - since) / max(n, 1)
+        return [since + (k + 0.5) * step for k in range(n)]
+    ts, cs = curve
+    c0 = _at(curve, since)  # the CPU the thread used while py-spy sampled it, not before or after
+    rise = _at(curve, until) - c0
+    if rise <= 0:
+        c0, rise = cs[0], cs[-1] - cs[0]
+    out = []
+    for k in range(n):
+        want = c0 + (k + 0.5) / n * rise
+        j = min(max(bisect.bisect_left(cs, want), 1), len(cs) - 1)
+        lo, hi = cs[j - 1], cs[j]
+        frac = (want - lo) / (hi - lo) if hi > lo else 0.0
+        out.append(ts[j - 1] + frac * (ts[j] - ts[j - 1]))
+    return out
+
+
+def _frame_ids(profile: Profile, table: Sequence[object], lines: bool, pid: Optional[int]) -> List[str]:
+    """The profile's frame id of each speedscope frame, named as py-spy's raw output names it."""
+    from collectors.pyspy import _clean, _root_frame
+    from collectors.pyspy_trace import short_filename
+
+    ids = []
+    for entry in table:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise CaptureFormatError("speedscope frame without a name in shared.frames")
+        name, file, line = _clean(entry["name"]), entry.get("file") or "", entry.get("line")
+        if not file:
+            root = _root_frame(name)
+            ids.append(profile.intern(root if isinstance(root, Frame) else Frame.parse(name, FrameKind.UNKNOWN)))
+            continue
+        short = _clean(short_filename(str(file), pid))
+        has_line = lines and isinstance(line, int) and not isinstance(line, bool) and line > 0
+        ids.append(profile.intern(f"{name} ({short}:{line})" if has_line else f"{name} ({short})"))
+    return ids
+
+
+def _label(name: str) -> Tuple[Optional[int], str]:
+    """(tid, ``NAME [TID]``) of a speedscope profile named ``Thread TID "NAME"`` by py-spy."""
+    m = _THREAD_NAME.match(name)
+    if not m:
+        return None, name
+    tid = int(m.group(1), 16) if m.group(1).startswith("0x") else int(m.group(1))
+    return tid, f"{m.group(2)} [{m.group(1)}]" if m.group(2) else f"[{m.group(1)}]"
+
+
+def parse_placed(source: Source, diag: Diagnostics, meta: Optional[ProfileMeta] = None, *, start: float = 0.0,
+                 lines: bool = True, pid: Optional[int] = None, runtime: Optional[str] = None) -> Profile:
+    """py-spy speedscope JSON into a profile in samples (one per sample py-spy took), its samples
+    placed in time by the ``.runtime`` curves beside it (see the module docstring)."""
+    from collectors.pyspy import NO_PYTHON_FRAME, _load_json
+    from collectors.pyspy_trace import _named_threads
+
+    data = _load_json(source)
+    shared = data.get("shared") if isinstance(data, dict) else None
+    if not isinstance(shared, dict) or not isinstance(shared.get("frames"), list) \
+            or not isinstance(data.get("profiles"), list):
+        raise CaptureFormatError("not a py-spy speedscope file (no profiles and shared.frames)", location=source.name)
+    profile = Profile("samples", meta)
+    ids = _frame_ids(profile, shared["frames"], lines, pid)
+    curves, marks = read_runtime(runtime or runtime_path(source.path or source.name))
+    spans = [(ts[0], ts[-1]) for ts, _ in curves.values() if ts]
+    since = marks.get("sampling", min((a for a, _ in spans), default=start or time.time()))
+    until = marks.get("ended", max((b for _, b in spans), default=since))
+    tl = Timeline(start or since, 1000)
+    none = profile.intern(NO_PYTHON_FRAME)
+    unplaced = 0
+    for i, p in enumerate(data["profiles"]):
+        samples = p.get("samples") if isinstance(p, dict) else None
+        if not isinstance(samples, list):
+            raise CaptureFormatError(f"profile {i} has no samples list", location=source.name)
+        tid, label = _label(str(p.get("name", "")))
+        curve = curves.get(tid) if tid is not None else None
+        unplaced += 0 if curve is not None else len(samples)
+        for j, (stack, at) in enumerate(zip(samples, _place(len(samples), curve, since, until))):
+            try:
+                key = tuple(ids[k] for k in stack if k >= 0) if isinstance(stack, list) else None
+            except (TypeError, IndexError):
+                key = None
+            if key is None:
+                diag.malformed(j, str(stack)[:200], source=f"{source.name} profile {i} sample")
+                continue
+            if not key or profile.frame(key[-1]).kind is FrameKind.THREAD:
+                key = key + (none,)
+            profile.add_ids(key, 1)
+            tl.append(at - tl.start, key, label, 1)
+    if unplaced:
+        diag.warn(f"{source.name}: {unplaced} samples of threads profkit saw no CPU time of are spread evenly "
+                  "over the recording")
+    profile.meta.extra["times"] = "placed by each thread's on-CPU time (approximate; counts exact)"
+    profile = _named_threads(profile)
+    if len(tl):
+        profile.timeline = tl
+    return profile
