@@ -152,7 +152,7 @@ class Agent:
         with self.lock:
             if pid not in self.asprof:
                 self.asprof[pid] = AsprofSession(pid, self.options.mode, self.options.rate, ensure_private_dir(
-                    os.path.join(self.spool.path, "async-profiler")), self.options.window)
+                    os.path.join(self.spool.path, "async-profiler")), self.options.window, threads=self.options.threads)
             return self.asprof[pid]
 
     def _close_asprof(self, keep: Set[int]) -> None:

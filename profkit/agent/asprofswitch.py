@@ -68,8 +68,9 @@ def _punch(path: str, length: int) -> None:
 class AsprofSession:
     """async-profiler in one JVM, cut at each window's end (see the module docstring)."""
 
-    def __init__(self, pid: int, mode: str, rate: int, workdir: str, window: float):
+    def __init__(self, pid: int, mode: str, rate: int, workdir: str, window: float, threads: bool = False):
         self.pid, self.mode, self.rate, self.workdir, self.window = pid, mode, rate, workdir, window
+        self.threads = threads  #: --threads: a root frame [NAME tid=N] per thread, at parse (the JFR has them all)
         self.file = os.path.join(workdir, f"async-profiler-{pid}.jfr")
         self.state_file = os.path.join(workdir, f"async-profiler-{pid}.json")
         self.rec: Any = None
@@ -286,7 +287,7 @@ class SwitchedAsprofProbe(Probe):
                                   "async-profiler wrote no finished JFR chunk this window")
         ctx.results["window_span"] = self.span
         entry.raw = [ctx.run.relative(self.chunk)]
-        options = AsyncProfilerOptions(event=self.session.event)
+        options = AsyncProfilerOptions(event=self.session.event, threads=self.session.threads)
         entry.parse = options_dict(options)
         diag = Diagnostics()
         try:

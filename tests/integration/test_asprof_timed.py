@@ -8,6 +8,7 @@ JVM threads, THEN with ``--threads`` each hot method is under its own ``[NAME ti
 spelling of async-profiler's collapsed output), and a ``--capture collapsed`` recording of the
 same JVM gives the same threads, shares and sample rate within noise.
 """
+import json
 import re
 import shutil
 import signal
@@ -125,4 +126,15 @@ def test_two_jvm_threads_each_under_its_frame_as_in_a_collapsed_recording(tmp_pa
     # the same sampling: samples per second of the run within noise (a loaded machine starves the JVM)
     ratio = _rate(runs["jfr"]) / _rate(runs["collapsed"])
     assert 0.5 < ratio < 2.0, ratio
+    # the agent's async-profiler, kept attached across windows, passes --threads on too
+    out = tmp_path / "agent"
+    p = profkit("agent", "--pid", jvm.pid, "-c", "async-profiler", "--threads", "--window", 3, "--duration", 6,
+                "-o", out, "-q", timeout=240)
+    assert p.returncode == 0, p.stderr
+    windows = [json.loads(line) for line in (out / "windows.jsonl").read_text().splitlines()]
+    assert len(windows) >= 2, windows
+    for w in windows:
+        for method, thread in (("alphaWork", "profkit-alpha"), ("betaWork", "profkit-beta")):
+            roots = _thread_roots(out / w["dir"] / "profile.folded", method)
+            assert len(roots) == 1 and re.fullmatch(rf"\[{thread} tid=\d+\]", roots.pop()), (w["dir"], roots)
     assert_running(jvm.pid)
