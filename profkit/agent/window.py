@@ -23,6 +23,9 @@ __all__ = ["OVERLAPPING", "labels_of", "record_window", "window_from_run"]
 
 #: collectors of which two runs may sample one process at once (so windows can overlap)
 OVERLAPPING = {"py-spy"}
+#: how often a window's engine run looks at its profilers and target (seconds): a stop wakes it at
+#: once and its end is timed, so this only bounds how late a target's exit is seen
+TICK = 2.0
 
 
 def labels_of(agent: "Agent", target: Target, collector: str) -> Dict[str, str]:
@@ -88,7 +91,7 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float, overl
             run.warn(w)
         start = datetime.now(timezone.utc)  # after waiting for the collector's previous session
         run.record.window["start"] = format_time(start)
-        ctx = record(run, [target], probes, duration=length, stop=agent.stop, render=o.render)
+        ctx = record(run, [target], probes, duration=length, stop=agent.stop, render=o.render, tick=TICK)
     except Exception as e:  # noqa: BLE001 - one window's failure never stops the agent
         if held:
             agent.release(target.pid)
