@@ -20,7 +20,7 @@
    py-spy's cpu mode counts a runnable thread (state R in /proc) as on-CPU, so on a loaded
    machine this is the sampled share of wall time, not of the target's CPU time (also shown).
 
-Writes benchmarks/results/agent.json.
+Writes benchmarks/results/agent.json (or --out).
 """
 import argparse
 import json
@@ -34,6 +34,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(REPO, "tests", "integration", "targets", "pyversion.py")
 TICK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, REPO)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -71,6 +72,7 @@ class Watch(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.cpu = 0.0
+        self.cpus = []          # (seconds, cpu seconds), every 5 s
         self.rss = []           # (seconds, MB)
         self.kids = {}          # pid -> last cpu seconds seen
         self.t0 = time.monotonic()
@@ -83,6 +85,7 @@ class Watch(threading.Thread):
                 now = time.monotonic() - self.t0
                 if now - last_rss >= 5:
                     self.rss.append((round(now, 1), round(rss_mb(self.pid), 2)))
+                    self.cpus.append((round(now, 1), self.cpu))
                     last_rss = now
                 for k in children(self.pid):
                     try:
@@ -131,9 +134,16 @@ def cost(args) -> dict:
     first = next((m for t, m in w.rss if t >= args.window + 5), w.rss[0][1] if w.rss else 0.0)
     # steady state: after the first windows imported the engine, collectors and exporters
     warm_t, warm = next(((t, m) for t, m in w.rss if t >= max(120.0, 10 * args.window)), (None, None))
+    # the steady part: from the warm-up to the last sample before --duration ends (the start-up's
+    # imports and the final flush are not in it)
+    steady = [(t, c) for t, c in w.cpus if warm_t is not None and warm_t <= t <= args.seconds]
+    steady_pct = (round(100 * (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0]), 3)
+                  if len(steady) > 1 and steady[-1][0] > steady[0][0] else None)
     return {"targets": args.targets, "window_s": args.window, "seconds": args.seconds, "wall_s": round(wall, 1),
             "exports": [e for e in exports if e != "--export"],
             "agent_cpu_s": round(w.cpu, 2), "agent_cpu_pct_of_core": round(100 * w.cpu / wall, 3),
+            "agent_cpu_pct_of_core_steady": steady_pct,
+            "steady_s": [steady[0][0], steady[-1][0]] if len(steady) > 1 else None,
             "profilers_cpu_s": round(sum(w.kids.values()), 2),
             "profilers_cpu_pct_of_core": round(100 * sum(w.kids.values()) / wall, 2),
             "rss_mb_after_first_window": first, "rss_mb_end": w.rss[-1][1] if w.rss else None,
@@ -163,11 +173,54 @@ def joins(args, collector: str) -> dict:
     seams = [round(t(b["start"]) - t(a["end"]), 3) for a, b in zip(entries, entries[1:])]
     samples = sum(e["samples"] for e in entries)
     span = t(entries[-1]["end"]) - t(entries[0]["start"]) if entries else 0.0
-    return {"collector": collector, "window_s": args.window, "windows": len(entries),
-            "seams_s": seams, "mean_seam_s": round(sum(seams) / len(seams), 3) if seams else None,
-            "samples": samples, "unit": entries[0]["unit"] if entries else None, "span_s": round(span, 2),
-            "target_cpu_s": round(cpu, 2),
-            "coverage": round(samples / (span * 100), 3) if span and entries[0]["unit"] == "samples" else None}
+    out = {"collector": collector, "window_s": args.window, "windows": len(entries),
+           "seams_s": seams, "mean_seam_s": round(sum(seams) / len(seams), 3) if seams else None,
+           "samples": samples, "unit": entries[0]["unit"] if entries else None, "span_s": round(span, 2),
+           "target_cpu_s": round(cpu, 2),
+           "coverage": round(samples / (span * 100), 3) if span and entries[0]["unit"] == "samples" else None,
+           # perf's cpu-clock samples the target's own CPU time: 1.0 = every 10 ms of it sampled once
+           "cpu_coverage": round(samples / (cpu * 100), 3) if cpu and entries and entries[0]["unit"] == "samples"
+           else None}
+    out.update(sample_seams(f"{tmp}/out", entries))
+    return out
+
+
+def sample_seams(root: str, entries) -> dict:
+    """The seams as the samples' own times tell them (windows with timeline.bin: perf): per seam,
+    the gap from the last sample of window k to the first of window k+1, beside the gaps between
+    consecutive samples inside the windows (the target is not always on a CPU on a loaded machine,
+    so a seam is judged against those, not against the 10 ms interval alone)."""
+    from profkit.timeline import read
+
+    spans, inner = [], []
+    for e in entries:
+        path = os.path.join(root, e["dir"], "timeline.bin")
+        if not os.path.exists(path):
+            return {}
+        tl = read(path)
+        times = sorted(tl.start + tl.seconds(i) for i in range(len(tl)))
+        if not times:
+            spans.append(None)
+            continue
+        spans.append((times[0], times[-1]))
+        inner += [b - a for a, b in zip(times, times[1:])]
+    gaps = [round(b[0] - a[1], 4) for a, b in zip(spans, spans[1:]) if a and b]
+    if not gaps or not inner:
+        return {}
+    inner.sort()
+
+    def q(p):
+        return round(inner[min(len(inner) - 1, int(p * len(inner)))], 4)
+
+    from bisect import bisect_left
+
+    rank = [round(bisect_left(inner, x) / len(inner), 3) for x in gaps]
+    return {"sample_seam_gaps_s": gaps, "sample_seam_max_s": max(gaps),
+            "sample_seam_mean_s": round(sum(gaps) / len(gaps), 4),
+            "inner_gap_s": {"median": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": round(inner[-1], 4),
+                            "n": len(inner)},
+            # where each seam's gap falls among the gaps inside the windows (0.5: a typical gap)
+            "seam_gap_percentile": rank}
 
 
 def main():
@@ -179,12 +232,14 @@ def main():
     ap.add_argument("--parca", default=None, help="also export to this Parca (e.g. http://127.0.0.1:7070)")
     ap.add_argument("--collectors", default="py-spy,perf")
     ap.add_argument("--skip-cost", action="store_true")
+    ap.add_argument("--out", default=None, help="where the figures go (default benchmarks/results/agent.json)")
     args = ap.parse_args()
     results = {}
     if not args.skip_cost:
         results["cost"] = cost(args)
         c = results["cost"]
-        print(f"agent own CPU: {c['agent_cpu_pct_of_core']}% of a core ({c['agent_cpu_s']} s in {c['wall_s']} s) "
+        print(f"agent own CPU: {c['agent_cpu_pct_of_core']}% of a core ({c['agent_cpu_s']} s in {c['wall_s']} s), "
+              f"{c['agent_cpu_pct_of_core_steady']}% in the steady part {c['steady_s']} s "
               f"for {c['targets']} targets at {c['window_s']} s windows; profilers beside it: "
               f"{c['profilers_cpu_pct_of_core']}%; RSS {c['rss_mb_after_first_window']} → {c['rss_mb_end']} MB "
               f"(growth {c['rss_growth_mb']} MB; after warm-up at {c['rss_warm_at_s']} s: {c['rss_mb_warm']} MB, "
@@ -194,9 +249,21 @@ def main():
         j = joins(args, col)
         results["joins"].append(j)
         print(f"{col}: {j['windows']} windows, seam (next start − previous end) mean {j['mean_seam_s']} s "
-              f"(negative = overlap), coverage {j['coverage']} (samples / rate × span)", flush=True)
-    os.makedirs(os.path.join(REPO, "benchmarks", "results"), exist_ok=True)
-    with open(os.path.join(REPO, "benchmarks", "results", "agent.json"), "w") as fh:
+              f"(negative = overlap), coverage {j['coverage']} (samples / rate × span), "
+              f"{j['cpu_coverage']} of the target's CPU time", flush=True)
+        if "sample_seam_gaps_s" in j:
+            g = j["inner_gap_s"]
+            print(f"{col}: from the samples' own times, last sample of a window → first of the next: "
+                  f"{', '.join(f'{x * 1000:.0f}' for x in j['sample_seam_gaps_s'])} ms (max "
+                  f"{j['sample_seam_max_s'] * 1000:.0f} ms); between samples inside windows: median "
+                  f"{g['median'] * 1000:.0f} ms, p90 {g['p90'] * 1000:.0f}, p99 {g['p99'] * 1000:.0f}, "
+                  f"max {g['max'] * 1000:.0f} ms; seam gaps at percentiles {j['seam_gap_percentile']} of those",
+                  flush=True)
+    results["command"] = " ".join(["python", "benchmarks/bench_agent.py"] + sys.argv[1:])
+    results["load_average"] = os.getloadavg()
+    out = args.out or os.path.join(REPO, "benchmarks", "results", "agent.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as fh:
         json.dump(results, fh, indent=2)
 
 
