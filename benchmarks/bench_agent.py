@@ -9,7 +9,9 @@
    (tests/integration/targets/pyversion.py) at --window windows for --seconds, exporting every
    window to file= (and to --parca when given). The agent process's own utime+stime
    (/proc/PID/stat: its children, the profilers, are not in it) as a % of one core, beside the
-   profilers' CPU (its py-spy/perf children, summed while they run) measured in the same run.
+   profilers' CPU (its py-spy/perf children, summed while they run) measured in the same run;
+   over the whole run (start-up imports and the final flush included) and over its steady part
+   (from the warm-up below to --seconds).
 2. Its RSS over the run (a soak when --seconds is long): sampled every 5 s; the growth from the
    end of the first window to the end, and from the warm-up (120 s or 10 windows: the first
    windows import the engine, collectors and exporters) to the end.
@@ -18,7 +20,13 @@
    counted twice (overlap), below 1 time unsampled (gap, or the profiler's own losses). The
    coverage is samples over rate × (last end − first start): the target is always runnable, and
    py-spy's cpu mode counts a runnable thread (state R in /proc) as on-CPU, so on a loaded
-   machine this is the sampled share of wall time, not of the target's CPU time (also shown).
+   machine this is the sampled share of wall time, not of the target's CPU time (also shown:
+   ``cpu_coverage``, samples over rate × the target's CPU seconds, the figure for perf, whose
+   cpu-clock samples the target's own CPU time).
+   With perf (``--collectors perf``: kept attached, cut by SIGUSR2) the windows' timeline.bin give
+   each sample's time: per seam, the gap from the last sample of window k to the first of window
+   k+1, beside the gaps between consecutive samples inside the windows (median, p90, p99, max)
+   and where each seam's gap falls among those (a seam that loses samples is far above them).
 
 Writes benchmarks/results/agent.json (or --out).
 """
@@ -172,15 +180,17 @@ def joins(args, collector: str) -> dict:
 
     seams = [round(t(b["start"]) - t(a["end"]), 3) for a, b in zip(entries, entries[1:])]
     samples = sum(e["samples"] for e in entries)
+    unit = entries[0]["unit"] if entries else None
+    # seconds sampled: samples at 100 Hz, or perf cpu-clock's nanoseconds of CPU
+    sampled = samples / 100 if unit == "samples" else samples / 1e9 if unit == "nanoseconds" else None
     span = t(entries[-1]["end"]) - t(entries[0]["start"]) if entries else 0.0
     out = {"collector": collector, "window_s": args.window, "windows": len(entries),
            "seams_s": seams, "mean_seam_s": round(sum(seams) / len(seams), 3) if seams else None,
            "samples": samples, "unit": entries[0]["unit"] if entries else None, "span_s": round(span, 2),
            "target_cpu_s": round(cpu, 2),
-           "coverage": round(samples / (span * 100), 3) if span and entries[0]["unit"] == "samples" else None,
+           "coverage": round(sampled / span, 3) if span and sampled is not None else None,
            # perf's cpu-clock samples the target's own CPU time: 1.0 = every 10 ms of it sampled once
-           "cpu_coverage": round(samples / (cpu * 100), 3) if cpu and entries and entries[0]["unit"] == "samples"
-           else None}
+           "cpu_coverage": round(sampled / cpu, 3) if cpu and sampled is not None else None}
     out.update(sample_seams(f"{tmp}/out", entries))
     return out
 
