@@ -74,11 +74,13 @@ def children(pid: int):
 
 
 class Watch(threading.Thread):
-    """Samples the agent's own CPU and RSS and its children's CPU until it exits."""
+    """Samples the agent's own CPU and RSS and its children's CPU until it exits (and the CPU of
+    ``target``, with the epoch time, for the CPU coverage of the windows' own span)."""
 
-    def __init__(self, pid: int, interval: float = 0.5):
+    def __init__(self, pid: int, interval: float = 0.5, target: int = 0):
         super().__init__(daemon=True)
-        self.pid, self.interval = pid, interval
+        self.pid, self.interval, self.target = pid, interval, target
+        self.target_cpu = []    # (epoch seconds, target cpu seconds)
         self.cpu = 0.0
         self.cpus = []          # (seconds, cpu seconds), every 5 s
         self.rss = []           # (seconds, MB)
@@ -95,6 +97,8 @@ class Watch(threading.Thread):
                     self.rss.append((round(now, 1), round(rss_mb(self.pid), 2)))
                     self.cpus.append((round(now, 1), self.cpu))
                     last_rss = now
+                if self.target:
+                    self.target_cpu.append((time.time(), cpu_seconds(self.target)))
                 for k in children(self.pid):
                     try:
                         self.kids[k] = cpu_seconds(k)
@@ -112,14 +116,14 @@ def start_targets(n: int, version: str = "v1"):
     return procs
 
 
-def run_agent(pids, args, seconds):
+def run_agent(pids, args, seconds, target: int = 0):
     cmd = [sys.executable, "-m", "profkit", "agent", "-q", "--duration", str(seconds)]
     for pid in pids:
         cmd += ["--pid", str(pid)]
     cmd += args
     t0 = time.monotonic()
     agent = subprocess.Popen(cmd, stderr=subprocess.PIPE, cwd=REPO)
-    watch = Watch(agent.pid)
+    watch = Watch(agent.pid, target=target)
     watch.start()
     _, err = agent.communicate()
     watch.join(2)
@@ -166,8 +170,8 @@ def joins(args, collector: str) -> dict:
     tmp = tempfile.mkdtemp(prefix="bench-agent-join-")
     try:
         cpu0 = cpu_seconds(proc.pid)
-        wall, _ = run_agent([proc.pid], ["--window", str(args.window), "-o", f"{tmp}/out", "-c", collector],
-                            args.join_seconds)
+        wall, watch = run_agent([proc.pid], ["--window", str(args.window), "-o", f"{tmp}/out", "-c", collector],
+                                args.join_seconds, target=proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu0
     finally:
         proc.kill()
@@ -191,8 +195,20 @@ def joins(args, collector: str) -> dict:
            "coverage": round(sampled / span, 3) if span and sampled is not None else None,
            # perf's cpu-clock samples the target's own CPU time: 1.0 = every 10 ms of it sampled once
            "cpu_coverage": round(sampled / cpu, 3) if cpu and sampled is not None else None}
+    if entries and sampled is not None:  # the target's CPU between the first window's start and the last's end
+        cpu_span = cpu_at(watch.target_cpu, t(entries[-1]["end"])) - cpu_at(watch.target_cpu, t(entries[0]["start"]))
+        out["target_cpu_in_windows_s"] = round(cpu_span, 2)
+        out["cpu_coverage_in_windows"] = round(sampled / cpu_span, 3) if cpu_span > 0 else None
     out.update(sample_seams(f"{tmp}/out", entries))
     return out
+
+
+def cpu_at(series, when: float) -> float:
+    """The CPU seconds of a (time, cpu) series at ``when``, interpolated."""
+    for (ta, ca), (tb, cb) in zip(series, series[1:]):
+        if ta <= when <= tb:
+            return ca + (cb - ca) * ((when - ta) / (tb - ta) if tb > ta else 0.0)
+    return series[-1][1] if series and when > series[-1][0] else (series[0][1] if series else 0.0)
 
 
 def sample_seams(root: str, entries) -> dict:
@@ -260,7 +276,8 @@ def main():
         results["joins"].append(j)
         print(f"{col}: {j['windows']} windows, seam (next start − previous end) mean {j['mean_seam_s']} s "
               f"(negative = overlap), coverage {j['coverage']} (samples / rate × span), "
-              f"{j['cpu_coverage']} of the target's CPU time", flush=True)
+              f"{j['cpu_coverage']} of the target's CPU time ({j.get('cpu_coverage_in_windows')} of it between the "
+              f"first window's start and the last one's end)", flush=True)
         if "sample_seam_gaps_s" in j:
             g = j["inner_gap_s"]
             print(f"{col}: from the samples' own times, last sample of a window → first of the next: "
