@@ -47,7 +47,12 @@ class PerfSession:
         self.lock = threading.Lock()
 
     def ensure(self) -> None:
-        """Start perf if it is not running (the first window, or after perf died)."""
+        """Start perf if it is not running (the first window, or after perf died); the first windows
+        start together when the agent starts: one perf for all of them."""
+        with self.lock:
+            self._ensure()
+
+    def _ensure(self) -> None:
         if self.tool is not None and self.tool.poll() is None:
             return
         from collectors.perf import hardware_events_available
@@ -137,8 +142,9 @@ class PerfSession:
 
     def close(self) -> None:
         if self.tool is not None and self.tool.poll() is None:
-            self.cut(final=True)
-            self.tool.stop(grace=5.0)
+            self.cut(final=True)  # SIGINT: perf writes its last chunk and ends
+            if self.tool.wait(5.0) is None:  # a second SIGINT at once made perf write its end twice
+                self.tool.stop(grace=5.0)
 
 
 class SwitchedPerfProbe(Probe):
@@ -160,6 +166,7 @@ class SwitchedPerfProbe(Probe):
         entry.version = self.version
         entry.set_commands([self.session.argv])
         entry.detail["attached"] = "perf record --switch-output: kept running across windows, cut by SIGUSR2"
+        entry.detail["perf_pid"] = self.session.tool.pid if self.session.tool is not None else None
         ctx.profiler_order.append(self.id)
 
     def poll(self) -> bool:
