@@ -98,8 +98,5 @@ def atomic_write_json(path: str, value: Any, *, indent: int = 2, default: Any = 
     """``value`` as JSON (sorted keys, a final newline), written atomically."""
     import json
 
-    def write(fh: IO[str]) -> None:
-        json.dump(value, fh, indent=indent, sort_keys=True, default=default)
-        fh.write("\n")
-
-    atomic_write(path, write)
+    # one string, one write: json.dump would make a write call per token (thousands per manifest)
+    atomic_write(path, json.dumps(value, indent=indent, sort_keys=True, default=default) + "\n")

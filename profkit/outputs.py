@@ -28,8 +28,10 @@ def _target_dir(pid: int, name: str) -> str:
 
 
 def write_profiles(run: RunDir, profiles: Mapping[str, Profile], order: Sequence[str],
-                   per_target: Optional[Mapping[str, Mapping[int, Profile]]] = None) -> Optional[Profile]:
-    """Write the folded profiles of a finished capture and record the primary one; returns it."""
+                   per_target: Optional[Mapping[str, Mapping[int, Profile]]] = None, *,
+                   save: bool = True) -> Optional[Profile]:
+    """Write the folded profiles of a finished capture and record the primary one; returns it.
+    ``save=False``: the caller saves the record next (the engine, as it sets the status)."""
     record = run.record
     present = [cid for cid in order if cid in profiles] + [cid for cid in profiles if cid not in order]
     primary = present[0] if present else None
@@ -52,7 +54,8 @@ def write_profiles(run: RunDir, profiles: Mapping[str, Profile], order: Sequence
             if several:
                 run.write_profile(f"{d}/profile-{cid}.folded", prof)
     if primary is None:
-        run.save()
+        if save:
+            run.save()
         return None
     prof = profiles[primary]
     run.write_profile("profile.folded", prof)
@@ -66,7 +69,8 @@ def write_profiles(run: RunDir, profiles: Mapping[str, Profile], order: Sequence
             record.warn(f"only {prof.total:g} samples where about {expected:.0f} were possible at {record.rate:g} Hz: "
                         "the target was mostly idle or off-CPU; --mode wall shows where it waits")
         _check_on_cpu(run, prof)
-    run.save()
+    if save:
+        run.save()
 
 
 def write_timeline(run: RunDir, prof: Profile, name: str = "timeline.bin") -> Optional[dict]:

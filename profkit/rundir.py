@@ -49,6 +49,8 @@ class RunDir:
     def __init__(self, path: str, record: Optional[RunRecord] = None):
         self.path = path
         self.record = record if record is not None else RunRecord()
+        #: the record as last written by :meth:`save` (None: not written by this RunDir)
+        self._saved: Optional[dict] = None
 
     # -- creating and opening -----------------------------------------------------------
     @staticmethod
@@ -77,8 +79,9 @@ class RunDir:
         return raw
 
     @classmethod
-    def create(cls, path: str, record: RunRecord) -> "RunDir":
-        """Make the directory (and ``raw/``) and write the first manifest (status ``running``)."""
+    def create(cls, path: str, record: RunRecord, *, save: bool = True) -> "RunDir":
+        """Make the directory (and ``raw/``) and write the first manifest (status ``running``);
+        ``save=False`` leaves the first write to the caller (a run written whole at once)."""
         cls.prepare(path)
         from profkit import __version__
 
@@ -88,7 +91,8 @@ class RunDir:
         record.start = record.start or now_iso()
         record.owner = owner_of_self()
         run = cls(path, record)
-        run.save()
+        if save:
+            run.save()
         return run
 
     @classmethod
@@ -150,8 +154,13 @@ class RunDir:
 
     # -- the record ---------------------------------------------------------------------
     def save(self) -> None:
-        """Write ``manifest.json`` atomically."""
-        atomic_write_json(self.file("manifest.json"), self.record.to_json(), default=str)
+        """Write ``manifest.json`` atomically (not again when the record is as last written: the
+        engine saves at every step, and a step that changed nothing costs no write and no fsync)."""
+        data = self.record.to_json()
+        if data == self._saved:
+            return
+        atomic_write_json(self.file("manifest.json"), data, default=str)
+        self._saved = data
 
     def warn(self, message: str) -> None:
         """Record a warning in the run record (once)."""

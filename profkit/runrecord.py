@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional, Sequence
 
 from profkit.errors import RunRecordError
@@ -206,10 +206,31 @@ class RunRecord:
         return out
 
     def to_json(self) -> Dict[str, Any]:
-        """The record as JSON-ready data (schema 2)."""
-        data = asdict(self)
+        """The record as JSON-ready data (schema 2): new containers all the way down, like
+        :func:`dataclasses.asdict`, without its deep copies (a manifest is written at every step)."""
+        data = _plain(self)
         data["schema"] = SCHEMA
         return data
+
+
+_FIELDS: Dict[type, tuple] = {}
+
+
+def _plain(value: Any) -> Any:
+    """A dataclass as a dict of its fields, lists/tuples as lists, dicts copied, recursively."""
+    cls = type(value)
+    if cls in (str, int, float, bool) or value is None:
+        return value
+    names = _FIELDS.get(cls)
+    if names is None and hasattr(cls, "__dataclass_fields__"):
+        names = _FIELDS[cls] = tuple(f.name for f in fields(value))
+    if names is not None:
+        return {n: _plain(getattr(value, n)) for n in names}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def owner_of_self() -> OwnerRecord:

@@ -156,7 +156,12 @@ _started: set = set()
 def own_family() -> set:
     """profkit itself, its ancestors and the tools it started (and their children): never a target."""
     me = os.getpid()
-    tools = {p for p in _started.copy() if process_state(p) not in (None, "Z")}  # copy: threads add to it
+    tools = set()
+    for p in _started.copy():  # copy: threads add to it
+        if process_state(p) in (None, "Z"):
+            _started.discard(p)  # ended: forgotten (a long-running agent starts tools every window)
+        else:
+            tools.add(p)
     return {me, *ancestors_of(me), *tools, *(c for p in tools for c in children_of(p))}
 
 

@@ -99,6 +99,7 @@ class Agent:
         self.asprof: Dict[int, "AsprofSession"] = {}
         self.locks: Dict[int, threading.Lock] = {}
         self.chosen: Dict[str, list] = {}
+        self.choosing: Dict[str, threading.Lock] = {}
 
     # -- what windows report ------------------------------------------------------------------
     def busy(self, name: str, recording: bool) -> None:
@@ -168,11 +169,12 @@ class Agent:
         from profkit.engine.probes import ProfilerProbe
 
         with self.lock:
+            choosing = self.choosing.setdefault(target.runtime, threading.Lock())
+        with choosing:  # the first windows of several targets start at once: one check per runtime
             chosen = self.chosen.get(target.runtime)
-        if chosen is None:
-            chosen = choose_collectors(target.runtime, self.options.mode, self.options.collectors, {})
-            with self.lock:
-                self.chosen[target.runtime] = chosen
+            if chosen is None:
+                chosen = self.chosen[target.runtime] = choose_collectors(target.runtime, self.options.mode,
+                                                                         self.options.collectors, {})
         given = {"threads": True} if self.options.threads else {}
         return [ProfilerProbe(c, avail, self.options.mode, self.options.rate, record_options(c, given))
                 for c, avail in chosen], []
@@ -278,12 +280,13 @@ class Agent:
         return jobs
 
     def _wait_until(self, when: float) -> None:
+        """Until ``when`` (or a stop); the status line, on a terminal only, is redrawn every second."""
         while not self.stop.is_set():
             now = time.monotonic()
             if now >= when:
                 return
             self.status.show()
-            self.stop.wait(min(1.0, when - now))
+            self.stop.wait(min(1.0, when - now) if self.status.tty else when - now)
 
     def _recover(self) -> None:
         """Windows a killed agent left in -o DIR: recovered from raw/, indexed and spooled."""

@@ -20,7 +20,7 @@ from typing import List, Optional, Tuple
 
 from profkit.engine.probe import Probe, RunContext
 from profkit.errors import CollectorFailed, CollectorNotInstalled
-from profkit.targets import ChildTool, read_small
+from profkit.targets import ChildTool
 
 __all__ = ["PerfSession", "SwitchedPerfProbe"]
 
@@ -28,7 +28,8 @@ _DUMP = re.compile(r"\[ perf record: Dump (\S+) \]")
 
 
 class PerfSession:
-    """``perf record -g -p PID --switch-output -o DIR/perf-PID.data`` kept running."""
+    """``perf record -g -p PID --switch-output -o DIR/perf-PID.data`` kept running (started by a
+    thread of its own that waits for it: see :meth:`ensure`)."""
 
     def __init__(self, pid: int, rate: int, workdir: str, threads: bool = False):
         self.pid, self.rate, self.workdir = pid, rate, workdir
@@ -40,11 +41,20 @@ class PerfSession:
         self.argv: List[str] = []
         self.version = ""
         self.last_cut = time.time()
-        self.dumps_seen = 0
+        #: how far perf's stderr has been read (it grows by two lines a window, for as long as the
+        #: agent runs: only what is new is read) and the Dump lines found there not yet handed out
+        self.err_pos = 0
+        self.err_tail = b""
+        self.dumps: List[str] = []
         self.lock = threading.Lock()
 
     def ensure(self) -> None:
-        """Start perf if it is not running (the first window, or after perf died)."""
+        """Start perf if it is not running (the first window, or after perf died); the first windows
+        start together when the agent starts: one perf for all of them."""
+        with self.lock:
+            self._ensure()
+
+    def _ensure(self) -> None:
         if self.tool is not None and self.tool.poll() is None:
             return
         from collectors.perf import hardware_events_available
@@ -56,20 +66,53 @@ class PerfSession:
         event = "cycles" if hardware_events_available(perf) else "cpu-clock"
         self.argv = [perf, "record", "-e", event, "-F", str(self.rate), "-g", "-p", str(self.pid),
                      "--switch-output", "-o", self.base]
-        with open(self.err, "wb") as err:
-            self.tool = ChildTool(self.argv, stderr=err).start()
-        self.dumps_seen = 0
+        started = threading.Event()
+        failed: List[BaseException] = []
+
+        def keeper() -> None:
+            # perf is started, and waited for, by a thread of its own that lives as long as perf:
+            # the parent-death signal (PR_SET_PDEATHSIG) comes when the *thread* that started a
+            # child ends, so perf started by a window's thread got SIGTERM when that window ended
+            try:
+                with open(self.err, "ab") as err:  # appended: a restarted perf keeps the earlier lines
+                    self.err_pos, self.err_tail, self.dumps = err.tell(), b"", []
+                    self.tool = ChildTool(self.argv, stderr=err).start()
+            except BaseException as e:  # noqa: BLE001 - handed to ensure()'s caller
+                failed.append(e)
+                return
+            finally:
+                started.set()
+            self.tool.wait()
+
+        threading.Thread(target=keeper, name=f"profkit-perf-{self.pid}", daemon=True).start()
+        started.wait()
+        if failed:
+            raise failed[0]
         self.last_cut = time.time()
+
+    def _new_dumps(self) -> None:
+        """The Dump lines perf wrote since the last look."""
+        try:
+            with open(self.err, "rb") as fh:
+                fh.seek(self.err_pos)
+                data = fh.read(1 << 20)
+        except OSError:
+            return
+        self.err_pos += len(data)
+        lines = (self.err_tail + data).split(b"\n")
+        self.err_tail = lines.pop()  # an unfinished line: read again with the rest of it
+        self.dumps += _DUMP.findall(b"\n".join(lines).decode("utf-8", "replace"))
 
     def alive(self) -> bool:
         return self.tool is not None and self.tool.poll() is None
 
-    def cut(self, timeout: float = 10.0, final: bool = False) -> Tuple[Optional[str], float, float]:
-        """Make perf write what it has; returns (the chunk's path or None, its start, its end: epoch s)."""
+    def cut(self, timeout: float = 10.0, final: bool = False) -> Tuple[List[str], float, float]:
+        """Make perf write what it has; returns (the chunks' paths, their start, their end: epoch s).
+        Usually one chunk; a dump that came too late for the previous cut comes with this one."""
         with self.lock:
             start = self.last_cut
             if self.tool is None:
-                return None, start, start
+                return [], start, start
             sig = signal.SIGINT if final else signal.SIGUSR2
             if self.tool.poll() is None:
                 try:
@@ -80,20 +123,30 @@ class PerfSession:
             self.last_cut = end
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                dumps = _DUMP.findall(read_small(self.err, 1 << 20))
-                if len(dumps) > self.dumps_seen:
-                    self.dumps_seen = len(dumps)
-                    path = dumps[-1] if os.path.isabs(dumps[-1]) else os.path.join(self.workdir, os.path.basename(dumps[-1]))
-                    return (path if os.path.exists(path) else None), start, end
+                self._new_dumps()
+                if self.dumps:
+                    dumps, self.dumps = self.dumps, []
+                    paths = [d if os.path.isabs(d) else os.path.join(self.workdir, os.path.basename(d)) for d in dumps]
+                    return [p for p in paths if os.path.exists(p)], start, end
                 if self.tool.poll() is not None and not final:
                     break
                 time.sleep(0.05)
-            return None, start, end
+            return [], start, end
+
+    def tail(self, limit: int = 2000) -> str:
+        """The end of perf's stderr (its last words, for an error)."""
+        try:
+            with open(self.err, "rb") as fh:
+                fh.seek(max(0, os.path.getsize(self.err) - limit))
+                return fh.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
     def close(self) -> None:
         if self.tool is not None and self.tool.poll() is None:
-            self.cut(final=True)
-            self.tool.stop(grace=5.0)
+            self.cut(final=True)  # SIGINT: perf writes its last chunk and ends
+            if self.tool.wait(5.0) is None:  # a second SIGINT at once made perf write its end twice
+                self.tool.stop(grace=5.0)
 
 
 class SwitchedPerfProbe(Probe):
@@ -106,7 +159,7 @@ class SwitchedPerfProbe(Probe):
     def __init__(self, session: PerfSession, version: str = ""):
         super().__init__()
         self.session, self.version = session, version
-        self.chunk: Optional[str] = None
+        self.chunks: List[str] = []
         self.span: Tuple[float, float] = (0.0, 0.0)
 
     def start(self, ctx: RunContext) -> None:
@@ -115,15 +168,16 @@ class SwitchedPerfProbe(Probe):
         entry.version = self.version
         entry.set_commands([self.session.argv])
         entry.detail["attached"] = "perf record --switch-output: kept running across windows, cut by SIGUSR2"
+        entry.detail["perf_pid"] = self.session.tool.pid if self.session.tool is not None else None
         ctx.profiler_order.append(self.id)
 
     def poll(self) -> bool:
         return self.session.alive()
 
     def stop(self, reason: str) -> None:
-        path, start, end = self.session.cut()
+        paths, start, end = self.session.cut()
         self.span = (start, end)
-        self.chunk = path
+        self.chunks = paths
 
     def finish(self, ctx: RunContext) -> None:
         import collectors
@@ -133,22 +187,27 @@ class SwitchedPerfProbe(Probe):
 
         ctx.results["window_span"] = self.span
         entry = self.attach_record(ctx)
-        if self.chunk is None:
+        if not self.chunks:
             raise CollectorFailed(self.session.argv, self.session.tool.poll() if self.session.tool else None,
-                                  read_small(self.session.err)[-2000:])
-        data = os.path.join(ctx.run.raw_dir, f"perf-{self.session.pid}.data")
-        shutil.move(self.chunk, data)
-        text = data[: -len(".data")] + ".txt"
+                                  self.session.tail())
         perf = self.session.argv[0]
         threads = self.session.threads
-        entry.set_commands([self.session.argv, [perf, "script", "-i", data] + (["-F", "+pid"] if threads else [])])
-        rc, err = _perf_script(perf, data, text, threads)
-        if rc != 0 and os.path.getsize(text) == 0:
-            raise CollectorFailed([perf, "script", "-i", data], rc, err)
-        if not err.strip():
-            os.unlink(text + ".stderr")
-        entry.raw = [ctx.run.relative(data), ctx.run.relative(text)]
+        raws, texts, scripts = [], [], []
+        for i, chunk in enumerate(self.chunks):
+            data = os.path.join(ctx.run.raw_dir, f"perf-{self.session.pid}" + (f".{i}" if i else "") + ".data")
+            shutil.move(chunk, data)
+            text = data[: -len(".data")] + ".txt"
+            scripts.append([perf, "script", "-i", data] + (["-F", "+pid"] if threads else []))
+            rc, err = _perf_script(perf, data, text, threads)
+            if rc != 0 and os.path.getsize(text) == 0:
+                raise CollectorFailed(scripts[-1], rc, err)
+            if not err.strip():
+                os.unlink(text + ".stderr")
+            raws += [ctx.run.relative(data), ctx.run.relative(text)]
+            texts.append(text)
+        entry.set_commands([self.session.argv] + scripts)
+        entry.raw = raws
         options = PerfOptions(all=True, tid=threads)
         entry.parse = {"all": True, "tid": True} if threads else {"all": True}
-        merged, per = parse_captures(collectors.get("perf"), [text], options, ctx.record.process_names())
+        merged, per = parse_captures(collectors.get("perf"), texts, options, ctx.record.process_names())
         ctx.profiles[self.id] = merged

@@ -187,15 +187,19 @@ class Sender(threading.Thread):
         self.last = "nothing sent yet"
 
     def run(self) -> None:
+        # an empty queue waits for the next put() (``wake``; the timeout is only a safety net), a
+        # failure for its backoff; the wake is cleared *before* the queue is listed, so a put()
+        # while delivering is seen by the next pass, never lost
         while not self.halt.is_set():
+            self.wake.clear()
             try:
-                idle = self.deliver_once()
+                emptied = self.deliver_once()
             except OSError as e:  # the spool's directory itself failing (a full or lost disk)
                 self.last = f"spool error: {e}"
-                idle = False
-            if not idle:
-                self.wake.wait(self.backoff or self.cap)
-                self.wake.clear()
+                emptied = False
+            if self.halt.is_set():
+                break
+            self.wake.wait(self.cap if emptied else (self.backoff or self.cap))
 
     def deliver_once(self, deadline: Optional[float] = None) -> bool:
         """Deliver what is queued until a failure (or ``deadline``); True if the queue is empty."""

@@ -23,6 +23,9 @@ __all__ = ["OVERLAPPING", "labels_of", "record_window", "window_from_run"]
 
 #: collectors of which two runs may sample one process at once (so windows can overlap)
 OVERLAPPING = {"py-spy"}
+#: how often a window's engine run looks at its profilers and target (seconds): a stop wakes it at
+#: once and its end is timed, so this only bounds how late a target's exit is seen
+TICK = 2.0
 
 
 def labels_of(agent: "Agent", target: Target, collector: str) -> Dict[str, str]:
@@ -36,14 +39,25 @@ def labels_of(agent: "Agent", target: Target, collector: str) -> Dict[str, str]:
     return clean_labels(labels)
 
 
-def _drop_raw(run) -> None:
-    """Without --keep-raw a window keeps its manifest and profile.folded only."""
-    shutil.rmtree(run.raw_dir, ignore_errors=True)
-    for p in run.record.probes:
+def _end_window(ctx, start: datetime, keep_raw: bool) -> None:
+    """An analysis step of the window's engine run (after its collectors stopped, before its
+    profiles and final manifest are written), so the manifest's last write has it all: the
+    window's span (it ends when the engine stopped its collectors, not when its files were
+    written; perf kept attached: exactly between two cuts) in ``ctx.results["window_times"]``,
+    and without --keep-raw, raw/ no longer listed (removed once that write is done: a kill before
+    it leaves the manifest naming raw/, still there to recover)."""
+    from profkit.timeparse import format_time
+
+    end = start + timedelta(seconds=ctx.record.duration or 0.0)
+    if ctx.results.get("window_span"):
+        a, b = ctx.results["window_span"]
+        start, end = datetime.fromtimestamp(a, timezone.utc), datetime.fromtimestamp(b, timezone.utc)
+    ctx.record.window["start"], ctx.record.window["end"] = format_time(start), format_time(end)
+    ctx.results["window_times"] = (start, end)
+    for p in ctx.record.probes if not keep_raw else ():
         if p.raw:
             p.detail["raw_not_kept"] = len(p.raw)
             p.raw = []
-    run.save()
 
 
 def _probes(agent: "Agent", target: Target, length: float, overlap: float):
@@ -94,7 +108,8 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float, overl
             run.warn(w)
         start = datetime.now(timezone.utc)  # after waiting for the collector's previous session
         run.record.window["start"] = format_time(start)
-        ctx = record(run, [target], probes, duration=length, stop=agent.stop, render=o.render)
+        ctx = record(run, [target], probes, duration=length, stop=agent.stop, render=o.render, tick=TICK,
+                     analyses=(lambda c: _end_window(c, start, o.keep_raw),))
     except Exception as e:  # noqa: BLE001 - one window's failure never stops the agent
         if held:
             agent.release(target.pid)
@@ -108,16 +123,9 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float, overl
     # the window ends when the engine stopped its collectors (not when its files were written)
     if held:
         agent.release(target.pid)
-    end = start + timedelta(seconds=run.record.duration or 0.0)
-    if ctx.results.get("window_span"):  # perf kept attached: the window is exactly between two cuts
-        a, b = ctx.results["window_span"]
-        start, end = datetime.fromtimestamp(a, timezone.utc), datetime.fromtimestamp(b, timezone.utc)
-        run.record.window["start"] = format_time(start)
-    run.record.window["end"] = format_time(end)
+    start, end = ctx.results["window_times"]
     if not o.keep_raw:
-        _drop_raw(run)
-    else:
-        run.save()
+        shutil.rmtree(run.raw_dir, ignore_errors=True)
     profile = load_run_profile(run)
     if profile is None:
         from profkit.model import Profile

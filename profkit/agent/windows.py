@@ -116,8 +116,11 @@ def rotate(root: str, keep: Optional[int] = None, keep_size: Optional[int] = Non
         return 0
     wdir = os.path.join(root, WINDOWS)
     busy = set(protect)
-    names = sorted(n for n in os.listdir(wdir) if os.path.isdir(os.path.join(wdir, n)) and n not in busy) \
-        if os.path.isdir(wdir) else []
+    try:
+        with os.scandir(wdir) as it:  # the directory entries' types: no stat per window
+            names = sorted(e.name for e in it if e.name not in busy and e.is_dir())
+    except FileNotFoundError:
+        names = []
     doomed: List[str] = []
     if keep and len(names) > keep:
         doomed = names[:len(names) - keep]
@@ -135,7 +138,28 @@ def rotate(root: str, keep: Optional[int] = None, keep_size: Optional[int] = Non
     for n in doomed:
         shutil.rmtree(os.path.join(wdir, n), ignore_errors=True)
     gone = {f"{WINDOWS}/{n}" for n in doomed}
-    lines = [json.dumps(e, ensure_ascii=False, separators=(",", ":"), default=str)
-             for e in read_index(root) if e.get("dir") not in gone]
-    atomic_write(os.path.join(root, INDEX), "".join(line + "\n" for line in lines))
+    kept = []
+    for line in _index_lines(root):
+        d = _dir_of(line)
+        if d is not None and d not in gone:  # a damaged line is dropped, as read_index skips it
+            kept.append(line if line.endswith("\n") else line + "\n")
+    atomic_write(os.path.join(root, INDEX), "".join(kept))
     return len(doomed)
+
+
+def _index_lines(root: str) -> Iterator[str]:
+    """The lines of ``root/windows.jsonl`` as written (kept as they are when the index is rewritten)."""
+    try:
+        with open(os.path.join(root, INDEX), encoding="utf-8", errors="surrogateescape") as fh:
+            yield from fh
+    except FileNotFoundError:
+        return
+
+
+def _dir_of(line: str) -> Optional[str]:
+    """The ``dir`` of an index line; None for a damaged line."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry.get("dir") if isinstance(entry, dict) and isinstance(entry.get("dir"), str) else None

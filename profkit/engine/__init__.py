@@ -101,9 +101,10 @@ def _start_late(ctx: RunContext, pending: List[Probe], started: List[Probe], ela
 
 
 def _wait(ctx: RunContext, probes: List[Probe], progress: Optional[Progress], watch_targets: bool,
-          pending: Optional[List[Probe]] = None) -> str:
+          pending: Optional[List[Probe]] = None, tick: float = TICK) -> str:
     """Wait until the run should end; returns why: ``stop``, ``duration``, ``targets-gone`` or ``done``.
-    ``pending`` probes are started (and appended to ``probes``) when their delay has passed."""
+    ``pending`` probes are started (and appended to ``probes``) when their delay has passed. It looks
+    every ``tick`` seconds, and wakes at once on a stop and on time for the duration and the delays."""
     essential = [p for p in probes if p.essential] or list(probes)
     pending = pending if pending is not None else []
     while True:
@@ -125,13 +126,17 @@ def _wait(ctx: RunContext, probes: List[Probe], progress: Optional[Progress], wa
         if progress is not None:
             status = " · ".join(s for s in (p.status() for p in probes) if s) or "recording"
             progress(elapsed, max(0.0, ctx.duration - elapsed), status)
-        ctx.stop.wait(TICK)
+        wake = min([tick, ctx.duration - elapsed] + [p.delay - elapsed for p in pending])
+        ctx.stop.wait(max(0.01, wake))
 
 
 def record(run: RunDir, targets: List[Target], probes: Sequence[Probe], *, duration: float,
            stop: Optional[threading.Event] = None, progress: Optional[Progress] = None,
-           analyses: Sequence[Analysis] = (), render: bool = True, watch_targets: bool = True) -> RunContext:
+           analyses: Sequence[Analysis] = (), render: bool = True, watch_targets: bool = True,
+           tick: float = TICK) -> RunContext:
     """Run ``probes`` against ``targets`` for up to ``duration`` seconds and write ``run``.
+    ``tick``: how often the wait looks at the probes and the targets (``profkit agent``'s windows,
+    whose profilers end by themselves with their target, look less often).
 
     Returns the context (profiles and results) whatever happened to the probes; raises only
     when nothing essential could be started at all (the run directory then records why).
@@ -149,7 +154,7 @@ def record(run: RunDir, targets: List[Target], probes: Sequence[Probe], *, durat
     pending = [p for p in probes if p.delay > 0]
     why = "stop"
     try:
-        why = _wait(ctx, started, progress, watch_targets, pending)
+        why = _wait(ctx, started, progress, watch_targets, pending, tick)
     finally:
         _stop_all(started, why if not ctx.stop.is_set() else "stop")
     ctx.elapsed = time.monotonic() - ctx.t0
@@ -165,7 +170,7 @@ def record(run: RunDir, targets: List[Target], probes: Sequence[Probe], *, durat
     try:
         for analysis in analyses:
             analysis(ctx)
-        write_profiles(run, ctx.profiles, ctx.profiler_order, ctx.per_target)
+        write_profiles(run, ctx.profiles, ctx.profiler_order, ctx.per_target, save=False)  # run.finish saves
     except DiskFull as e:
         full = e
     # a collector that failed or lost part of the run (engine/losses.py) makes it collector-error

@@ -44,14 +44,15 @@ class ProfilerProbe(Probe):
         self.rec = self.collector.record(request)
         self._describe(ctx)
 
-    def _describe(self, ctx: RunContext) -> None:
+    def _describe(self, ctx: RunContext, save: bool = True) -> None:
         entry, rec = self.attach_record(ctx), self.rec
         assert rec is not None
         entry.set_commands(rec.commands)
         entry.raw = relative_all(ctx.run, list(rec.raw.values()))
         entry.parse = options_dict(rec.parse_options)
         entry.detail.update(getattr(rec, "detail", None) or {})
-        ctx.run.save()
+        if save:
+            ctx.run.save()
 
     def poll(self) -> bool:
         return self.rec is not None and self.rec.poll()
@@ -73,7 +74,7 @@ class ProfilerProbe(Probe):
         except ProfkitError as e:
             failure = e
             raws = [p for p in self.rec.raw.values() if os.path.exists(p) and os.path.getsize(p) > 0]
-        self._describe(ctx)
+        self._describe(ctx, save=False)  # the engine saves the record once its profiles are written
         if raws:
             self.attach_record(ctx).raw = relative_all(ctx.run, raws)
         for raw in self.rec.raw.values():

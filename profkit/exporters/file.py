@@ -22,7 +22,7 @@ def write_window_run(root: str, window: Window) -> str:
     profile.folded) and its line of ``root/windows.jsonl``; returns the directory."""
     from profkit.agent.windows import WINDOWS, append_index, ensure_private_dir, index_entry, window_dir_name
     from profkit.outputs import write_profiles
-    from profkit.rundir import RunDir
+    from profkit.rundir import RunDir, now_iso
     from profkit.runrecord import RunRecord, TargetRecord
     from profkit.timeparse import format_time
 
@@ -44,11 +44,13 @@ def write_window_run(root: str, window: Window) -> str:
     rec.window = {"start": format_time(window.start), "end": format_time(window.end), "labels": labels,
                   "sequence": window.sequence}
     rec.start = format_time(window.start)
-    run = RunDir.create(path, rec)
+    # written whole: profile.folded, then the manifest once, already complete (no index line
+    # names the directory before both are there)
+    run = RunDir.create(path, rec, save=False)
     run.record.duration = round(window.seconds, 3)
+    run.record.status, run.record.end = "complete", now_iso()
     cid = labels.get("collector") or "profile"
     write_profiles(run, {cid: window.profile}, [cid])
-    run.finish("complete")
     try:
         os.rmdir(run.raw_dir)  # made by every run directory; a window sent here has no raw capture
     except OSError:

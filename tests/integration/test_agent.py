@@ -230,3 +230,33 @@ def test_threads_gives_each_window_a_frame_per_thread(tmp_path, start_process):
             tids.add(root.rsplit("/", 1)[1])
     assert len(tids) >= 2, tids  # alpha-worker and beta-worker at least
     assert_running(target.pid)
+
+
+def test_perf_stays_attached_across_windows_and_its_seams_lose_no_samples(tmp_path, start_process):
+    from profkit.timeline import read
+
+    target = start_process(*py_target("v1")).wait_ready()
+    out = tmp_path / "out"
+    r = profkit("agent", "--pid", target.pid, "-c", "perf", "--window", "3", "--duration", "12", "-o", out, "-q",
+                timeout=120)
+    assert r.returncode == 0, r.stderr
+    entries = index(out)
+    assert len(entries) >= 3 and all(e["samples"] > 0 and e["status"] == "complete" for e in entries), entries
+    assert all(b["start"] == a["end"] for a, b in zip(entries, entries[1:]))   # cut to cut: no gap, no overlap
+    # one perf for the whole run (it used to get SIGTERM when the window thread that started it
+    # ended, and was started again, with a gap, every other window)
+    perfs = {json.loads((out / e["dir"] / "manifest.json").read_text())["probes"][0]["detail"]["perf_pid"]
+             for e in entries}
+    said = (out / "spool" / "perf" / f"perf-{target.pid}.data.stderr").read_text()
+    assert len(perfs) == 1 and said.count("Captured and wrote") == 1, (perfs, said)
+    # the samples' own times: the last of a window and the first of the next are close (a restart took seconds)
+    # (against the gaps inside the windows: on a loaded machine the target itself waits for a CPU)
+    spans, inner = [], [0.0]
+    for e in entries:
+        tl = read(str(out / e["dir"] / "timeline.bin"))
+        times = sorted(tl.start + tl.seconds(i) for i in range(len(tl)))
+        spans.append((times[0], times[-1]))
+        inner += [b - a for a, b in zip(times, times[1:])]
+    seams = [b[0] - a[1] for a, b in zip(spans, spans[1:])]
+    assert all(s < max(1.0, 2 * max(inner)) for s in seams), (seams, max(inner))
+    assert_running(target.pid)
