@@ -8,16 +8,18 @@ __all__ = ["find_pyspy"]
 
 
 def find_pyspy() -> Optional[str]:
-    """The py-spy binary: on PATH, or beside this Python (a virtualenv's bin/)."""
+    """The py-spy binary: the one installed beside this Python (its virtualenv's or pyenv
+    version's bin/, where ``pip install py-spy`` put it), else the first on PATH. Beside first:
+    a version manager's PATH entry is a shell script (pyenv's shim) that would run on every start
+    of py-spy, once per agent window, and answer ``--version`` for whatever version it picks."""
     import os
     import shutil
     import sys
 
-    found = shutil.which("py-spy")
-    if found:
-        return found
     beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
-    return beside if os.access(beside, os.X_OK) else None
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return beside
+    return shutil.which("py-spy")
 
 
 def _tool_version(exe: str) -> str:

@@ -198,3 +198,17 @@ def test_reading_keyed_equals_keying_what_was_read(capture, tmp_path):
     keyed = collector.parse_keyed(src, PySpyOptions(), src.diag)
     assert sorted(keyed.stacks()) == sorted(read(odd).keyed().stacks())
     assert any(f.name == "[thread w (q.py)]" and f.kind is FrameKind.THREAD for f in keyed.frames.values())
+
+
+def test_py_spy_is_the_one_beside_this_python_before_path(tmp_path, monkeypatch):
+    import os
+    import sys
+
+    from collectors.pyspy_tool import find_pyspy
+
+    shim = tmp_path / "py-spy"  # a version manager's shim on PATH
+    shim.write_text("#!/bin/sh\nexit 1\n")
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    assert find_pyspy() == (beside if os.access(beside, os.X_OK) else str(shim))
