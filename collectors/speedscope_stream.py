@@ -33,6 +33,9 @@ __all__ = ["BAD", "COMPOUND", "Speedscope", "SpeedscopeProfile", "read_speedscop
 BAD = 0xFFFFFFFF
 #: the value kept for a profile field that is an object or a list
 COMPOUND = object()
+#: ijson's fastest backend (yajl2_c, a C extension in its wheels); where it is missing ijson falls
+#: back to its pure-Python one by itself: the same events, several times slower
+_parse = ijson.parse
 _TEXTS = 20  # texts of malformed samples kept (Diagnostics keeps fewer examples)
 _SCALARS = ("string", "number", "boolean", "null")
 
@@ -67,7 +70,7 @@ def read_speedscope(source: Source, *, weights: bool = True) -> Speedscope:
     """
     stream = _Counted(source.binary_stream())
     try:
-        return _read(ijson.parse(stream, use_float=True), weights)
+        return _read(_parse(stream, use_float=True), weights)
     except ijson.JSONError as e:
         text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CaptureFormatError(f"truncated or invalid speedscope JSON: {text[:160]} (in the first {stream.bytes} "

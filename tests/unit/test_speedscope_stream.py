@@ -103,3 +103,14 @@ def test_the_reader_keeps_distinct_stacks_once_and_each_sample_as_an_id(tmp_path
     assert [len(p.samples) for p in data.profiles] == [2000, 2000]
     assert data.profiles[0].samples.itemsize == 4 and data.exporter == "py-spy@0.4.3" and len(data.frames) == 60
     assert ijson.backend in ("yajl2_c", "yajl2_cffi", "yajl2", "yajl", "python")
+
+
+def test_the_pure_python_backend_reads_the_same(tmp_path, monkeypatch):
+    """Without ijson's C backend (yajl2_c) ijson falls back to its Python one: slower, same result."""
+    import collectors.speedscope_stream as stream
+
+    path = tmp_path / "s.json"
+    _write(path, 300, threads=2)
+    want = parse(Source(str(path)), PySpyOptions(format="speedscope")).sorted_items()
+    monkeypatch.setattr(stream, "_parse", ijson.get_backend("python").parse)
+    assert parse(Source(str(path)), PySpyOptions(format="speedscope")).sorted_items() == want
