@@ -92,7 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         old_modules(args.old_rev, tmp)
-        print(f"| samples | file MB | way | seconds | peak RSS growth MB | note |\n|---|---|---|---|---|---|")
+        print("| samples | file MB | way | seconds | peak RSS growth MB | note |\n|---|---|---|---|---|---|")
         for n in (int(x) for x in args.samples.split(",")):
             path = os.path.join(tmp, f"s{n}.json")
             write(path, n, args.threads)
