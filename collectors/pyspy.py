@@ -12,14 +12,15 @@
   thread, stacks root → leaf as indices into ``shared.frames``, weights in seconds, each sample
   weighing ``1/rate``. By default the weights become sample counts (``round(weight / period)``,
   the period being ``1/--rate`` or, if not given, the smallest weight in the file); with
-  ``--unit nanoseconds`` they become nanoseconds of sampled time. The file is read whole
-  (JSON has no line structure to stream), up to :data:`MAX_JSON_BYTES`. py-spy writes its
+  ``--unit nanoseconds`` they become nanoseconds of sampled time. The file is streamed
+  (:mod:`collectors.speedscope_stream`, memory ~12 bytes a sample plus the distinct stacks). py-spy writes its
   ``--threads``/``--subprocesses`` frames into these stacks itself, as file-less frames with
   the same text as in raw output; they get the same kinds.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -36,13 +37,11 @@ from profkit.targets import ChildTool, ptrace_problem, read_small
 
 from collectors.base import Availability, Collector, RecordRequest, Recording, Sniff, option, pid_of_raw, raw_path
 from collectors.pyspy_speedscope import _NS_PER, _sampled_profiles, _units
+from collectors.speedscope_stream import BAD, Speedscope, read_speedscope
 from collectors.pyspy_tool import _pyspy_hint, _tool_version, find_pyspy
 
-__all__ = ["MAX_JSON_BYTES", "PySpyCollector", "PySpyOptions", "PySpyRecordOptions", "PySpyRecording", "find_pyspy",
+__all__ = ["PySpyCollector", "PySpyOptions", "PySpyRecordOptions", "PySpyRecording", "find_pyspy",
            "parse", "parse_raw", "parse_speedscope"]
-
-#: The largest speedscope file read (it is parsed whole).
-MAX_JSON_BYTES = 512 << 20
 
 #: The frame of a sample py-spy took of a thread without Python frames (a raw line `` COUNT``).
 NO_PYTHON_FRAME = "[no Python frame]"
@@ -136,21 +135,6 @@ def parse_raw(lines: Iterable[str], diag: Diagnostics, meta: Optional[ProfileMet
 
 # -- speedscope ---------------------------------------------------------------------------
 
-def _load_json(source: Source) -> object:
-    data = source.read_bytes(MAX_JSON_BYTES + 1)
-    if len(data) > MAX_JSON_BYTES:
-        raise CaptureFormatError(f"speedscope file larger than {MAX_JSON_BYTES >> 20} MiB, which profkit "
-                                 "reads whole", location=source.name,
-                                 hint="record py-spy with --format raw, which profkit streams")
-    try:
-        return json.loads(data)
-    except json.JSONDecodeError as e:
-        raise CaptureFormatError(f"truncated or invalid speedscope JSON: {e.msg} (column {e.colno})",
-                                 location=f"{source.name}:{e.lineno}") from None
-    except UnicodeDecodeError as e:
-        raise CaptureFormatError(f"speedscope JSON is not valid UTF-8 (byte {e.start})", location=source.name) from None
-
-
 def _frame_of(entry: object, pyspy: bool) -> Frame:
     """A speedscope frame object as a profkit Frame, in py-spy's raw text form."""
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
@@ -183,21 +167,19 @@ def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
     warning. Samples whose frame indices are out of range are counted as malformed.
     """
     name = source.name
-    data = _load_json(source)
-    if not isinstance(data, dict) or not isinstance(data.get("profiles"), list):
+    data = read_speedscope(source)
+    if data.profiles is None:
         raise CaptureFormatError("not a speedscope file (no \"profiles\" list)", location=name)
-    shared = data.get("shared")
-    table = shared.get("frames") if isinstance(shared, dict) else None
-    if not isinstance(table, list):
+    if data.frames is None:
         raise CaptureFormatError("not a speedscope file (no \"shared.frames\" list)", location=name)
-    exporter = data.get("exporter") if isinstance(data.get("exporter"), str) else None
+    exporter = data.exporter
     pyspy = bool(exporter and exporter.startswith("py-spy"))
     try:
-        frames = [_frame_of(f, pyspy) for f in table]
+        frames = [_frame_of(f, pyspy) for f in data.frames]
     except ValueError:
         raise CaptureFormatError("speedscope frame without a name in shared.frames", location=name) from None
 
-    sampled = _sampled_profiles(data["profiles"], name, diag)
+    sampled = _sampled_profiles(data.profiles, name, diag)
     units = _units(sampled, name)
     timed = units & set(_NS_PER)
     out_unit = "bytes" if "bytes" in units else ("nanoseconds" if timed and options.unit == "nanoseconds" else "samples")
@@ -206,29 +188,43 @@ def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
         if options.rate > 0:
             period_ns = 1e9 / options.rate
         else:
-            positive = [w * _NS_PER[str(p["unit"])] for _, p, _, ws in sampled for w in ws
-                        if isinstance(w, (int, float)) and w > 0]
-            period_ns = min(positive) if positive else 1e9 / 100
+            positive = [min((w for w in p.weights if w > 0), default=math.inf) * _NS_PER[str(p.fields["unit"])]
+                        for p in sampled]
+            period_ns = min(positive, default=math.inf)
+            period_ns = period_ns if period_ns < math.inf else 1e9 / 100
     meta = meta if meta is not None else ProfileMeta()
     if period_ns:
         meta.sample_rate = round(1e9 / period_ns, 6)
     if exporter:
         meta.extra["exporter"] = exporter
     profile = Profile(out_unit, meta)
+    inexact = _add_samples(profile, data, sampled, [profile.intern(f) for f in frames], period_ns, diag, name)
+    if inexact:
+        diag.warn(f"{name}: speedscope weights are not whole multiples of the sampling period "
+                  f"({period_ns / 1e6:g} ms); sample counts are rounded")
+    return profile
 
-    ids = [profile.intern(f) for f in frames]
+
+def _add_samples(profile: Profile, data: Speedscope, sampled: list, ids: List[str], period_ns: float,
+                 diag: Diagnostics, name: str) -> bool:
+    """Add the sampled profiles' samples to ``profile``; True when weights were rounded to samples."""
+    out_unit = profile.unit
+    keys: List[Optional[tuple]] = []  # stack id → profile stack (None: an index out of range)
+    for stack in data.stacks:
+        keys.append(tuple(ids[k] for k in stack) if min(stack, default=0) >= 0 and max(stack, default=0) < len(ids)
+                    else None)
     inexact = False
-    for i, p, samples, weights in sampled:
-        factor = _NS_PER.get(str(p.get("unit", "none")), 1)
-        for j, (stack, w) in enumerate(zip(samples, weights)):
-            try:
-                if not isinstance(w, (int, float)) or isinstance(w, bool) or w < 0 or min(stack, default=0) < 0:
-                    raise TypeError
-                key = tuple(ids[k] for k in stack)
-            except (TypeError, IndexError):
-                diag.malformed(j, json.dumps([stack, w])[:200], source=f"{name} profile {i} sample")
+    for p in sampled:
+        factor = _NS_PER.get(str(p.fields.get("unit", "none")), 1)
+        for j, (sid, w) in enumerate(zip(p.samples, p.weights)):
+            key = keys[sid] if sid != BAD else None
+            if key is None or not w >= 0:  # a malformed stack, or a weight negative or not a number (NaN)
+                stack = json.loads(p.texts[j]) if j in p.texts else list(data.stacks[sid]) if sid != BAD else "?"
+                weight_text = p.wtexts[j] if j in p.wtexts else json.dumps(w)
+                diag.malformed(j, f"[{json.dumps(stack)}, {weight_text}]"[:200],
+                               source=f"{name} profile {p.index} sample")
                 continue
-            if not stack or not w:
+            if not key or not w:
                 continue
             if out_unit == "samples" and period_ns:
                 exact = w * factor / period_ns
@@ -239,10 +235,7 @@ def parse_speedscope(source: Source, options: PySpyOptions, diag: Diagnostics,
             else:
                 weight = int(w) if float(w).is_integer() else w
             profile.add_ids(key, weight)
-    if inexact:
-        diag.warn(f"{name}: speedscope weights are not whole multiples of the sampling period "
-                  f"({period_ns / 1e6:g} ms); sample counts are rounded")
-    return profile
+    return inexact
 
 
 # -- the collector ---------------------------------------------------------------------------

@@ -168,17 +168,17 @@ def _at(curve: Tuple[array, array], t: float) -> float:
     return cs[j - 1] + frac * (cs[j] - cs[j - 1])
 
 
-def _place(n: int, curve: Optional[Tuple[array, array]], since: float, until: float) -> List[float]:
+def _place(n: int, curve: Optional[Tuple[array, array]], since: float, until: float) -> array:
     """Epoch times of a thread's ``n`` samples: where its on-CPU curve reaches (k+½)/n of its rise."""
     if curve is None or len(curve[0]) < 2 or curve[1][-1] <= curve[1][0]:
         step = (until - since) / max(n, 1)
-        return [since + (k + 0.5) * step for k in range(n)]
+        return array("d", (since + (k + 0.5) * step for k in range(n)))
     ts, cs = curve
     c0 = _at(curve, since)  # the CPU the thread used while py-spy sampled it, not before or after
     rise = _at(curve, until) - c0
     if rise <= 0:
         c0, rise = cs[0], cs[-1] - cs[0]
-    out = []
+    out = array("d")
     for k in range(n):
         want = c0 + (k + 0.5) / n * rise
         j = min(max(bisect.bisect_left(cs, want), 1), len(cs) - 1)
@@ -221,42 +221,47 @@ def parse_placed(source: Source, diag: Diagnostics, meta: Optional[ProfileMeta] 
                  lines: bool = True, pid: Optional[int] = None, runtime: Optional[str] = None) -> Profile:
     """py-spy speedscope JSON into a profile in samples (one per sample py-spy took), its samples
     placed in time by the ``.runtime`` curves beside it (see the module docstring)."""
-    from collectors.pyspy import NO_PYTHON_FRAME, _load_json
+    from collectors.pyspy import NO_PYTHON_FRAME
     from collectors.pyspy_trace import _named_threads
+    from collectors.speedscope_stream import BAD, read_speedscope
 
-    data = _load_json(source)
-    shared = data.get("shared") if isinstance(data, dict) else None
-    if not isinstance(shared, dict) or not isinstance(shared.get("frames"), list) \
-            or not isinstance(data.get("profiles"), list):
+    data = read_speedscope(source, weights=False)
+    if data.frames is None or data.profiles is None:
         raise CaptureFormatError("not a py-spy speedscope file (no profiles and shared.frames)", location=source.name)
     profile = Profile("samples", meta)
-    ids = _frame_ids(profile, shared["frames"], lines, pid)
+    ids = _frame_ids(profile, data.frames, lines, pid)
+    data.frames = None
     curves, marks = read_runtime(runtime or runtime_path(source.path or source.name))
     spans = [(ts[0], ts[-1]) for ts, _ in curves.values() if ts]
     since = marks.get("sampling", min((a for a, _ in spans), default=start or time.time()))
     until = marks.get("ended", max((b for _, b in spans), default=since))
     tl = Timeline(start or since, 1000)
     none = profile.intern(NO_PYTHON_FRAME)
+    keys: List[Optional[tuple]] = []  # stack id → profile stack (None: an index out of range)
+    for stack in data.stacks:
+        try:
+            key = tuple(ids[k] for k in stack if k >= 0)
+        except IndexError:
+            keys.append(None)
+            continue
+        keys.append(key + (none,) if not key or profile.frame(key[-1]).kind is FrameKind.THREAD else key)
     unplaced = 0
-    for i, p in enumerate(data["profiles"]):
-        samples = p.get("samples") if isinstance(p, dict) else None
-        if not isinstance(samples, list):
-            raise CaptureFormatError(f"profile {i} has no samples list", location=source.name)
-        tid, label = _label(str(p.get("name", "")))
+    for p in data.profiles:
+        samples = p.samples
+        if samples is None:
+            raise CaptureFormatError(f"profile {p.index} has no samples list", location=source.name)
+        tid, label = _label(str((p.fields or {}).get("name", "")))
         curve = curves.get(tid) if tid is not None else None
         unplaced += 0 if curve is not None else len(samples)
-        for j, (stack, at) in enumerate(zip(samples, _place(len(samples), curve, since, until))):
-            try:
-                key = tuple(ids[k] for k in stack if k >= 0) if isinstance(stack, list) else None
-            except (TypeError, IndexError):
-                key = None
+        for j, (sid, at) in enumerate(zip(samples, _place(len(samples), curve, since, until))):
+            key = keys[sid] if sid != BAD else None
             if key is None:
-                diag.malformed(j, str(stack)[:200], source=f"{source.name} profile {i} sample")
+                text = p.texts.get(j, "?") if sid == BAD else str(list(data.stacks[sid]))
+                diag.malformed(j, text[:200], source=f"{source.name} profile {p.index} sample")
                 continue
-            if not key or profile.frame(key[-1]).kind is FrameKind.THREAD:
-                key = key + (none,)
             profile.add_ids(key, 1)
             tl.append(at - tl.start, key, label, 1)
+        p.samples = None  # placed: its memory back
     if unplaced:
         diag.warn(f"{source.name}: {unplaced} samples of threads profkit saw no CPU time of are spread evenly "
                   "over the recording")

@@ -11,25 +11,27 @@ _NS_PER = {"nanoseconds": 1, "microseconds": 1_000, "milliseconds": 1_000_000, "
 
 
 def _sampled_profiles(profiles: list, name: str, diag: Diagnostics) -> list:
-    """``(index, profile, samples, weights)`` of each sampled profile (evented ones skipped, warned)."""
+    """The sampled ones of :class:`~collectors.speedscope_stream.SpeedscopeProfile` entries (evented ones
+    skipped, warned)."""
     sampled = []
-    for i, p in enumerate(profiles):
-        if not isinstance(p, dict):
+    for p in profiles:
+        i, fields = p.index, p.fields
+        if fields is None:
             raise CaptureFormatError(f"profile {i} is not an object", location=name)
-        if p.get("type") != "sampled":
-            diag.warn(f"{name}: skipped {p.get('type')!r} profile {p.get('name', i)!r}: only sampled profiles are read")
+        if fields.get("type") != "sampled":
+            diag.warn(f"{name}: skipped {fields.get('type')!r} profile {fields.get('name', i)!r}: only sampled "
+                      "profiles are read")
             continue
-        samples, weights = p.get("samples"), p.get("weights")
-        if not isinstance(samples, list) or not isinstance(weights, list) or len(samples) != len(weights):
+        if p.samples is None or p.weights is None or len(p.samples) != len(p.weights):
             raise CaptureFormatError(f"profile {i}: samples and weights are not lists of the same length",
                                      location=name)
-        sampled.append((i, p, samples, weights))
+        sampled.append(p)
     return sampled
 
 
 def _units(sampled: list, name: str) -> set:
     """The profiles' units, refused when they cannot share one profile."""
-    units = {str(p.get("unit", "none")) for _, p, _, _ in sampled}
+    units = {str(p.fields.get("unit", "none")) for p in sampled}
     timed = units & set(_NS_PER)
     unknown = units - set(_NS_PER) - {"none", "bytes"}
     if unknown:

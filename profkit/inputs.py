@@ -121,6 +121,15 @@ class Source:
         self._head = bytes(head)
         return stream
 
+    def binary_stream(self) -> BinaryIO:
+        """The (decompressed) input as a binary stream from its start, for parsers that stream a format
+        without lines (JSON); read errors are theirs to turn into :meth:`corrupt`."""
+        return self._open()
+
+    def corrupt(self, e: Exception) -> InputError:
+        """The error of a read that failed (a truncated gzip stream, …)."""
+        return self._corrupt(e)
+
     def _corrupt(self, e: Exception) -> InputError:
         what = "truncated or corrupt gzip stream" if self.compressed else "read failed"
         return InputError(f"{self.name}: {what} ({e or type(e).__name__})")

@@ -65,7 +65,7 @@ def test_counts_are_the_capture_s_own_and_a_thread_without_a_curve_is_spread_and
 
 
 def test_place_spreads_evenly_without_a_rising_curve():
-    assert _place(4, None, 10.0, 14.0) == [10.5, 11.5, 12.5, 13.5]
+    assert list(_place(4, None, 10.0, 14.0)) == [10.5, 11.5, 12.5, 13.5]
 
 
 def test_the_poller_writes_a_rising_curve_for_a_busy_thread(tmp_path):
