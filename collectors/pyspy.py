@@ -338,6 +338,9 @@ class PySpyRecordOptions:
                                    "are counted on-CPU")
     threads: bool = option(False, "a root frame per thread (py-spy --threads)")
     lines: bool = option(False, "a frame per source line (without it py-spy aggregates by function: --function)")
+    time_poll: float = option(0.02, "cpu mode: seconds between profkit's reads of the target threads' on-CPU time "
+                                    "(/proc), which place py-spy's samples in time: shorter is finer and costs "
+                                    "profkit more CPU (the agent reads every 0.1 s)")
 
 
 PySpyCollector.RecordOptions = PySpyRecordOptions
@@ -399,7 +402,8 @@ class PySpyRecording(Recording):
                 said_path, n = out + ".stdout", len(self.tools)
                 self.pollers.append(RuntimePoller(
                     pid, runtime_path(out), begun=lambda p=said_path: os.path.exists(p) and os.path.getsize(p) > 0,
-                    alive=lambda n=n: len(self.tools) <= n or self.tools[n].poll() is None).start())
+                    alive=lambda n=n: len(self.tools) <= n or self.tools[n].poll() is None,
+                    interval=options.time_poll).start())
             cmd = [exe, "record", "--pid", str(pid), "--rate", str(request.rate),
                    "--duration", str(max(1, math.ceil(request.duration)) + 1), "--format", fmt, "--output", out]
             for flag in ("subprocesses", "native", "gil", "threads"):

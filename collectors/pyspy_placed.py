@@ -35,10 +35,16 @@ from profkit.inputs import Source
 from profkit.model import Frame, FrameKind, Profile, ProfileMeta
 from profkit.timeline import Timeline
 
-__all__ = ["POLL", "RuntimePoller", "parse_placed", "read_runtime", "runtime_path"]
+__all__ = ["AGENT_POLL", "POLL", "RuntimePoller", "parse_placed", "read_runtime", "runtime_path"]
 
-#: seconds between two reads of the threads' on-CPU time (longer when reading them takes long)
+#: seconds between two reads of the threads' on-CPU time (longer when reading them takes long);
+#: ``profkit attach``'s default (py-spy's ``time_poll`` option, ``--time-poll``); the agent reads
+#: every :data:`AGENT_POLL` s, since 5 targets at 50 reads a second were most of its own CPU
 POLL = 0.02
+AGENT_POLL = 0.1
+MIN_POLL = 0.005
+#: the thread list is read every this many polls (a thread's first reads then come that late)
+LIST_EVERY = 5
 _HEADER = "# profkit runtime v1: epoch-seconds tid on-cpu-ns\n"
 _TICK_NS = 1e9 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
 _THREAD_NAME = re.compile(r'(?:Process \d+ )?Thread (\d+|0x[0-9a-fA-F]+) "(.*)"\Z', re.S)
@@ -49,15 +55,25 @@ def runtime_path(capture: str) -> str:
     return os.path.splitext(capture)[0] + ".runtime"
 
 
-def _on_cpu_ns(task: str) -> Optional[int]:
+def _open_task(task: str) -> Optional[Tuple[int, bool]]:
+    """An open descriptor of a thread's ``schedstat`` (``True``), else of its ``stat``, kept for
+    the whole recording: re-reading one with ``pread`` costs a tenth of opening it anew."""
+    for name, sched in (("schedstat", True), ("stat", False)):
+        try:
+            return os.open(f"{task}/{name}", os.O_RDONLY | os.O_CLOEXEC), sched
+        except OSError:
+            continue
+    return None
+
+
+def _read_ns(fd: int, sched: bool) -> Optional[int]:
+    """The thread's on-CPU nanoseconds (schedstat's first field, else stat's utime+stime), or None
+    once it is gone."""
     try:
-        with open(task + "/schedstat", "rb") as fh:
-            return int(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        with open(task + "/stat", "rb") as fh:
-            rest = fh.read().rsplit(b")", 1)[1].split()
+        data = os.pread(fd, 1024, 0)
+        if sched:
+            return int(data.split()[0])
+        rest = data.rsplit(b")", 1)[1].split()
         return int((int(rest[11]) + int(rest[12])) * _TICK_NS)
     except (OSError, ValueError, IndexError):
         return None
@@ -67,8 +83,9 @@ class RuntimePoller:
     """A daemon thread writing the on-CPU time curve of every thread of ``pid`` to ``path``."""
 
     def __init__(self, pid: int, path: str, begun: Callable[[], bool] = lambda: True,
-                 alive: Callable[[], bool] = lambda: True):
+                 alive: Callable[[], bool] = lambda: True, interval: float = POLL):
         self.pid, self.path, self.begun, self.alive = pid, path, begun, alive
+        self.interval = max(MIN_POLL, interval)
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"profkit-runtime-{pid}", daemon=True)
 
@@ -81,47 +98,64 @@ class RuntimePoller:
         self.thread.join(5.0)
 
     def _run(self) -> None:
+        fds: Dict[str, Tuple[int, bool]] = {}
+        try:
+            with open(self.path, "w", encoding="ascii", buffering=1 << 16) as out:
+                out.write(_HEADER)
+                self._poll(out, fds)
+        finally:
+            for fd, _ in fds.values():
+                os.close(fd)
+
+    def _poll(self, out, fds: Dict[str, Tuple[int, bool]]) -> None:
         last: Dict[int, Tuple[float, int, bool]] = {}  # tid -> (time, ns, written)
         base = f"/proc/{self.pid}/task"
-        interval = POLL
+        interval, polls = self.interval, 0
         sampling, flushed = False, time.time()
-        with open(self.path, "w", encoding="ascii", buffering=1 << 16) as out:
-            out.write(_HEADER)
-            while not self.done.is_set():
-                began = time.time()
-                if not sampling and self.begun():
-                    sampling = True
-                    out.write(f"# sampling {began:.6f}\n")
-                if not self.alive():
-                    break
+        while not self.done.is_set():
+            began = time.time()
+            if not sampling and self.begun():
+                sampling = True
+                out.write(f"# sampling {began:.6f}\n")
+            if not self.alive():
+                break
+            if polls % LIST_EVERY == 0 or not fds:  # threads started since: every few polls
                 try:
-                    tids = os.listdir(base)
+                    names = os.listdir(base)
                 except OSError:
                     break  # the target is gone
-                for name in tids:
-                    ns = _on_cpu_ns(f"{base}/{name}")
-                    if ns is None:
-                        continue
-                    tid = int(name)
-                    prev = last.get(tid)
-                    if prev is None or ns != prev[1]:
-                        if prev is not None and not prev[2]:
-                            out.write(f"{prev[0]:.6f} {tid} {prev[1]}\n")
-                        out.write(f"{began:.6f} {tid} {ns}\n")
-                        last[tid] = (began, ns, True)
-                    else:
-                        last[tid] = (began, ns, False)
-                cost = time.time() - began
-                interval = max(POLL, 10 * cost)  # never more than a tenth of a core
-                if began - flushed > 1.0:  # a profkit killed mid-run loses at most a second of curve
-                    out.flush()
-                    flushed = began
-                self.done.wait(interval)
-            now = time.time()
-            if not self.alive() or self.done.is_set():
-                out.write(f"# ended {now:.6f}\n")  # stopped after py-spy exited (finish waits for it)
-            for tid, (t, ns, written) in last.items():
-                out.write(f"{now:.6f} {tid} {ns}\n")
+                for name in names:
+                    if name not in fds:
+                        opened = _open_task(f"{base}/{name}")
+                        if opened is not None:
+                            fds[name] = opened
+            polls += 1
+            for name, (fd, sched) in list(fds.items()):
+                ns = _read_ns(fd, sched)
+                if ns is None:  # the thread ended
+                    os.close(fd)
+                    del fds[name]
+                    continue
+                tid = int(name)
+                prev = last.get(tid)
+                if prev is None or ns != prev[1]:
+                    if prev is not None and not prev[2]:
+                        out.write(f"{prev[0]:.6f} {tid} {prev[1]}\n")
+                    out.write(f"{began:.6f} {tid} {ns}\n")
+                    last[tid] = (began, ns, True)
+                else:
+                    last[tid] = (began, ns, False)
+            cost = time.time() - began
+            interval = max(self.interval, 10 * cost)  # never more than a tenth of a core
+            if began - flushed > 1.0:  # a profkit killed mid-run loses at most a second of curve
+                out.flush()
+                flushed = began
+            self.done.wait(interval)
+        now = time.time()
+        if not self.alive() or self.done.is_set():
+            out.write(f"# ended {now:.6f}\n")  # stopped after py-spy exited (finish waits for it)
+        for tid, (t, ns, written) in last.items():
+            out.write(f"{now:.6f} {tid} {ns}\n")
 
 
 def read_runtime(path: str) -> Tuple[Dict[int, Tuple[array, array]], Dict[str, float]]:

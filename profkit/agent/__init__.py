@@ -175,7 +175,11 @@ class Agent:
             if chosen is None:
                 chosen = self.chosen[target.runtime] = choose_collectors(target.runtime, self.options.mode,
                                                                          self.options.collectors, {})
-        given = {"threads": True} if self.options.threads else {}
+        from collectors.pyspy_placed import AGENT_POLL
+
+        given: Dict[str, object] = {"time_poll": AGENT_POLL}  # py-spy's cpu-mode time placement
+        if self.options.threads:
+            given["threads"] = True
         return [ProfilerProbe(c, avail, self.options.mode, self.options.rate, record_options(c, given))
                 for c, avail in chosen], []
 

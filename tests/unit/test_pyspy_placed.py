@@ -68,25 +68,43 @@ def test_place_spreads_evenly_without_a_rising_curve():
     assert list(_place(4, None, 10.0, 14.0)) == [10.5, 11.5, 12.5, 13.5]
 
 
-def test_the_poller_writes_a_rising_curve_for_a_busy_thread(tmp_path):
+def test_the_poller_follows_busy_threads_that_start_and_end_while_it_runs(tmp_path):
+    """The poller keeps each thread's descriptor open (pread), lists the threads every few polls
+    (a thread started later gets a curve too) and drops a thread that ended."""
     import os
 
     stop = threading.Event()
 
-    def spin():
-        while not stop.is_set():
-            sum(range(1000))
+    import hashlib
+
+    block = b"x" * (1 << 20)
+
+    def spin(seconds=None):  # on a CPU without holding the GIL (hashlib releases it), as a real target's threads
+        end = time.monotonic() + seconds if seconds else None
+        while not stop.is_set() and (end is None or time.monotonic() < end):
+            hashlib.sha256(block).digest()
 
     busy = threading.Thread(target=spin)
     busy.start()
+    short = threading.Thread(target=spin, args=(0.3,))
+    short.start()
     path = str(tmp_path / "self.runtime")
-    poller = RuntimePoller(os.getpid(), path).start()
+    poller = RuntimePoller(os.getpid(), path, interval=0.01).start()
     try:
-        time.sleep(0.5)
+        short.join()
+        late = threading.Thread(target=spin)  # after the poller's first listing
+        late.start()
+        time.sleep(1.0)
     finally:
         poller.stop()
         stop.set()
         busy.join()
+        late.join()
     curves, _ = read_runtime(path)
-    ts, cs = curves[busy.native_id]
-    assert len(ts) > 5 and cs[-1] - cs[0] > 0.005 and list(cs) == sorted(cs)
+    for t in (busy, late):
+        ts, cs = curves[t.native_id]
+        assert len(ts) >= 3 and cs[-1] - cs[0] > 0.005 and list(cs) == sorted(cs) and list(ts) == sorted(ts), t.name
+    # the short thread (which may have run mostly before the poller got the GIL) has a curve
+    # that stays flat once it ended: its last point is the recording's end
+    ts, cs = curves[short.native_id]
+    assert len(ts) >= 2 and cs[-1] == cs[-2] and ts[-1] - ts[-2] > 0.5, (list(ts), list(cs))
