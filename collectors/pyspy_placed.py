@@ -213,9 +213,12 @@ def _place(n: int, curve: Optional[Tuple[array, array]], since: float, until: fl
     if rise <= 0:
         c0, rise = cs[0], cs[-1] - cs[0]
     out = array("d")
-    for k in range(n):
+    last = len(cs) - 1
+    j = min(max(bisect.bisect_left(cs, c0 + 0.5 / n * rise), 1), last)
+    for k in range(n):  # the wanted values rise: one walk along the curve, not a search a sample
         want = c0 + (k + 0.5) / n * rise
-        j = min(max(bisect.bisect_left(cs, want), 1), len(cs) - 1)
+        while j < last and cs[j] < want:
+            j += 1
         lo, hi = cs[j - 1], cs[j]
         frac = (want - lo) / (hi - lo) if hi > lo else 0.0
         out.append(ts[j - 1] + frac * (ts[j] - ts[j - 1]))
@@ -280,6 +283,8 @@ def parse_placed(source: Source, diag: Diagnostics, meta: Optional[ProfileMeta] 
             continue
         keys.append(key + (none,) if not key or profile.frame(key[-1]).kind is FrameKind.THREAD else key)
     unplaced = 0
+    tl_ids = [tl.stack_id(k) if k is not None else -1 for k in keys]
+    counts = [0] * len(keys)
     for p in data.profiles:
         samples = p.samples
         if samples is None:
@@ -287,15 +292,22 @@ def parse_placed(source: Source, diag: Diagnostics, meta: Optional[ProfileMeta] 
         tid, label = _label(str((p.fields or {}).get("name", "")))
         curve = curves.get(tid) if tid is not None else None
         unplaced += 0 if curve is not None else len(samples)
+        ticks, sids = tl.columns_for(label, len(samples))
+        base, scale = tl.start, 1e6 / tl.tick_us
         for j, (sid, at) in enumerate(zip(samples, _place(len(samples), curve, since, until))):
-            key = keys[sid] if sid != BAD else None
-            if key is None:
+            i = tl_ids[sid] if sid != BAD else -1
+            if i < 0:
                 text = p.texts.get(j, "?") if sid == BAD else str(list(data.stacks[sid]))
                 diag.malformed(j, text[:200], source=f"{source.name} profile {p.index} sample")
                 continue
-            profile.add_ids(key, 1)
-            tl.append(at - tl.start, key, label, 1)
+            counts[sid] += 1
+            ticks.append(int((at - base) * scale) if at > base else 0)
+            sids.append(i)
+        tl.add_columns(ticks, sids, label)
         p.samples = None  # placed: its memory back
+    for sid, n in enumerate(counts):
+        if n:
+            profile.add_ids(keys[sid], n)
     if unplaced:
         diag.warn(f"{source.name}: {unplaced} samples of threads profkit saw no CPU time of are spread evenly "
                   "over the recording")

@@ -12,9 +12,11 @@ import tracemalloc
 from collections import Counter
 
 import ijson
+import pytest
 
 from collectors.pyspy import PySpyOptions, parse
 from collectors.speedscope_stream import read_speedscope
+from profkit.errors import CaptureFormatError
 from profkit.inputs import Source
 
 
@@ -66,7 +68,10 @@ def test_a_large_capture_parses_in_bounded_memory(tmp_path):
     assert int(grown) < 40 << 20, f"peak RSS grew {int(grown) >> 20} MiB"
 
 
-def test_tracemalloc_peak_is_a_few_bytes_a_sample(tmp_path):
+def test_tracemalloc_peak_is_a_few_bytes_a_sample(tmp_path, monkeypatch):
+    import collectors.speedscope_stream as stream
+
+    monkeypatch.setattr(stream, "WHOLE_BYTES", 64 << 10)  # this 1 MB file streamed, as a large one is
     path = tmp_path / "mid.json"
     _write(path, 10_000)  # 40k samples
     tracemalloc.start()
@@ -114,3 +119,45 @@ def test_the_pure_python_backend_reads_the_same(tmp_path, monkeypatch):
     want = parse(Source(str(path)), PySpyOptions(format="speedscope")).sorted_items()
     monkeypatch.setattr(stream, "_parse", ijson.get_backend("python").parse)
     assert parse(Source(str(path)), PySpyOptions(format="speedscope")).sorted_items() == want
+
+
+_ODD = (b'{"profiles":[{"type":"sampled","name":"Thread 7 \\"x\\"","unit":"none","meta":{"a":[1]},"flag":true,'
+        b'"samples":[[0,1],[0,1.5],"x",{"k":[1]},[0,[2,3],null],[true],[1,0],[0,1]],'
+        b'"weights":[1,2,"w",false,null,3,4.5,1]},7,{"type":"evented","events":[]},'
+        b'{"type":"sampled","samples":"none","weights":[1]}],'
+        b'"shared":{"frames":[{"name":"a","file":"/a.py","line":1},{"name":"b"}]},"exporter":"py-spy@0.4.3"}')
+
+
+def _comparable(data):
+    """A Speedscope as plain values (NaN weights as the string 'nan': NaN != NaN)."""
+    return (data.frames, data.exporter, data.stacks,
+            [(p.index, p.fields, None if p.samples is None else list(p.samples),
+              None if p.weights is None else [w if w == w else "nan" for w in p.weights], p.texts, p.wtexts)
+             for p in data.profiles or []] if data.profiles is not None else None)
+
+
+def test_a_small_file_read_whole_gives_what_the_stream_gives(tmp_path, monkeypatch):
+    """Files up to WHOLE_BYTES are parsed whole (orjson: an agent window's capture in a tenth of the
+    time); the result is the stream's, field for field, malformed samples and weights included."""
+    import collectors.speedscope_stream as stream
+
+    files = {"odd": _ODD, "synthetic": None, "fixture": (pathlib.Path(__file__).parents[1] / "data" / "py-spy" /
+                                                        "speedscope.json").read_bytes()}
+    path = tmp_path / "synthetic.json"
+    _write(path, 400, threads=3)
+    files["synthetic"] = path.read_bytes()
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        for weights in (True, False):
+            whole = read_speedscope(Source(str(tmp_path / name)), weights=weights)
+            with monkeypatch.context() as m:
+                m.setattr(stream, "WHOLE_BYTES", 0)  # streamed
+                streamed = read_speedscope(Source(str(tmp_path / name)), weights=weights)
+            assert _comparable(whole) == _comparable(streamed), name
+    odd = read_speedscope(Source(str(tmp_path / "odd")))
+    assert [len(p.samples) if p.samples is not None else None for p in odd.profiles] == [8, None, None, None]
+    assert odd.profiles[0].fields["meta"] is stream.COMPOUND and sorted(odd.profiles[0].texts) == [1, 2, 3, 4, 5]
+    # not JSON: the stream's one-line error, whichever way it was read
+    (tmp_path / "cut").write_bytes(_ODD[:120])
+    with pytest.raises(CaptureFormatError, match="truncated or invalid speedscope JSON"):
+        read_speedscope(Source(str(tmp_path / "cut")))

@@ -12,7 +12,7 @@ PACKAGES = ("profkit", "collectors", "flamegraph")
 #: Modules that import only the standard library and each other.
 LEAVES = {"profkit.model", "profkit.frames", "profkit.errors", "profkit.folded", "profkit.options", "profkit.inputs",
           "profkit.plugins", "profkit.atomic", "profkit.textsafe", "profkit.secrets", "profkit.markdown",
-          "profkit.metrics", "profkit.timeline", "profkit.namespaces"}
+          "profkit.metrics", "profkit.timeline", "profkit.namespaces", "profkit.fastjson"}
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 80
 
