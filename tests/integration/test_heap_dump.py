@@ -68,15 +68,21 @@ def test_early_heap_dump_when_the_heap_will_run_out_before_the_end(start_process
     WHEN profkit heap --heap-dump watches it for longer than the heap will last,
     THEN the dump is taken early (the projection to -Xmx is shorter than the time left), before
     the JVM runs out, and read: the leak's bytes are held through the service's static cache."""
-    import sys
-
     ex = pathlib.Path(__file__).resolve().parents[2] / "examples"
     classes = tmp_path / "classes"
     subprocess.run(["bash", str(ex / "jvm_service" / "build.sh"), str(classes)], check=True, capture_output=True, timeout=120)
     s = start_process("bash", ex / "jvm_service" / "run.sh", "--port", "0", "--leak", "--leak-bytes", "16384",
                       env={"BUILD_DIR": str(classes), "JAVA_HEAP": "64m"})
     base = s.wait_line(r"listening on (http://127\.0\.0\.1:\d+)/", 30).group(1)
-    loader = start_process(sys.executable, ex / "load" / "load.py", base + "/process?size=200", 100, 2, "--json")
+    # at a constant rate (vegeta, open loop): 100 requests a second leak 1.6 MB/s, so the heap
+    # lasts about 30 s on any machine (a closed loop on an idle machine filled it in 8 s, before
+    # the floor's rise was significant, and the JVM died undumped)
+    from profkit.loadgen.vegeta import VERSION as VEGETA_VERSION, vegeta_path
+
+    assert vegeta_path(), f"vegeta is not built: bash .ci/tools (vegeta {VEGETA_VERSION} from the Go module proxy)"
+    (tmp_path / "targets.txt").write_text(f"GET {base}/process?size=200\n")
+    loader = start_process(vegeta_path(), "attack", "-rate", "100/s", "-duration", "100s", "-targets",
+                           tmp_path / "targets.txt", "-output", "/dev/null")
     res = profkit("heap", "--pid", s.pid, "-d", 90, "--heap-dump", "--no-allocations", "-o", tmp_path / "run", "-q",
                   timeout=400)
     loader.stop()
