@@ -39,10 +39,13 @@ def span(t0, t1):
 
 @pytest.fixture(scope="module")
 def chains(jaeger, prometheus):  # noqa: F811
-    procs = {v: Proc([sys.executable, SERVICES, "up", "--otlp", jaeger.otlp_http, *argv], grace=15)
-             for v, argv in VARIANTS.items()}
+    procs, info = {}, {}
     try:
-        info = {v: json.loads(p.wait_line(r"^\{", 180).string) for v, p in procs.items()}
+        # one chain after the other: each picks free ports by binding port 0, so chains started at
+        # once could pick the same one (seen in CI: two checkouts on one port, one of them dead)
+        for v, argv in VARIANTS.items():
+            procs[v] = Proc([sys.executable, SERVICES, "up", "--otlp", jaeger.otlp_http, *argv], grace=15)
+            info[v] = json.loads(procs[v].wait_line(r"^\{", 180).string)
         for v, i in info.items():
             for role, address in i["metrics"].items():
                 prometheus.add_target(address, "checkout-example", service=role, variant=v)
