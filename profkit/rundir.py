@@ -138,6 +138,16 @@ class RunDir:
         atomic_write(path, text)
         return path
 
+    def read_json(self, name: str) -> Optional[dict]:
+        """``name`` read as a JSON object, or None when it is missing, unreadable or not an object
+        (the optional files analyses leave: load.json, traces.json, focus.json)."""
+        try:
+            with open(self.file(name), encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
     def write_json(self, name: str, value: Any, *, indent: int = 2) -> str:
         """Write ``name`` as JSON atomically; returns its path."""
         path = self.file(name)

@@ -341,14 +341,4 @@ def measure_overhead(targets, session_options, gen: LoadGenerator, avail: Availa
 
 def load_of(run: RunDir) -> Optional[Dict]:
     """``load.json`` of a run, or None."""
-    import json
-
-    path = run.file("load.json")
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return run.read_json("load.json")

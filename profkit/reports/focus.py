@@ -8,22 +8,12 @@ head ``summary.md``. Names (services, operations, frames) are untrusted: Markdow
 """
 from __future__ import annotations
 
-import json
 from typing import Dict, List, Optional
 
 from profkit.markdown import markdown_escape
 from profkit.rundir import RunDir
 
 __all__ = ["html_section", "investigation_lines", "markdown_section"]
-
-
-def _json(run: RunDir, name: str) -> Optional[Dict]:
-    try:
-        with open(run.file(name), encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _ms(v) -> str:
@@ -63,11 +53,11 @@ def code_line(focus: Dict) -> str:
 
 def investigation_lines(run: RunDir) -> List[str]:
     """RED → traces → code, one line each (empty when the run has no focus.json)."""
-    focus = _json(run, "focus.json")
+    focus = run.read_json("focus.json")
     if focus is None:
         return []
-    traces = _json(run, "traces.json") or {}
-    return [red_line(_json(run, "load.json")), f"traces: {traces.get('verdict') or 'no trace comparison'}",
+    traces = run.read_json("traces.json") or {}
+    return [red_line(run.read_json("load.json")), f"traces: {traces.get('verdict') or 'no trace comparison'}",
             code_line(focus)]
 
 
@@ -86,7 +76,7 @@ def markdown_section(run: RunDir, for_terminal: bool = False) -> str:
     from profkit.reports.text import plain_text
 
     esc = plain_text if for_terminal else markdown_escape
-    focus = _json(run, "focus.json")
+    focus = run.read_json("focus.json")
     if focus is None:
         return "## Code\n\n_focus.json is unreadable_\n"
     seg = focus.get("segment") or {}
@@ -112,7 +102,7 @@ def html_section(run: RunDir, env) -> str:
     """The Code section of report.html (``focus.html.j2``, autoescaped), with ``focus.svg``."""
     from profkit.reports.traces import _svg
 
-    focus = _json(run, "focus.json")
+    focus = run.read_json("focus.json")
     if focus is None:
         return ""
     return env.get_template("focus.html.j2").render(f=focus, line=code_line(focus), rows=_rows(focus),

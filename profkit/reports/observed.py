@@ -9,7 +9,6 @@ matched by span path. Names are Markdown-escaped.
 """
 from __future__ import annotations
 
-import json
 from typing import Dict, List, Optional
 
 from profkit.markdown import markdown_escape
@@ -17,15 +16,6 @@ from profkit.markdown import markdown_escape
 __all__ = ["observed"]
 
 KEYS = ("rate", "error_ratio", "p50_ms", "p90_ms", "p99_ms")
-
-
-def _json(path: str) -> Optional[Dict]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _segments(doc: Optional[Dict]) -> Dict[str, float]:
@@ -44,7 +34,7 @@ def observed(base, head, top: int = 10) -> Dict:
         for k in KEYS:
             b, h = bp.get(k), hp.get(k)
             red.append({"metric": k, "base": b, "head": h, "delta": None if b is None or h is None else round(h - b, 6)})
-    bs, hs = _segments(_json(base.file("traces.json"))), _segments(_json(head.file("traces.json")))
+    bs, hs = _segments(base.read_json("traces.json")), _segments(head.read_json("traces.json"))
     segs = [{"path": p, "base_ms": round(bs.get(p, 0.0), 3), "head_ms": round(hs.get(p, 0.0), 3),
              "delta_ms": round(hs.get(p, 0.0) - bs.get(p, 0.0), 3)} for p in set(bs) | set(hs)] if bs or hs else []
     segs.sort(key=lambda s: (-s["delta_ms"], s["path"]))

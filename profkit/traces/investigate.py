@@ -20,7 +20,6 @@ Nothing here stops the run: a problem becomes ``focus.json``'s ``note`` and a wa
 from __future__ import annotations
 
 import io
-import json
 from typing import Dict, List, Optional, Tuple
 
 from profkit.model import Profile
@@ -47,15 +46,6 @@ def service_map(record, services: Dict[str, Dict[str, object]]) -> List[Dict[str
         else:
             out.append({"pid": t.pid, "name": t.name, "service": None, "mapped_by": None})
     return out
-
-
-def _read(path: str) -> Optional[Dict]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _service_profile(ctx, pids: List[int]) -> Tuple[Optional[str], Optional[Profile]]:
@@ -98,7 +88,7 @@ def _owner(doc: Dict, targets: List[Dict]) -> Tuple[Optional[Dict], List[Dict], 
 def focus_analysis(ctx) -> None:
     """The analysis (after the traces one): ``focus.json``, ``focus.folded``, ``focus.svg``."""
     run = ctx.run
-    doc = _read(run.file("traces.json"))
+    doc = run.read_json("traces.json")
     if doc is None:
         return
     targets = service_map(run.record, doc.get("services") or {})
