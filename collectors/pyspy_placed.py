@@ -39,9 +39,11 @@ __all__ = ["AGENT_POLL", "POLL", "RuntimePoller", "parse_placed", "read_runtime"
 
 #: seconds between two reads of the threads' on-CPU time (longer when reading them takes long);
 #: ``profkit attach``'s default (py-spy's ``time_poll`` option, ``--time-poll``); the agent reads
-#: every :data:`AGENT_POLL` s, since 5 targets at 50 reads a second were most of its own CPU
+#: every :data:`AGENT_POLL` s: its windows are the time view of a continuous profile (10 s by
+#: default), and each poll of each target costs its own CPU (measured: at 0.1 s, 5 targets' polls
+#: were 40% of the agent's CPU)
 POLL = 0.02
-AGENT_POLL = 0.1
+AGENT_POLL = 0.25
 MIN_POLL = 0.005
 #: the thread list is read every this many polls (a thread's first reads then come that late)
 LIST_EVERY = 5
@@ -80,82 +82,144 @@ def _read_ns(fd: int, sched: bool) -> Optional[int]:
 
 
 class RuntimePoller:
-    """A daemon thread writing the on-CPU time curve of every thread of ``pid`` to ``path``."""
+    """The on-CPU time curve of every thread of ``pid``, written to ``path`` while py-spy records.
+
+    Every poller of the process is polled by one thread (:class:`_Hub`): the agent's windows of
+    five targets, or ``attach --children``'s workers, cost one wake-up per poll, not one each
+    (a sleeping thread's wake-up costs more CPU than the few reads it then makes)."""
 
     def __init__(self, pid: int, path: str, begun: Callable[[], bool] = lambda: True,
                  alive: Callable[[], bool] = lambda: True, interval: float = POLL):
         self.pid, self.path, self.begun, self.alive = pid, path, begun, alive
-        self.interval = max(MIN_POLL, interval)
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"profkit-runtime-{pid}", daemon=True)
+        self.interval = self.next_interval = max(MIN_POLL, interval)
+        self.done, self.ended = threading.Event(), threading.Event()
+        self.due = 0.0  # time.monotonic() of the next poll
+        self.base = f"/proc/{pid}/task"
+        self.fds: Dict[str, Tuple[int, bool]] = {}
+        self.last: Dict[int, Tuple[float, int, bool]] = {}  # tid -> (time, ns, written)
+        self.polls, self.sampling, self.flushed = 0, False, time.time()
+        self.out = None
 
     def start(self) -> "RuntimePoller":
-        self.thread.start()
+        self.out = open(self.path, "w", encoding="ascii", buffering=1 << 16)
+        self.out.write(_HEADER)
+        _HUB.add(self)
         return self
 
     def stop(self) -> None:
         self.done.set()
-        self.thread.join(5.0)
+        _HUB.wake.set()
+        self.ended.wait(5.0)
+
+    def poll(self) -> bool:
+        """One read of every thread's on-CPU time; False once the target or py-spy is gone."""
+        out, fds, last = self.out, self.fds, self.last
+        began = time.time()
+        if not self.sampling and self.begun():
+            self.sampling = True
+            out.write(f"# sampling {began:.6f}\n")
+        if not self.alive():
+            return False
+        if self.polls % LIST_EVERY == 0 or not fds:  # threads started since: every few polls
+            try:
+                names = os.listdir(self.base)
+            except OSError:
+                return False  # the target is gone
+            for name in names:
+                if name not in fds:
+                    opened = _open_task(f"{self.base}/{name}")
+                    if opened is not None:
+                        fds[name] = opened
+        self.polls += 1
+        for name, (fd, sched) in list(fds.items()):
+            ns = _read_ns(fd, sched)
+            if ns is None:  # the thread ended
+                os.close(fd)
+                del fds[name]
+                continue
+            tid = int(name)
+            prev = last.get(tid)
+            if prev is None or ns != prev[1]:
+                if prev is not None and not prev[2]:
+                    out.write(f"{prev[0]:.6f} {tid} {prev[1]}\n")
+                out.write(f"{began:.6f} {tid} {ns}\n")
+                last[tid] = (began, ns, True)
+            else:
+                last[tid] = (began, ns, False)
+        cost = time.time() - began
+        self.next_interval = max(self.interval, 10 * cost)  # never more than a tenth of a core
+        if began - self.flushed > 1.0:  # a profkit killed mid-run loses at most a second of curve
+            out.flush()
+            self.flushed = began
+        return True
+
+    def close(self) -> None:
+        """The end of the curve (and ``# ended`` once py-spy has exited); the files closed."""
+        try:
+            now = time.time()
+            if self.out is not None:
+                if not self.alive() or self.done.is_set():
+                    self.out.write(f"# ended {now:.6f}\n")  # stopped after py-spy exited (finish waits for it)
+                for tid, (t, ns, written) in self.last.items():
+                    self.out.write(f"{now:.6f} {tid} {ns}\n")
+        finally:
+            for fd, _ in self.fds.values():
+                os.close(fd)
+            self.fds.clear()
+            if self.out is not None:
+                self.out.close()
+            self.ended.set()
+
+
+class _Hub:
+    """The thread that polls every :class:`RuntimePoller` of the process, each when it is due
+    (due times on a grid of its interval, so that pollers of one interval share a wake-up); it
+    sleeps, with no timeout, while there are none."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.pollers: List[RuntimePoller] = []
+        self.thread: Optional[threading.Thread] = None
+
+    def add(self, poller: RuntimePoller) -> None:
+        with self.lock:
+            self.pollers.append(poller)
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="profkit-runtime", daemon=True)
+                self.thread.start()
+        self.wake.set()
 
     def _run(self) -> None:
-        fds: Dict[str, Tuple[int, bool]] = {}
-        try:
-            with open(self.path, "w", encoding="ascii", buffering=1 << 16) as out:
-                out.write(_HEADER)
-                self._poll(out, fds)
-        finally:
-            for fd, _ in fds.values():
-                os.close(fd)
-
-    def _poll(self, out, fds: Dict[str, Tuple[int, bool]]) -> None:
-        last: Dict[int, Tuple[float, int, bool]] = {}  # tid -> (time, ns, written)
-        base = f"/proc/{self.pid}/task"
-        interval, polls = self.interval, 0
-        sampling, flushed = False, time.time()
-        while not self.done.is_set():
-            began = time.time()
-            if not sampling and self.begun():
-                sampling = True
-                out.write(f"# sampling {began:.6f}\n")
-            if not self.alive():
-                break
-            if polls % LIST_EVERY == 0 or not fds:  # threads started since: every few polls
-                try:
-                    names = os.listdir(base)
-                except OSError:
-                    break  # the target is gone
-                for name in names:
-                    if name not in fds:
-                        opened = _open_task(f"{base}/{name}")
-                        if opened is not None:
-                            fds[name] = opened
-            polls += 1
-            for name, (fd, sched) in list(fds.items()):
-                ns = _read_ns(fd, sched)
-                if ns is None:  # the thread ended
-                    os.close(fd)
-                    del fds[name]
+        while True:
+            self.wake.clear()  # before looking: a poller added or stopped from now on wakes the wait
+            with self.lock:
+                pollers = list(self.pollers)
+            soonest = None
+            for p in pollers:
+                going = True
+                if not p.done.is_set() and p.due <= time.monotonic():
+                    try:
+                        going = p.poll()
+                    except Exception:  # noqa: BLE001 - one target's curve failing ends only that curve
+                        going = False
+                    # on a grid of the interval: pollers of one interval (the agent's windows, attach's
+                    # workers) are polled at the same wake-up
+                    now = time.monotonic()
+                    p.due = (now // p.next_interval + 1) * p.next_interval
+                if p.done.is_set() or not going:
+                    with self.lock:
+                        self.pollers.remove(p)
+                    try:
+                        p.close()
+                    except Exception:  # noqa: BLE001
+                        pass
                     continue
-                tid = int(name)
-                prev = last.get(tid)
-                if prev is None or ns != prev[1]:
-                    if prev is not None and not prev[2]:
-                        out.write(f"{prev[0]:.6f} {tid} {prev[1]}\n")
-                    out.write(f"{began:.6f} {tid} {ns}\n")
-                    last[tid] = (began, ns, True)
-                else:
-                    last[tid] = (began, ns, False)
-            cost = time.time() - began
-            interval = max(self.interval, 10 * cost)  # never more than a tenth of a core
-            if began - flushed > 1.0:  # a profkit killed mid-run loses at most a second of curve
-                out.flush()
-                flushed = began
-            self.done.wait(interval)
-        now = time.time()
-        if not self.alive() or self.done.is_set():
-            out.write(f"# ended {now:.6f}\n")  # stopped after py-spy exited (finish waits for it)
-        for tid, (t, ns, written) in last.items():
-            out.write(f"{now:.6f} {tid} {ns}\n")
+                soonest = p.due if soonest is None else min(soonest, p.due)
+            self.wake.wait(None if soonest is None else max(0.0, soonest - time.monotonic()))
+
+
+_HUB = _Hub()
 
 
 def read_runtime(path: str) -> Tuple[Dict[int, Tuple[array, array]], Dict[str, float]]:
