@@ -95,8 +95,26 @@ def atomic_write(path: str, data: Union[str, bytes, Writer], *, binary: bool = F
 
 
 def atomic_write_json(path: str, value: Any, *, indent: int = 2, default: Any = None) -> None:
-    """``value`` as JSON (sorted keys, a final newline), written atomically."""
+    """``value`` as JSON (sorted keys, a final newline), written atomically: by orjson where it
+    is installed and can write the value (the same document; non-ASCII as UTF-8, not ``\\u``
+    escapes), else by the standard library, whose indenting encoder is pure Python (a run's
+    manifest is written at every step of the engine: the agent writes several per window)."""
+    # one string, one write: json.dump would make a write call per token (thousands per manifest)
+    atomic_write(path, _dumps_sorted(value, indent, default))
+
+
+def _dumps_sorted(value: Any, indent: int, default: Any) -> Union[str, bytes]:
+    if indent == 2:
+        try:
+            import orjson
+
+            return orjson.dumps(value, default=default,
+                                option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE
+                                | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS)
+        except ImportError:  # pragma: no cover - the standard library then
+            pass
+        except TypeError:  # what orjson cannot write (surrogates, non-str keys, ints past 64 bits);
+            pass  # datetimes and dataclasses go to ``default``, as the standard library's do
     import json
 
-    # one string, one write: json.dump would make a write call per token (thousands per manifest)
-    atomic_write(path, json.dumps(value, indent=indent, sort_keys=True, default=default) + "\n")
+    return json.dumps(value, indent=indent, sort_keys=True, default=default) + "\n"
