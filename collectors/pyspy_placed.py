@@ -28,6 +28,7 @@ import re
 import threading
 import time
 from array import array
+from collections import Counter
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from profkit.errors import CaptureFormatError, Diagnostics
@@ -279,13 +280,27 @@ def _place(n: int, curve: Optional[Tuple[array, array]], since: float, until: fl
     out = array("d")
     last = len(cs) - 1
     j = min(max(bisect.bisect_left(cs, c0 + 0.5 / n * rise), 1), last)
-    for k in range(n):  # the wanted values rise: one walk along the curve, not a search a sample
+    k = 0
+    while k < n:  # the wanted values rise: one walk along the curve, a step a segment
         want = c0 + (k + 0.5) / n * rise
         while j < last and cs[j] < want:
             j += 1
         lo, hi = cs[j - 1], cs[j]
-        frac = (want - lo) / (hi - lo) if hi > lo else 0.0
-        out.append(ts[j - 1] + frac * (ts[j] - ts[j - 1]))
+        end = n  # samples k..end-1 fall on this segment: their wanted values are at most hi
+        if j < last:
+            end = max(k + 1, min(n, int((hi - c0) / rise * n - 0.5) + 1))
+            while end < n and c0 + (end + 0.5) / n * rise <= hi:
+                end += 1
+            while end > k + 1 and c0 + (end - 0.5) / n * rise > hi:
+                end -= 1
+        t0, dt = ts[j - 1], ts[j] - ts[j - 1]
+        if hi > lo:  # the time is linear in the sample's number along a segment: computed in C loops
+            step = rise / n / (hi - lo) * dt
+            first = t0 + (c0 + 0.5 / n * rise - lo) / (hi - lo) * dt
+            out.extend(map(first.__add__, map(step.__mul__, range(k, end))))
+        else:
+            out.extend(array("d", [t0]) * (end - k))
+        k = end
     return out
 
 
@@ -358,7 +373,21 @@ def parse_placed(source: Source, diag: Diagnostics, meta: Optional[ProfileMeta] 
         unplaced += 0 if curve is not None else len(samples)
         ticks, sids = tl.columns_for(label, len(samples))
         base, scale = tl.start, 1e6 / tl.tick_us
-        for j, (sid, at) in enumerate(zip(samples, _place(len(samples), curve, since, until))):
+        placed = _place(len(samples), curve, since, until)
+        distinct = set(samples)
+        if BAD not in distinct and all(tl_ids[sid] >= 0 for sid in distinct):
+            # every sample well-formed (py-spy's own files): the thread's samples in C loops
+            for sid, n in Counter(samples).items():
+                counts[sid] += n
+            if placed and min(placed) > base:
+                ticks.extend(map(int, map(scale.__mul__, map((-base).__add__, placed))))
+            else:
+                ticks.extend([int((at - base) * scale) if at > base else 0 for at in placed])
+            sids.extend(map(tl_ids.__getitem__, samples))
+            tl.add_columns(ticks, sids, label)
+            p.samples = None
+            continue
+        for j, (sid, at) in enumerate(zip(samples, placed)):
             i = tl_ids[sid] if sid != BAD else -1
             if i < 0:
                 text = p.texts.get(j, "?") if sid == BAD else str(list(data.stacks[sid]))

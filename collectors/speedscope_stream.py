@@ -20,6 +20,7 @@ import math
 import zlib
 from array import array
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Dict, List, Optional, Tuple
 
 import ijson
@@ -134,7 +135,16 @@ def _from_document(doc: Any, keep_weights: bool) -> Speedscope:
         p = SpeedscopeProfile(i, {k: (v if not isinstance(v, (dict, list)) else COMPOUND)
                                   for k, v in entry.items() if k not in ("samples", "weights")})
         samples, ws = entry.get("samples"), entry.get("weights")
-        if isinstance(samples, list):
+        if isinstance(samples, list) and _all_int_lists(samples):
+            # every sample a list of integers (what py-spy writes): interned in C-level passes,
+            # a Python step per distinct stack only (an agent window has ~1,000 samples a target)
+            keys = list(map(tuple, samples))
+            for key in dict.fromkeys(keys):
+                if key not in interned:
+                    interned[key] = len(stacks)
+                    stacks.append(key)
+            p.samples = array("I", map(interned.__getitem__, keys))
+        elif isinstance(samples, list):
             p.samples = ids = array("I")
             for sample in samples:
                 if type(sample) is list and all(type(k) is int for k in sample):
@@ -282,6 +292,14 @@ def _read(events, keep_weights: bool) -> Speedscope:
         else:
             other(prefix, event, value)
     return st.out
+
+
+def _all_int_lists(samples: list) -> bool:
+    """Whether every sample is a list of plain integers (not bools, floats or anything else),
+    checked by the types' sets (C loops over the samples and over all their frames)."""
+    if not set(map(type, samples)) <= {list}:
+        return False
+    return set(map(type, chain.from_iterable(samples))) <= {int}
 
 
 def _bad(p: Optional[SpeedscopeProfile], samples: array, text: Any) -> None:

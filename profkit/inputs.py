@@ -47,12 +47,16 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+#: every byte but the control characters text does not hold (all but tab, LF, FF and CR below 32)
+_NOT_CTRL = bytes(c for c in range(256) if not (c < 32 and c not in (9, 10, 12, 13)))
+
+
 def looks_binary(head: bytes) -> bool:
     if b"\x00" in head:
         return True
     if not head:
         return False
-    ctrl = sum(1 for c in head[:4096] if c < 32 and c not in (9, 10, 13, 12))
+    ctrl = len(head[:4096].translate(None, _NOT_CTRL))  # the control characters, counted in C
     return ctrl > len(head[:4096]) * 0.1
 
 

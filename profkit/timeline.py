@@ -99,7 +99,10 @@ class Timeline:
         """Samples of one ``thread``: ``ticks`` (offsets in ticks from ``start``, clamped to the
         column's range) and ``stack_ids`` (ids this timeline's :meth:`stack_id` gave), ``weight`` each."""
         n = len(stack_ids)
-        self.t.extend(int(v) if v < _U32 else _U32 for v in ticks)
+        if not ticks or max(ticks) < _U32:
+            self.t.extend(map(int, ticks))  # a C loop (the agent adds ~1,000 a target and window)
+        else:
+            self.t.extend(int(v) if v < _U32 else _U32 for v in ticks)
         self.stack.extend(stack_ids)
         self.thread.extend(array("H", [self.thread_id(thread)]) * n)
         w = int(weight)
@@ -164,6 +167,9 @@ class Timeline:
         hids = [self.thread_id(n) for n in other.threads]
         if scale == 1 and shift == 0:
             self.t.extend(other.t)
+        elif other.t and min(other.t) * scale + shift >= 0 and max(other.t) * scale + shift < _U32:
+            # none clamped: in C loops (the same values as the general case below)
+            self.t.extend(map(int, map(float(shift).__add__, map(float(scale).__mul__, other.t))))
         else:
             self.t.extend(min(max(int(t * scale + shift), 0), _U32) for t in other.t)
         # ids the same both sides (into an empty timeline): the columns as they are
@@ -175,14 +181,14 @@ class Timeline:
         """This timeline in time order (stable: equal times keep their order)."""
         t = self.t
         order = sorted(range(len(t)), key=t.__getitem__)
-        if all(a < b for a, b in zip(order, order[1:])):
+        if order == list(range(len(t))):
             return self
         out = Timeline(self.start, self.tick_us)
         out.stacks, out._stack_index = self.stacks, self._stack_index
         out.threads, out._thread_index = self.threads, self._thread_index
         for src, dst in ((self.t, out.t), (self.stack, out.stack), (self.thread, out.thread),
                          (self.weight, out.weight)):
-            dst.extend(src[i] for i in order)
+            dst.extend(map(src.__getitem__, order))
         return out
 
     # -- selecting -----------------------------------------------------------------------------
