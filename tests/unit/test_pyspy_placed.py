@@ -108,3 +108,52 @@ def test_the_poller_follows_busy_threads_that_start_and_end_while_it_runs(tmp_pa
     # that stays flat once it ended: its last point is the recording's end
     ts, cs = curves[short.native_id]
     assert len(ts) >= 2 and cs[-1] == cs[-2] and ts[-1] - ts[-2] > 0.5, (list(ts), list(cs))
+
+
+def _place_one_by_one(n, curve, since, until):
+    """The placement defined sample by sample (where the curve reaches (k+½)/n of its rise), as a
+    reference for :func:`_place`, which computes a segment's samples at once."""
+    ts, cs = curve
+    c0 = _at_ref(ts, cs, since)
+    rise = _at_ref(ts, cs, until) - c0
+    if rise <= 0:
+        c0, rise = cs[0], cs[-1] - cs[0]
+    out, j = [], 1
+    for k in range(n):
+        want = c0 + (k + 0.5) / n * rise
+        while j < len(cs) - 1 and cs[j] < want:
+            j += 1
+        lo, hi = cs[j - 1], cs[j]
+        out.append(ts[j - 1] + ((want - lo) / (hi - lo) if hi > lo else 0.0) * (ts[j] - ts[j - 1]))
+    return out
+
+
+def _at_ref(ts, cs, t):
+    if t <= ts[0]:
+        return cs[0]
+    if t >= ts[-1]:
+        return cs[-1]
+    j = next(i for i in range(1, len(ts)) if ts[i] >= t)
+    return cs[j - 1] + ((t - ts[j - 1]) / (ts[j] - ts[j - 1]) if ts[j] > ts[j - 1] else 1.0) * (cs[j] - cs[j - 1])
+
+
+def test_place_puts_each_sample_where_the_curve_reaches_its_share_of_the_rise():
+    import random
+    from array import array
+
+    rnd = random.Random(7)
+    for _ in range(400):
+        m = rnd.randint(2, 40)
+        ts = array("d", sorted(rnd.uniform(0, 10) for _ in range(m)))
+        cs, c = array("d"), rnd.random()
+        for _ in range(m):  # flat stretches (the thread off CPU) and rises
+            c += rnd.choice([0.0, 0.0, rnd.random()])
+            cs.append(c)
+        if cs[-1] <= cs[0]:
+            continue
+        n = rnd.randint(1, 800)
+        since = rnd.uniform(-1, 5)
+        until = since + rnd.uniform(0, 8)
+        got, want = list(_place(n, (ts, cs), since, until)), _place_one_by_one(n, (ts, cs), since, until)
+        assert len(got) == n and max(abs(a - b) for a, b in zip(got, want)) < 1e-9
+        assert got == sorted(got)

@@ -73,6 +73,23 @@ def test_child_tool_dies_with_its_parent(start_process, tmp_path):
     wait_until(lambda: process_state(tool) in (None, "Z"), 5, "the ChildTool to die with its parent")
 
 
+def test_child_tool_is_the_tool_itself_in_a_session_of_its_own_with_its_death_signal():
+    """Started through setpriv where it is installed (exec'd in place): the PID profkit holds is the
+    tool's own from the start of its run, it leads its own session, and its parent-death signal is
+    the one it saves its capture on; a missing tool is still FileNotFoundError."""
+    c = ChildTool(["sleep", "30"], death_signal=signal.SIGINT).start()
+    try:
+        wait_until(lambda: open(f"/proc/{c.pid}/cmdline").read().split("\0")[:2] == ["sleep", "30"], 5,
+                   "the tool's own command line under its PID")
+        assert os.getsid(c.pid) == c.pid
+    finally:
+        assert c.stop(grace=2) == -signal.SIGINT
+    with pytest.raises(FileNotFoundError):
+        ChildTool(["profkit-no-such-tool"]).start()
+    with pytest.raises(FileNotFoundError):
+        ChildTool(["/nonexistent/tool"]).start()
+
+
 def ignores_sigint(pid):
     """SIGINT is in the process's ignored-signals mask (/proc/PID/status SigIgn)."""
     with open(f"/proc/{pid}/status") as fh:
