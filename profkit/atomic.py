@@ -55,12 +55,14 @@ def _temp_file(directory: str, base: str):
 
 
 def atomic_write(path: str, data: Union[str, bytes, Writer], *, binary: bool = False, mode: int = 0o666,
-                 honour_umask: bool = True) -> None:
+                 honour_umask: bool = True, sync: bool = True) -> None:
     """Write ``data`` (text, bytes, or a function given the open file) to ``path`` atomically.
 
     Text is UTF-8 with ``surrogateescape`` (undecodable bytes of frame names round-trip) and
     ``\\n`` line ends. ``mode`` is filtered by the umask, as ``open()`` does, unless
     ``honour_umask`` is false (a library another user's process must be able to load).
+    ``sync=False``: no fsync before the rename (still atomic for every reader of this system; a
+    power loss may lose it), for files superseded in seconds or kept durably elsewhere.
     """
     directory = os.path.dirname(os.path.abspath(path))
     binary = binary or isinstance(data, (bytes, bytearray))
@@ -81,7 +83,8 @@ def atomic_write(path: str, data: Union[str, bytes, Writer], *, binary: bool = F
             else:
                 fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode & ~umask() if honour_umask else mode)
         os.replace(tmp, path)
     except BaseException as e:
@@ -94,13 +97,13 @@ def atomic_write(path: str, data: Union[str, bytes, Writer], *, binary: bool = F
         raise
 
 
-def atomic_write_json(path: str, value: Any, *, indent: int = 2, default: Any = None) -> None:
+def atomic_write_json(path: str, value: Any, *, indent: int = 2, default: Any = None, sync: bool = True) -> None:
     """``value`` as JSON (sorted keys, a final newline), written atomically: by orjson where it
     is installed and can write the value (the same document; non-ASCII as UTF-8, not ``\\u``
     escapes), else by the standard library, whose indenting encoder is pure Python (a run's
     manifest is written at every step of the engine: the agent writes several per window)."""
     # one string, one write: json.dump would make a write call per token (thousands per manifest)
-    atomic_write(path, _dumps_sorted(value, indent, default))
+    atomic_write(path, _dumps_sorted(value, indent, default), sync=sync)
 
 
 def _dumps_sorted(value: Any, indent: int, default: Any) -> Union[str, bytes]:

@@ -86,7 +86,7 @@ def write_timeline(run: RunDir, prof: Profile, name: str = "timeline.bin") -> Op
         rebased = Timeline(start, tl.tick_us)
         rebased.extend(tl)
         tl = rebased
-    path = write(run.file(name), tl)
+    path = write(run.file(name), tl, sync=run.durable)
     return {"file": name, "samples": len(tl), "threads": len(tl.threads), "bytes": os.path.getsize(path),
             "seconds": round(tl.duration, 3)}
 

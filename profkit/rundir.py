@@ -51,6 +51,9 @@ class RunDir:
         self.record = record if record is not None else RunRecord()
         #: the record as last written by :meth:`save` (None: not written by this RunDir)
         self._saved: Optional[dict] = None
+        #: whether its files are fsync'd before they are renamed into place (False: an agent window
+        #: of -o, a local copy of what the spool keeps durably until every store has it)
+        self.durable = True
 
     # -- creating and opening -----------------------------------------------------------
     @staticmethod
@@ -135,7 +138,7 @@ class RunDir:
         """Write ``name`` (relative to the run directory) atomically; returns its path."""
         path = self.file(name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, text)
+        atomic_write(path, text, sync=self.durable)
         return path
 
     def read_json(self, name: str) -> Optional[dict]:
@@ -151,7 +154,7 @@ class RunDir:
     def write_json(self, name: str, value: Any, *, indent: int = 2) -> str:
         """Write ``name`` as JSON atomically; returns its path."""
         path = self.file(name)
-        atomic_write_json(path, value, indent=indent, default=str)
+        atomic_write_json(path, value, indent=indent, default=str, sync=self.durable)
         return path
 
     def write_profile(self, name: str, profile) -> str:
@@ -169,7 +172,10 @@ class RunDir:
         data = self.record.to_json()
         if data == self._saved:
             return
-        atomic_write_json(self.file("manifest.json"), data, default=str)
+        # a running record is superseded within seconds and matters only to a profkit on this same
+        # running system (a kill leaves it in the page cache): no fsync; the final one is synced
+        atomic_write_json(self.file("manifest.json"), data, default=str,
+                          sync=self.durable and data.get("status") != "running")
         self._saved = data
 
     def warn(self, message: str) -> None:

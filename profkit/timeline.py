@@ -260,11 +260,11 @@ def to_bytes(tl: Timeline, frame_text=lambda fid: fid) -> bytes:
     return head + meta + b"".join(cols)
 
 
-def write(path: str, tl: Timeline, frame_text=lambda fid: fid) -> str:
-    """Write ``tl`` to ``path`` atomically; returns the path."""
+def write(path: str, tl: Timeline, frame_text=lambda fid: fid, *, sync: bool = True) -> str:
+    """Write ``tl`` to ``path`` atomically (``sync``: fsync'd first); returns the path."""
     from profkit.atomic import atomic_write
 
-    atomic_write(path, to_bytes(tl, frame_text), binary=True)
+    atomic_write(path, to_bytes(tl, frame_text), binary=True, sync=sync)
     return path
 
 

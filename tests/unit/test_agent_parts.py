@@ -183,3 +183,36 @@ def test_sizes():
     assert parse_size("123", "--x") == 123
     with pytest.raises(UsageError):
         parse_size("lots", "--spool-size")
+
+
+def test_what_is_fsynced_running_manifests_and_agent_windows_not_finals_and_the_spool_yes(tmp_path, monkeypatch):
+    """docs/contract.md "Durability": a running manifest is written atomically without fsync, a
+    final one with it; a run marked not durable (an agent's -o window) fsyncs nothing; the spool,
+    the one copy of what is not yet delivered, fsyncs each window."""
+    from support import make_run
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))),
+                                                 real(fd))[1])
+    run = make_run(tmp_path / "run")
+    run.warn("a change, saved while running")
+    run.save()
+    assert synced == [] and json.loads((tmp_path / "run" / "manifest.json").read_text())["warnings"]
+    run.write_text("profile.folded", "a;b 1\n")
+    run.finish("complete")
+    assert [n.split(".")[1] for n in synced] == ["profile", "manifest"]  # .profile.folded.X.tmp, .manifest.json.X.tmp
+    synced.clear()
+    window = make_run(tmp_path / "window")
+    window.durable = False
+    window.write_text("profile.folded", "a;b 1\n")
+    window.finish("complete")
+    assert synced == [] and (tmp_path / "window" / "profile.folded").read_text() == "a;b 1\n"
+    assert json.loads((tmp_path / "window" / "manifest.json").read_text())["status"] == "complete"
+    spool = Spool(str(tmp_path / "spool"), 1 << 20, {"file-x": Exporter.__new__(Exporter)})
+    prof = Profile("samples")
+    prof.add(("a", "b"), 3)
+    start = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    spool.put(Window(profile=prof, labels={"service": "s", "pid": "1"}, start=start, end=start + timedelta(seconds=10),
+                     mode="cpu", rate=100))
+    assert len(synced) == 1 and synced[0].endswith(".tmp") and ".window." in synced[0]
