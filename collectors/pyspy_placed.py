@@ -374,28 +374,27 @@ def parse_placed(source: Source, diag: Diagnostics, meta: Optional[ProfileMeta] 
         ticks, sids = tl.columns_for(label, len(samples))
         base, scale = tl.start, 1e6 / tl.tick_us
         placed = _place(len(samples), curve, since, until)
-        distinct = set(samples)
-        if BAD not in distinct and all(tl_ids[sid] >= 0 for sid in distinct):
-            # every sample well-formed (py-spy's own files): the thread's samples in C loops
-            for sid, n in Counter(samples).items():
+        per_stack = Counter(samples)
+        if BAD not in per_stack and all(tl_ids[sid] >= 0 for sid in per_stack):
+            # every sample well-formed (py-spy's own files): the thread's samples in C loops (the
+            # ticks as floats: add_columns truncates them, as int() does below)
+            for sid, n in per_stack.items():
                 counts[sid] += n
             if placed and min(placed) > base:
-                ticks.extend(map(int, map(scale.__mul__, map((-base).__add__, placed))))
+                ticks.extend(map(scale.__mul__, map((-base).__add__, placed)))
             else:
                 ticks.extend([int((at - base) * scale) if at > base else 0 for at in placed])
             sids.extend(map(tl_ids.__getitem__, samples))
-            tl.add_columns(ticks, sids, label)
-            p.samples = None
-            continue
-        for j, (sid, at) in enumerate(zip(samples, placed)):
-            i = tl_ids[sid] if sid != BAD else -1
-            if i < 0:
-                text = p.texts.get(j, "?") if sid == BAD else str(list(data.stacks[sid]))
-                diag.malformed(j, text[:200], source=f"{source.name} profile {p.index} sample")
-                continue
-            counts[sid] += 1
-            ticks.append(int((at - base) * scale) if at > base else 0)
-            sids.append(i)
+        else:
+            for j, (sid, at) in enumerate(zip(samples, placed)):
+                i = tl_ids[sid] if sid != BAD else -1
+                if i < 0:
+                    text = p.texts.get(j, "?") if sid == BAD else str(list(data.stacks[sid]))
+                    diag.malformed(j, text[:200], source=f"{source.name} profile {p.index} sample")
+                    continue
+                counts[sid] += 1
+                ticks.append(int((at - base) * scale) if at > base else 0)
+                sids.append(i)
         tl.add_columns(ticks, sids, label)
         p.samples = None  # placed: its memory back
     for sid, n in enumerate(counts):

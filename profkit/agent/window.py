@@ -101,7 +101,7 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float, overl
         service = o.labels.get("service")
         run = new_run([target], path, mode=o.mode, rate=o.rate, duration=length,
                       services={0: service} if service else None)
-        run.durable = False  # written atomically, not fsync'd: see docs/contract.md "profkit agent"
+        run.durable = False  # written atomically, not fsync'd: see docs/contract.md "Durability"
         collector = probes[0].id if probes else "none"
         labels = labels_of(agent, target, collector)
         run.record.window = {"start": format_time(start), "labels": labels, "sequence": seq}
