@@ -2,8 +2,9 @@
 """``psutil``: process metrics once an interval — the USE view of a run.
 
 For the target and (optionally) its children: CPU user/system (as % of one core over the
-interval), RSS, USS where cheap, threads, open file descriptors, context switches and I/O
-bytes. One JSON object per interval, appended to ``metrics.jsonl`` and flushed as it goes.
+interval), the time their threads waited runnable for a CPU (the run queue: USE's CPU
+saturation), RSS, USS where cheap, threads, open file descriptors, context switches and I/O
+bytes; and the host's CPU pressure (PSI: the share of the interval some task waited for a CPU). One JSON object per interval, appended to ``metrics.jsonl`` and flushed as it goes.
 It runs as a thread inside profkit (no child process) and only reads ``/proc``.
 """
 from __future__ import annotations
@@ -37,6 +38,42 @@ class PsutilOptions:
     interval: float = option(1.0, "seconds between samples")
     children: bool = option(True, "include the target's child processes")
     uss: bool = option(False, "also read USS (unique set size; reads smaps_rollup, used by profkit heap)")
+
+
+def _run_queue_ns(pid: int, seen: Dict[int, int]) -> Optional[int]:
+    """Nanoseconds the threads of ``pid`` waited runnable for a CPU since the last call with the
+    same ``seen`` (tid → that thread's total so far; updated): the second field of each
+    ``/proc/PID/task/TID/schedstat``. A thread new since then counts from its start; one that
+    exited in between loses its last interval. None where the kernel has no schedstat."""
+    waited = 0
+    now: Dict[int, int] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as fh:
+                total = int(fh.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        now[int(tid)] = total
+        waited += max(0, total - seen.get(int(tid), 0))
+    if not now:
+        return None
+    seen.clear()
+    seen.update(now)
+    return waited
+
+
+def _host_cpu_pressure_us() -> Optional[int]:
+    """Microseconds in which some task on the host waited runnable for a CPU (PSI ``some``
+    total of ``/proc/pressure/cpu``); None where the kernel has no PSI."""
+    try:
+        with open("/proc/pressure/cpu", "rb") as fh:
+            return int(fh.readline().rsplit(b"total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _sample(proc, include_children: bool, cache: Dict[int, object], uss: bool = False):
@@ -101,6 +138,7 @@ class MetricsRecording(Recording):
             except psutil.NoSuchProcess:
                 pass
         self._children: Dict[int, object] = {}
+        self._queued: Dict[int, Dict[int, int]] = {}  #: pid → tid → run-queue ns so far (schedstat)
         self.last: Optional[dict] = None  #: the latest record, for progress displays
         self.samples = 0
         self.targets_alive = bool(self._procs)
@@ -111,39 +149,58 @@ class MetricsRecording(Recording):
         t0 = time.monotonic()
         prev: Dict[int, dict] = {}
         prev_t = t0
+        prev_pressure: Optional[int] = None
         with open(self.path, "a", encoding="utf-8") as fh:
-            while not self._stop.is_set():
+            while True:
+                # stopped (the profilers ended): one last record, so that the CPU seconds cover the
+                # whole run, unless the interval since the last one is too short to measure (CPU
+                # times move in clock ticks)
+                stopping = self._stop.is_set()
                 now = time.monotonic()
+                if stopping and prev and now - prev_t < min(0.2, self.options.interval / 2):
+                    break
                 per = {}
                 for pid, proc in list(self._procs.items()):
                     if not proc.is_running():
                         del self._procs[pid]
                         continue
                     per.update(_sample(proc, self.options.children, self._children, self.options.uss))
+                for pid, m in per.items():
+                    m["runq_ns"] = _run_queue_ns(pid, self._queued.setdefault(pid, {}))
+                for pid in set(self._queued) - set(per):
+                    del self._queued[pid]
                 if not self._procs:
                     self.targets_alive = False
                     break
+                pressure = _host_cpu_pressure_us()
                 dt = max(now - prev_t, 1e-6)
                 rec = {"t": round(now - t0, 3), "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                        "pids": sorted(per)}
                 keys = ("rss", "threads", "fds", "ctx_vol", "ctx_invol", "read_bytes", "write_bytes")
                 tot = {k: 0 for k in keys + (("uss",) if self.options.uss else ())}
                 cpu_u = cpu_s = 0.0
+                waited: Optional[float] = None  # run-queue seconds, where the kernel keeps schedstat
                 for pid, m in per.items():
                     p = prev.get(pid)
                     if p:
                         cpu_u += m["user"] - p["user"]
                         cpu_s += m["system"] - p["system"]
+                        if m["runq_ns"] is not None and p["runq_ns"] is not None:
+                            waited = (waited or 0.0) + m["runq_ns"] / 1e9
                     for k in tot:
                         tot[k] += m.get(k) or 0
                 rec.update({"cpu_user_pct": round(100 * cpu_u / dt, 2) if prev else None,
-                            "cpu_system_pct": round(100 * cpu_s / dt, 2) if prev else None, **tot})
-                prev, prev_t = per, now
+                            "cpu_system_pct": round(100 * cpu_s / dt, 2) if prev else None,
+                            "cpu_wait_pct": round(100 * waited / dt, 2) if prev and waited is not None else None,
+                            "host_cpu_pressure_pct": round(min(100.0, (pressure - prev_pressure) / 1e4 / dt), 2)
+                            if prev and pressure is not None and prev_pressure is not None else None,
+                            **tot})
+                prev, prev_t, prev_pressure = per, now, pressure
                 fh.write(json.dumps(rec, sort_keys=True) + "\n")
                 fh.flush()
                 self.last = rec
                 self.samples += 1
-                if now - t0 >= self.request.duration:
+                if stopping or now - t0 >= self.request.duration:
                     break
                 self._stop.wait(self.options.interval)
 

@@ -106,8 +106,11 @@ def load_timeline(run: RunDir, profile: Profile) -> None:
 
 
 def on_cpu_check(run: RunDir, prof: Profile):
-    """``(sampled seconds, CPU seconds from /proc)`` of a cpu-mode run in samples, else None:
-    a sampler's on-CPU time should not exceed what the kernel says the targets used."""
+    """``(sampled seconds, CPU seconds, run-queue seconds, host CPU pressure %)`` of a cpu-mode
+    run in samples, from /proc (``metrics.jsonl``; the last two None where the kernel keeps no
+    schedstat or PSI), else None. A sampler's on-CPU time should not exceed what the kernel says
+    the targets used, except by the time their threads waited runnable for a CPU, which a sampler
+    that reads thread states counts as running."""
     from profkit.metrics import summarise
 
     r = run.record
@@ -116,16 +119,36 @@ def on_cpu_check(run: RunDir, prof: Profile):
     summ = summarise(run.file("metrics.jsonl"))
     if not summ or summ.get("cpu_seconds") is None:
         return None
-    return prof.total / r.rate, summ["cpu_seconds"]
+    return prof.total / r.rate, summ["cpu_seconds"], summ.get("cpu_wait_seconds"), summ.get("host_cpu_pressure_pct")
+
+
+#: Host CPU pressure (PSI ``some``, % of the run) from which the CPUs count as saturated.
+SATURATED_PCT = 25.0
+
+
+def _over(sampled: float, seconds: float) -> bool:
+    return sampled > 1.5 * seconds + 0.5
 
 
 def _check_on_cpu(run: RunDir, prof: Profile) -> None:
     check = on_cpu_check(run, prof)
-    if check is not None and check[0] > 1.5 * check[1] + 0.5:
-        run.record.warn(f"the profile counts {check[0]:.1f} s on-CPU but the targets used only {check[1]:.1f} s of CPU "
+    if check is None or not _over(check[0], check[1]):
+        return
+    sampled, used, waited, pressure = check
+    counted = f"the profile counts {sampled:.1f} s on-CPU, the targets used {used:.1f} s of CPU"
+    if waited is not None and not _over(sampled, used + waited):
+        why = f"their threads waited {waited:.1f} s runnable for a CPU (run queue, /proc schedstat)"
+    elif pressure is not None and pressure >= SATURATED_PCT:
+        why = (f"some task on the host waited for a CPU in {pressure:.0f}% of the run (PSI; the run queue of "
+               "threads that lived less than a metrics interval is not measured)")
+    else:
+        run.record.warn(f"the profile counts {sampled:.1f} s on-CPU but the targets used only {used:.1f} s of CPU "
                         "(/proc): waiting threads were counted as running; read it as wall time, or record with "
                         "py-spy's default --nonblocking in cpu mode")
-    return prof
+        return
+    run.record.warn(f"the CPUs were saturated: {counted}, and {why}; py-spy counts a runnable thread as running, "
+                    "so part of each hot path's time is waiting for a CPU: give the targets more CPU or profile on "
+                    "a quieter host")
 
 
 def recover_profiles(run: RunDir) -> List[str]:

@@ -88,8 +88,10 @@ def summary_markdown(run: RunDir, profile: Optional[Profile], *, for_terminal: b
         lines.append(f"| threads (max) | {summ['threads_max']} |")
         check = _on_cpu(run, profile)
         if check is not None:
+            queue = f" and waited {check[2]:.2f} s runnable for a CPU" if check[2] is not None else ""
+            host = f"; host CPU pressure {check[3]:.0f}% (PSI)" if check[3] is not None else ""
             lines.append(f"| on-CPU check | {check[0]:.2f} s sampled at {r.rate:g} Hz; the targets used {check[1]:.2f} s "
-                         "of CPU (/proc) |")
+                         f"of CPU{queue} (/proc){host} |")
     lines.append("")
     for w in r.warnings:
         lines.append(f"> warning: {markdown_escape(str(w))}")

@@ -147,3 +147,44 @@ def test_a_minimal_run_directory_renders(tmp_path):
     written = render_run(RunDir.open(str(tmp_path / "r")))
     assert sorted(written) == ["report", "summary"]
     assert "profkit run: x" in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_psutil_sampler_measures_the_run_queue(start_process, tmp_path):
+    """Two busy threads pinned to one CPU (hashing, which releases the GIL): together they use
+    about one core and wait about as long runnable for it (schedstat), the CPU saturation a
+    sampler that reads thread states counts as running."""
+    code = ("import hashlib, os, threading\nos.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+            "data = bytes(1 << 20)\ndef spin():\n    while True: hashlib.sha256(data).digest()\n"
+            "threading.Thread(target=spin, daemon=True).start()\nspin()\n")
+    proc = start_process(sys.executable, "-c", code)
+    wait_until(lambda: len(os.listdir(f"/proc/{proc.pid}/task")) == 2, 5, "the second thread")
+    rec = PsutilCollector().record(RecordRequest((proc.pid,), "python", duration=2.0, raw_dir=str(tmp_path),
+                                                 options=PsutilOptions(interval=0.5)))
+    rec.finish()
+    s = summarise(str(tmp_path / "metrics.jsonl"))
+    assert 0.5 < s["cpu_seconds"] < 2.6 and 0.5 * s["cpu_seconds"] < s["cpu_wait_seconds"] < 5.2, s
+    assert s["host_cpu_pressure_pct"] > 20, s  # a runnable thread waited most of the time
+
+
+def test_on_cpu_check_tells_saturation_from_counted_waits(tmp_path):
+    from profkit.model import Profile
+    from profkit.outputs import _check_on_cpu
+
+    def warned(wait_pct, pressure=None):
+        run = make_run(tmp_path / f"r{wait_pct}-{pressure}", mode="cpu", rate=100)
+        lines = [{"t": t, "rss": 1, "threads": 1, "cpu_user_pct": None if t == 0 else 50.0, "cpu_system_pct": 0.0,
+                  "cpu_wait_pct": None if t == 0 else wait_pct, "host_cpu_pressure_pct": None if t == 0 else pressure}
+                 for t in range(5)]
+        with open(run.file("metrics.jsonl"), "w") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in lines)
+        prof = Profile(unit="samples")
+        prof.add(["main", "work"], 600)  # 6 s sampled; 2 s of CPU used
+        _check_on_cpu(run, prof)
+        return " ".join(run.record.warnings)
+
+    assert "the CPUs were saturated" in warned(150.0)  # 6 s runnable: explained by the run queue
+    assert "waiting threads were counted as running" in warned(10.0)  # 0.4 s: it is not
+    assert "waiting threads were counted as running" in warned(None)  # a kernel without schedstat
+    # short-lived threads' waits are not in schedstat's per-thread totals: the host's pressure says it
+    assert "waited for a CPU in 60% of the run (PSI" in warned(10.0, 60.0)
+    assert "waiting threads were counted as running" in warned(10.0, 5.0)
