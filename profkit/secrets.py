@@ -28,8 +28,8 @@ _SECRET_FLAG = re.compile(rf"(?i)^--?(?:[\w-]*-)?(?:{_FIELDS})$")
 
 def redact(text: str) -> str:
     """``text`` with URL user-info, secret fields and authorization header values masked."""
-    if not text:
-        return text
+    if not text or ("@" not in text and "=" not in text and ":" not in text):
+        return text  # each pattern needs one of these (most arguments, paths, have none)
     text = _USERINFO.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
     text = _HEADER.sub(lambda m: f"{m.group('key')}{MASK}", text)
     return _FIELD.sub(lambda m: f"{m.group('key')}{m.group('q')}{MASK}{m.group('q')}", text)

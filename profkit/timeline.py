@@ -169,7 +169,10 @@ class Timeline:
             self.t.extend(other.t)
         elif other.t and min(other.t) * scale + shift >= 0 and max(other.t) * scale + shift < _U32:
             # none clamped: in C loops (the same values as the general case below)
-            self.t.extend(map(int, map(float(shift).__add__, map(float(scale).__mul__, other.t))))
+            if scale == 1:
+                self.t.extend(map(int, map(float(shift).__add__, other.t)))
+            else:
+                self.t.extend(map(int, map(float(shift).__add__, map(float(scale).__mul__, other.t))))
         else:
             self.t.extend(min(max(int(t * scale + shift), 0), _U32) for t in other.t)
         # ids the same both sides (into an empty timeline): the columns as they are
@@ -180,9 +183,9 @@ class Timeline:
     def sorted(self) -> "Timeline":
         """This timeline in time order (stable: equal times keep their order)."""
         t = self.t
-        order = sorted(range(len(t)), key=t.__getitem__)
-        if order == list(range(len(t))):
+        if t.tolist() == sorted(t):  # already in order (one thread, or threads added in time order)
             return self
+        order = sorted(range(len(t)), key=t.__getitem__)
         out = Timeline(self.start, self.tick_us)
         out.stacks, out._stack_index = self.stacks, self._stack_index
         out.threads, out._thread_index = self.threads, self._thread_index
@@ -253,10 +256,10 @@ def to_bytes(tl: Timeline, frame_text=lambda fid: fid) -> bytes:
     head = _HEAD.pack(MAGIC, VERSION, 0, tl.start, tl.tick_us, len(tl), len(meta))
     cols = []
     for c in (tl.t, tl.stack, tl.thread, tl.weight):
-        a = array(c.typecode, c)
         if struct.pack("=H", 1) != struct.pack("<H", 1):  # pragma: no cover - big-endian hosts
-            a.byteswap()
-        cols.append(a.tobytes())
+            c = array(c.typecode, c)
+            c.byteswap()
+        cols.append(c.tobytes())
     return head + meta + b"".join(cols)
 
 
