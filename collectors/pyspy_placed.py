@@ -41,13 +41,16 @@ __all__ = ["AGENT_POLL", "POLL", "RuntimePoller", "parse_placed", "read_runtime"
 #: seconds between two reads of the threads' on-CPU time (longer when reading them takes long);
 #: ``profkit attach``'s default (py-spy's ``time_poll`` option, ``--time-poll``); the agent reads
 #: every :data:`AGENT_POLL` s: its windows are the time view of a continuous profile (10 s by
-#: default), and each poll of each target costs its own CPU (measured: at 0.1 s, 5 targets' polls
-#: were 40% of the agent's CPU)
+#: default), and each poll of each target costs its own CPU (measured with thread CPU clocks, 5
+#: targets at 10 s windows: at 0.25 s the polls and the placement along 40 segments a window were
+#: a third of the agent's CPU)
 POLL = 0.02
-AGENT_POLL = 0.25
+AGENT_POLL = 1.0
 MIN_POLL = 0.005
-#: the thread list is read every this many polls (a thread's first reads then come that late)
+#: the thread list is read every this many polls, and at least every :data:`LIST_SECONDS` (a
+#: thread's first reads then come that late)
 LIST_EVERY = 5
+LIST_SECONDS = 0.1
 _HEADER = "# profkit runtime v1: epoch-seconds tid on-cpu-ns\n"
 _TICK_NS = 1e9 / (os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100)
 _THREAD_NAME = re.compile(r'(?:Process \d+ )?Thread (\d+|0x[0-9a-fA-F]+) "(.*)"\Z', re.S)
@@ -93,6 +96,7 @@ class RuntimePoller:
                  alive: Callable[[], bool] = lambda: True, interval: float = POLL):
         self.pid, self.path, self.begun, self.alive = pid, path, begun, alive
         self.interval = self.next_interval = max(MIN_POLL, interval)
+        self.list_every = max(1, min(LIST_EVERY, int(LIST_SECONDS / self.interval + 0.5)))
         self.done, self.ended = threading.Event(), threading.Event()
         self.due = 0.0  # time.monotonic() of the next poll
         self.base = f"/proc/{pid}/task"
@@ -121,7 +125,7 @@ class RuntimePoller:
             out.write(f"# sampling {began:.6f}\n")
         if not self.alive():
             return False
-        if self.polls % LIST_EVERY == 0 or not fds:  # threads started since: every few polls
+        if self.polls % self.list_every == 0 or not fds:  # threads started since: every few polls
             try:
                 names = os.listdir(self.base)
             except OSError:

@@ -127,7 +127,11 @@ def record_window(agent: "Agent", target: Target, seq: int, length: float, overl
     start, end = ctx.results["window_times"]
     if not o.keep_raw:
         shutil.rmtree(run.raw_dir, ignore_errors=True)
-    profile = load_run_profile(run)
+    # the profile just written to profile.folded (not read back from it: the same stacks)
+    primary = run.record.profile.primary if run.record.profile else None
+    profile = ctx.profiles.get(primary) if primary else None
+    if profile is None:
+        profile = load_run_profile(run)
     if profile is None:
         from profkit.model import Profile
 
