@@ -3,7 +3,7 @@
 """What ``profkit agent`` costs, and how well consecutive windows join (loopback only, bounded).
 
     python benchmarks/bench_agent.py [--targets 5] [--window 10] [--seconds 120] [--parca URL]
-                                     [--collectors py-spy,perf]
+                                     [--collectors py-spy,perf] [--agent-arg=--timeline]
 
 1. The agent's own CPU: ``profkit agent`` on --targets CPU-bound Python processes
    (tests/integration/targets/pyversion.py) at --window windows for --seconds, exporting every
@@ -141,7 +141,7 @@ def cost(args) -> dict:
     exports = ["--export", f"file={tmp}/store"] + (["--export", f"parca={args.parca}"] if args.parca else [])
     try:
         wall, w = run_agent([p.pid for p in procs], ["--window", str(args.window), "-o", f"{tmp}/out",
-                                                     "--keep", "50", *exports], args.seconds)
+                                                     "--keep", "50", *exports, *args.agent_arg], args.seconds)
     finally:
         for p in procs:
             p.kill()
@@ -173,8 +173,8 @@ def joins(args, collector: str) -> dict:
     tmp = tempfile.mkdtemp(prefix="bench-agent-join-")
     try:
         cpu0 = cpu_seconds(proc.pid)
-        wall, watch = run_agent([proc.pid], ["--window", str(args.window), "-o", f"{tmp}/out", "-c", collector],
-                                args.join_seconds, target=proc.pid)
+        wall, watch = run_agent([proc.pid], ["--window", str(args.window), "-o", f"{tmp}/out", "-c", collector,
+                                             *args.agent_arg], args.join_seconds, target=proc.pid)
         cpu = cpu_seconds(proc.pid) - cpu0
     finally:
         proc.kill()
@@ -294,6 +294,8 @@ def main():
     ap.add_argument("--join-seconds", type=float, default=60)
     ap.add_argument("--parca", default=None, help="also export to this Parca (e.g. http://127.0.0.1:7070)")
     ap.add_argument("--collectors", default="py-spy,perf")
+    ap.add_argument("--agent-arg", action="append", default=[], metavar="ARG",
+                    help="one more argument for every profkit agent run (repeatable), e.g. --agent-arg=--timeline")
     ap.add_argument("--skip-cost", action="store_true")
     ap.add_argument("--jvm-seams", action="store_true",
                     help="also measure async-profiler's seams from the samples' own times (a JVM target)")

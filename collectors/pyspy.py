@@ -337,6 +337,9 @@ class PySpyRecordOptions:
                                    "threads then look running for a moment after each pause, so blocked threads "
                                    "are counted on-CPU")
     threads: bool = option(False, "a root frame per thread (py-spy --threads)")
+    timeline: bool = option(True, "cpu mode: time each sample (speedscope, placed by profkit's time poll: the run "
+                                  "gets timeline.bin); --no-timeline: py-spy's own folded output, no time, less "
+                                  "CPU for profkit (the agent's default)")
     lines: bool = option(False, "a frame per source line (without it py-spy aggregates by function: --function)")
     time_poll: float = option(0.02, "cpu mode: seconds between profkit's reads of the target threads' on-CPU time "
                                     "(/proc), which place py-spy's samples in time: shorter is finer and costs "
@@ -350,7 +353,8 @@ class PySpyRecording(Recording):
     """``py-spy record -p PID`` per process, each told the duration so it ends by itself: cpu mode
     as ``--format speedscope`` with profkit's on-CPU time poll beside it (``raw/py-spy-PID.json``
     and ``.runtime``, :mod:`collectors.pyspy_placed`), wall mode as ``chrometrace``
-    (:mod:`collectors.pyspy_trace`), ``--subprocesses``/``--gil`` as ``raw`` (``.folded``, no time).
+    (:mod:`collectors.pyspy_trace`), ``--subprocesses``/``--gil``/``--no-timeline`` as ``raw``
+    (``.folded``, no time).
 
     py-spy writes its output when it ends (on its duration or on SIGINT), straight into
     ``raw/``; on SIGTERM it exits *without* writing it. So its parent-death
@@ -382,11 +386,12 @@ class PySpyRecording(Recording):
         self.commands = []
         # wall mode samples every thread at every tick: chrometrace's spans then are the samples,
         # with their times (collectors/pyspy_trace.py); cpu mode records speedscope, placed in
-        # time by the threads' on-CPU time (collectors/pyspy_placed.py); --subprocesses/--gil: raw
+        # time by the threads' on-CPU time (collectors/pyspy_placed.py); --subprocesses/--gil and
+        # --no-timeline: raw (py-spy aggregates, profkit parses one line per stack)
         from collectors.pyspy_placed import RuntimePoller, runtime_path
 
         timed = idle and not options.subprocesses
-        placed = not idle and not options.subprocesses and not options.gil
+        placed = not idle and not options.subprocesses and not options.gil and options.timeline
         fmt = "chrometrace" if timed else "speedscope" if placed else "raw"
         import time as _time
 

@@ -67,6 +67,9 @@ class AgentOptions:
     overlap: float = OVERLAP
     #: ``--threads``: a root frame per thread (each collector's own spelling), as attach's --threads
     threads: bool = False
+    #: ``--timeline``: py-spy windows time each sample (timeline.bin), at the CPU cost of a
+    #: per-sample capture and a time poll; without it py-spy writes its own folded profile
+    timeline: bool = False
     export_options: ExportOptions = ExportOptions()
 
 
@@ -177,7 +180,8 @@ class Agent:
                                                                          self.options.collectors, {})
         from collectors.pyspy_placed import AGENT_POLL
 
-        given: Dict[str, object] = {"time_poll": AGENT_POLL}  # py-spy's cpu-mode time placement
+        given: Dict[str, object] = {"time_poll": AGENT_POLL,  # py-spy's cpu-mode time placement, if --timeline
+                                    "timeline": self.options.timeline}
         if self.options.threads:
             given["threads"] = True
         return [ProfilerProbe(c, avail, self.options.mode, self.options.rate, record_options(c, given))

@@ -72,6 +72,9 @@ def store_options(fn):
 @click.option("--keep-size", default=None, metavar="SIZE", help="Keep the newest windows that fit SIZE (e.g. 1G).")
 @click.option("--keep-raw", is_flag=True, help="Keep each window's raw capture (raw/).")
 @click.option("--render", is_flag=True, help="Write each window's flamegraph.svg, summary.md and report.html.")
+@click.option("--timeline", is_flag=True,
+              help="py-spy: time each sample (timeline.bin: render shows time and threads within a window); costs "
+                   "the agent about a third more CPU. perf and async-profiler windows always have it.")
 @click.option("--export", "exports", multiple=True, metavar="KIND=URL",
               help="Send every window to a store: parca=http://HOST:7070, file=DIR, … (repeatable).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
@@ -85,7 +88,7 @@ def store_options(fn):
 @click.option("--quiet", "-q", is_flag=True, help="No status line.")
 @store_options
 def agent(pids, name, cgroup, children, mode, collector_ids, rate, threads, window, duration, output, keep, keep_size, keep_raw,
-          render, exports, labels, spool_dir, spool_size, flush_timeout, log_format, quiet, token_file, ca_file):
+          render, timeline, exports, labels, spool_dir, spool_size, flush_timeout, log_format, quiet, token_file, ca_file):
     """Profile continuously in windows and send each window to profile stores.
 
     \b
@@ -125,7 +128,7 @@ def agent(pids, name, cgroup, children, mode, collector_ids, rate, threads, wind
                         keep_raw=keep_raw, render=render, exports=exports, labels=parse_labels(labels),
                         spool_dir=spool_dir, spool_size=parse_size(spool_size, "--spool-size") or 0,
                         flush_timeout=flush_timeout, collectors=tuple(collector_ids),
-                        export_options=export_options(token_file, ca_file), threads=threads)
+                        export_options=export_options(token_file, ca_file), threads=threads, timeline=timeline)
     status = Status(log_format, quiet=quiet)
     with_stop_signals(lambda stop: Agent(opts, status, stop).run())
 

@@ -45,8 +45,8 @@ def test_name_picks_up_late_and_restarted_targets_keep_rotates(tmp_path, start_p
     for e in kept:
         d = out / e["dir"]
         assert stat.S_IMODE(d.stat().st_mode) == 0o700
-        # no raw/, SVG or HTML by default; py-spy's cpu-mode samples are timed (timeline.bin)
-        assert sorted(os.listdir(d)) == ["manifest.json", "profile.folded", "timeline.bin"]
+        # no raw/, SVG, HTML or timeline.bin by default (py-spy's own folded output: --timeline times it)
+        assert sorted(os.listdir(d)) == ["manifest.json", "profile.folded"]
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert stat.S_IMODE((out / "spool").stat().st_mode) == 0o700
 
@@ -54,12 +54,15 @@ def test_name_picks_up_late_and_restarted_targets_keep_rotates(tmp_path, start_p
 def test_window_directories_are_ordinary_runs_for_render_and_compare(tmp_path, start_process):
     target = start_process(*py_target("v2")).wait_ready()
     out = tmp_path / "out"
-    r = profkit("agent", "--pid", target.pid, "--window", "2", "--duration", "4", "-o", out, "--keep-raw", "-q")
+    r = profkit("agent", "--pid", target.pid, "--window", "2", "--duration", "4", "-o", out, "--keep-raw", "--timeline",
+                "-q")
     assert r.returncode == 0, r.stderr
     entries = index(out)
     assert len(entries) == 2 and all(e["samples"] > 50 for e in entries), entries
     a, b = (out / e["dir"] for e in entries)
-    assert any(n.startswith("py-spy-") for n in os.listdir(a / "raw"))      # --keep-raw
+    assert "py-spy-%d.json" % target.pid in os.listdir(a / "raw")      # --keep-raw; --timeline: speedscope
+    tl = json.loads((a / "manifest.json").read_text())["profile"]["timeline"]
+    assert tl["file"] == "timeline.bin" and tl["samples"] == entries[0]["samples"], tl
     r = profkit("render", a)
     assert r.returncode == 0 and (a / "flamegraph.svg").exists(), r.stderr
     r = profkit("compare", a, b, "-o", tmp_path / "cmp")
