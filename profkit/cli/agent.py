@@ -74,7 +74,7 @@ def store_options(fn):
 @click.option("--render", is_flag=True, help="Write each window's flamegraph.svg, summary.md and report.html.")
 @click.option("--timeline", is_flag=True,
               help="py-spy: time each sample (timeline.bin: render shows time and threads within a window); costs "
-                   "the agent about a third more CPU. perf and async-profiler windows always have it.")
+                   "the agent about 60% more CPU. perf and async-profiler windows always have it.")
 @click.option("--export", "exports", multiple=True, metavar="KIND=URL",
               help="Send every window to a store: parca=http://HOST:7070, file=DIR, … (repeatable).")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE",
