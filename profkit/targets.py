@@ -305,17 +305,30 @@ def _executable(argv0: str, env: Optional[dict], cwd: Optional[str]) -> bool:
     return shutil.which(argv0, path=(env if env is not None else os.environ).get("PATH", os.defpath)) is not None
 
 
-def _die_with_parent(sig: int):
+def _die_with_parent(sig: int, default: bool = False):
     """The function the child runs between fork and exec: die (by ``sig``) with profkit, and sit
-    in a session of its own (a terminal's Ctrl-C reaches profkit, which stops the tool in order)."""
+    in a session of its own (a terminal's Ctrl-C reaches profkit, which stops the tool in order).
+    ``default``: ``sig`` back to its default action first (profkit ignores it, started in the
+    background by a shell: an ignored signal stays ignored across exec, so a tool without a
+    handler of its own would neither stop on it nor die with profkit)."""
     prctl = _load_prctl()
 
     def child() -> None:
+        if default:
+            signal.signal(sig, signal.SIG_DFL)
         if prctl is not None:
             prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
         os.setsid()
 
     return child
+
+
+def _ignored(sig: int) -> bool:
+    """Whether profkit ignores ``sig`` (SIG_IGN, inherited from a shell that ran it with ``&``)."""
+    try:
+        return signal.getsignal(sig) is signal.SIG_IGN
+    except (ValueError, OSError):
+        return False
 
 
 class ChildTool:
@@ -345,7 +358,8 @@ class ChildTool:
             out = self._stdout if self._stdout is not None else subprocess.DEVNULL
             err = self._stderr if self._stderr is not None else subprocess.PIPE
         setpriv = "" if self.inherit_output else _setpriv()
-        if setpriv and self.argv and _executable(self.argv[0], self._env, self._cwd):
+        ignored = _ignored(self.death_signal)
+        if setpriv and not ignored and self.argv and _executable(self.argv[0], self._env, self._cwd):
             # a tool: through setpriv (no preexec_fn, so vfork); a command profkit launches and
             # profiles from its first instruction is started by fork and exec of itself
             argv = [setpriv, f"--pdeathsig={signal.Signals(self.death_signal).name[3:]}", "--", *self.argv]
@@ -353,7 +367,7 @@ class ChildTool:
                                          env=self._env, cwd=self._cwd, start_new_session=True)
         else:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=self._env,
-                                         cwd=self._cwd, preexec_fn=_die_with_parent(self.death_signal))
+                                         cwd=self._cwd, preexec_fn=_die_with_parent(self.death_signal, ignored))
         _started.add(self.proc.pid)
         return self
 

@@ -97,6 +97,23 @@ def ignores_sigint(pid):
     return bool(mask & (1 << (signal.SIGINT - 1)))
 
 
+def test_child_tool_gets_its_death_signal_back_when_profkit_ignores_it():
+    """A profkit started in the background by a shell ignores SIGINT, and an ignored signal stays
+    ignored across exec: the tool gets the default action back, so SIGINT still stops it (and it
+    still dies with profkit)."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        c = ChildTool(["sleep", "30"], death_signal=signal.SIGINT).start()
+    finally:
+        signal.signal(signal.SIGINT, old)
+    try:
+        wait_until(lambda: open(f"/proc/{c.pid}/cmdline").read().split("\0")[:2] == ["sleep", "30"], 5,
+                   "the tool's own command line under its PID")
+        assert not ignores_sigint(c.pid) and os.getsid(c.pid) == c.pid
+    finally:
+        assert c.stop(grace=5) == -signal.SIGINT
+
+
 def test_child_tool_stop_escalates():
     c = ChildTool([sys.executable, "-c", "import signal,time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(60)"]).start()
     wait_until(lambda: ignores_sigint(c.pid), 10, "the child to ignore SIGINT")
