@@ -72,6 +72,9 @@ def test_drift_flags_growing_latency_falling_rate_and_not_noise():
         assert drift(rows(60, lambda i: 100, lambda i: 5.0, noise=0.2, seed=seed)) == []
     # a real but small trend (5% over the run): its interval may exclude zero, the 10% rule keeps it out
     assert drift(rows(60, lambda i: 100, lambda i: 5.0 * (1 + 0.05 * i / 60), noise=0.0)) == []
+    # a sub-millisecond service: a third more over the run, but 0.3 ms in all, is not drift; 2 ms is
+    assert drift(rows(20, lambda i: 100, lambda i: 1.0 + 0.3 * i / 20, noise=0.0)) == []
+    assert [x["metric"] for x in drift(rows(20, lambda i: 100, lambda i: 1.0 + 2.0 * i / 20, noise=0.0))] == ["p99"]
 
 
 def test_histogram_percentiles_within_one_percent():
