@@ -34,6 +34,8 @@ from profkit.timeparse import format_time, parse_time
 __all__ = ["Sender", "Spool", "exporter_id"]
 
 SUFFIX = ".window"
+#: windows kept in memory for the senders (the newest; older ones are read from their files)
+RECENT = 256
 
 
 def exporter_id(spec: str) -> str:
@@ -81,6 +83,10 @@ class Spool:
         self.lock = threading.Lock()
         self.dropped = 0
         self.bytes = 0
+        #: with several exporters, the windows this agent spooled, decoded once: each sender
+        #: takes its window from here while the file is still queued for it (the file stays the
+        #: truth: a window dropped or delivered is not handed out); at most RECENT
+        self.recent: Dict[str, Window] = {}
         self._gc()
 
     def _gc(self) -> None:
@@ -117,6 +123,7 @@ class Spool:
         """Spool one window for every exporter; returns (its key, windows dropped to make room)."""
         key = f"{int(window.start.timestamp() * 1e9):020d}-{window.labels.get('pid', 0)}-{window.sequence:08d}"
         data = _encode(window)
+        kept = _decode(data) if len(self.queues) > 1 else None  # decoded once for every sender
         with self.lock:
             dropped = self._make_room(len(data))
             path = os.path.join(self.data, key + SUFFIX)
@@ -125,6 +132,10 @@ class Spool:
             for q in self.queues.values():
                 os.link(path, os.path.join(q, key + SUFFIX))
             self._forget_if_unlinked(key + SUFFIX)  # no exporter at all
+            if kept is not None:
+                self.recent[key] = kept
+                while len(self.recent) > RECENT:
+                    self.recent.pop(next(iter(self.recent)))
         return key, dropped
 
     def _make_room(self, incoming: int) -> int:
@@ -134,6 +145,7 @@ class Spool:
         dropped = 0
         while names and self.bytes + incoming > self.limit:
             oldest = names.pop(0)
+            self.recent.pop(oldest[: -len(SUFFIX)], None)
             for q in self.queues.values():
                 try:
                     os.unlink(os.path.join(q, oldest))
@@ -155,8 +167,12 @@ class Spool:
         return sorted(n[: -len(SUFFIX)] for n in os.listdir(self.queues[eid]) if n.endswith(SUFFIX))
 
     def load(self, eid: str, key: str) -> Optional[Window]:
+        path = os.path.join(self.queues[eid], key + SUFFIX)
+        kept = self.recent.get(key)
+        if kept is not None:
+            return kept if os.path.exists(path) else None
         try:
-            with open(os.path.join(self.queues[eid], key + SUFFIX), "rb") as fh:
+            with open(path, "rb") as fh:
                 return _decode(fh.read())
         except FileNotFoundError:
             return None  # dropped to make room meanwhile
@@ -171,6 +187,8 @@ class Spool:
             except FileNotFoundError:
                 pass
             self._forget_if_unlinked(key + SUFFIX)
+            if not os.path.exists(os.path.join(self.data, key + SUFFIX)):
+                self.recent.pop(key, None)
 
 
 class Sender(threading.Thread):
