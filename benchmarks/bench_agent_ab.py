@@ -8,7 +8,7 @@
 Each arm is an agent run from a source tree (``TREE``: this checkout by default; another
 ``git worktree`` to compare with an older commit) with its own ``--targets`` CPU-bound Python
 processes (tests/integration/targets/pyversion.py), ``--window`` windows, ``-o`` and a ``file=``
-export, plus the arm's own agent arguments. All arms run at once, so a shared machine's noise
+export (not with ``--no-file-export``), plus the arm's own agent arguments. All arms run at once, so a shared machine's noise
 (another job, a build) falls on each alike: ``bench_agent.py`` runs one agent at a time, and two
 of its runs minutes apart once differed by more than the change they were to measure. The
 figure is each agent's own CPU (utime+stime of its process, /proc/PID/stat: its profilers, child
@@ -50,6 +50,8 @@ def main():
     ap.add_argument("--window", type=float, default=10)
     ap.add_argument("--seconds", type=float, default=200)
     ap.add_argument("--warmup", type=float, default=60)
+    ap.add_argument("--no-file-export", action="store_true",
+                    help="no file= export (the arms' own --export only, beside -o)")
     ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "agent-ab.json"))
     args = ap.parse_args()
     if args.seconds < args.warmup + 30:
@@ -66,7 +68,8 @@ def main():
                     raise SystemExit(f"{name}: a target did not start")
             tmp = tempfile.mkdtemp(prefix=f"bench-agent-ab-{name}-")
             cmd = [sys.executable, "-m", "profkit", "agent", "-q", "--duration", str(args.seconds), "--window",
-                   str(args.window), "-o", f"{tmp}/out", "--keep", "50", "--export", f"file={tmp}/store", *extra]
+                   str(args.window), "-o", f"{tmp}/out", "--keep", "50",
+                   *([] if args.no_file_export else ["--export", f"file={tmp}/store"]), *extra]
             for p in mine:
                 cmd += ["--pid", str(p.pid)]
             # run from the arm's tree: ``python -m profkit`` imports profkit and collectors from it
