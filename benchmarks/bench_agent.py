@@ -44,14 +44,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(REPO, "tests", "integration", "targets", "pyversion.py")
-TICK = os.sysconf("SC_CLK_TCK")
 sys.path.insert(0, REPO)
 
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        rest = fh.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / TICK
+from harness import cpu_seconds  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:

@@ -26,14 +26,9 @@ import sys
 import tempfile
 import time
 
+from harness import cpu_seconds
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as fh:
-        rest = fh.read().rsplit(")", 1)[1].split()
-    return (int(rest[11]) + int(rest[12])) / TICK
 
 
 def parse_arm(text: str):

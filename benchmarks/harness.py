@@ -19,6 +19,14 @@ from typing import List, Optional, Sequence
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
 PROFKIT = [sys.executable, "-m", "profkit"]
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """A running process's own user + system CPU seconds (/proc/PID/stat; its children not in it)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        rest = fh.read().rsplit(")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / _CLK_TCK
 
 
 @dataclass
