@@ -169,10 +169,8 @@ class Timeline:
             self.t.extend(other.t)
         elif other.t and min(other.t) * scale + shift >= 0 and max(other.t) * scale + shift < _U32:
             # none clamped: in C loops (the same values as the general case below)
-            if scale == 1:
-                self.t.extend(map(int, map(float(shift).__add__, other.t)))
-            else:
-                self.t.extend(map(int, map(float(shift).__add__, map(float(scale).__mul__, other.t))))
+            scaled = other.t if scale == 1 else map(float(scale).__mul__, other.t)
+            self.t.extend(map(int, map(float(shift).__add__, scaled)))
         else:
             self.t.extend(min(max(int(t * scale + shift), 0), _U32) for t in other.t)
         # ids the same both sides (into an empty timeline): the columns as they are
